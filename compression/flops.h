@@ -1,0 +1,28 @@
+// Analytic FLOPs of transformer blocks, from the token counts each layer actually processed.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace winnow::compression {
+
+// Shape of one pre-LN transformer block: width C, MLP hidden width M.
+struct BlockShape {
+  int64_t width = 0;
+  int64_t mlp_hidden = 0;
+};
+
+// Forward FLOPs (multiply-add = 2 FLOPs) of one block processing `tokens` tokens of one sample,
+// attending over `keys` keys (keys = tokens for self-attention):
+//   qkv 2·N·C·3C + scores 2·N·K·C + weighted sum 2·N·K·C + proj 2·N·C·C + MLP 2·2·N·C·M.
+// Norms, softmax and activations are O(N·C) and ignored, as is customary (Kaplan et al. 2020).
+double block_forward_flops(const BlockShape& shape, double tokens, double keys);
+
+// Forward FLOPs of a linear map applied to `rows` rows: 2·rows·in·out.
+double linear_forward_flops(double rows, int64_t in_features, int64_t out_features);
+
+// Training FLOPs = forward + backward, with backward = 2 × forward (gradients w.r.t. activations
+// and weights), the standard 3× rule.
+constexpr double kTrainingFlopsPerForwardFlop = 3.0;
+
+}  // namespace winnow::compression

@@ -1,0 +1,29 @@
+// TokenState: the token sequence that travels through the transformer blocks, with the
+// bookkeeping that token reduction needs (sizes of merged tokens, original positions, soft masks).
+#pragma once
+
+#include <torch/torch.h>
+
+namespace winnow::compression {
+
+// Undefined tensors mean "trivial": every slot stands for one original token, positions are
+// 0..N-1, and every token is kept. Dense models never define them, so they cost nothing.
+struct TokenState {
+  torch::Tensor x;     // [B, N, C] residual stream
+  torch::Tensor size;  // [B, N, 1] float: original tokens each slot stands for (merge/pool)
+  torch::Tensor pos;   // [B, N] int64: original position of each slot (causal masks, scatter-back)
+  torch::Tensor keep;  // [B, N] float in [0, 1]: soft keep mask (mask-mode training)
+  int64_t protected_count = 0;  // leading tokens no strategy may drop (CLS)
+
+  int64_t batch() const { return x.size(0); }
+  int64_t tokens() const { return x.size(1); }
+  int64_t width() const { return x.size(2); }
+
+  // Positions as a tensor even when trivial: [B, N] int64.
+  torch::Tensor positions() const {
+    if (pos.defined()) return pos;
+    return torch::arange(tokens(), x.options().dtype(torch::kInt64)).expand({batch(), tokens()});
+  }
+};
+
+}  // namespace winnow::compression

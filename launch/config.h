@@ -1,0 +1,69 @@
+// Run configuration: the options tree of a `winnow train|eval|bench` run, its Boost.Program_options
+// description (dotted names = INI sections), parsing, validation and printing.
+#pragma once
+
+#include <boost/program_options.hpp>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "train/optimizer.h"
+#include "train/trainer.h"
+
+namespace winnow::launch {
+
+// A user error in the configuration: printed without a backtrace, exit code 2.
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct DataConfig {
+  std::string train;                // HDF5 file (winnow.images or winnow.tokens)
+  std::string eval;                 // HDF5 file; empty = no evaluation
+  std::string synthetic = "none";   // none | images | text: generated data, no files
+  int64_t synthetic_samples = 4096;
+  int64_t context = 128;            // text: tokens per sample (window length)
+  int64_t prefetch = 2;             // batches prepared ahead by the loader thread
+};
+
+struct ModelConfig {
+  std::string kind = "vit";  // vit | gpt
+  int64_t dim = 192;
+  int64_t depth = 6;
+  int64_t heads = 3;
+  double mlp_ratio = 4.0;
+  int64_t patch = 4;  // vit only
+};
+
+struct DistConfig {
+  std::string backend = "auto";  // local | mpi | auto
+  int64_t threads = 0;           // intra-op threads per rank; 0 = cores / ranks on this node
+};
+
+struct RunConfig {
+  DataConfig data;
+  ModelConfig model;
+  train::OptimizerOptions optim;
+  train::TrainerOptions train;
+  DistConfig dist;
+};
+
+// All run options with their defaults and meaning, bound to `config`'s fields.
+boost::program_options::options_description run_options(RunConfig& config);
+
+// Parses `args` (after the subcommand), then the INI file named by --config (command line wins).
+// Throws ConfigError for unknown options, bad values or a missing config file.
+// `extra` holds subcommand-specific options; `help` is set when --help was given.
+void parse_run_config(const std::vector<std::string>& args, boost::program_options::options_description& extra,
+                      RunConfig& config, bool& help);
+
+// Range and consistency checks of everything that does not need the data; throws ConfigError.
+void validate(const RunConfig& config, int world_size);
+
+// The effective configuration as an INI file (loadable with --config).
+std::string to_ini(const RunConfig& config);
+
+}  // namespace winnow::launch

@@ -1,0 +1,94 @@
+// Multi-head self-attention with key bias, key masks, position-based causal masks and extras.
+#include "train/attention.h"
+
+#include <cmath>
+#include <limits>
+
+namespace winnow::train {
+
+MultiHeadAttentionImpl::MultiHeadAttentionImpl(const AttentionOptions& options_)
+    : options(options_) {
+  reset();
+}
+
+void MultiHeadAttentionImpl::reset() {
+  TORCH_CHECK(options.dim() > 0 && options.heads() > 0, "attention: expected dim > 0 and heads > 0, got dim=",
+              options.dim(), " heads=", options.heads());
+  TORCH_CHECK(options.dim() % options.heads() == 0, "attention: width ", options.dim(),
+              " must be divisible by the number of heads ", options.heads());
+  qkv = register_module("qkv", torch::nn::Linear(options.dim(), 3 * options.dim()));
+  proj = register_module("proj", torch::nn::Linear(options.dim(), options.dim()));
+}
+
+torch::Tensor causal_bias_from_positions(const torch::Tensor& positions, torch::ScalarType dtype) {
+  // allowed[b, i, j] = pos[b, j] <= pos[b, i]
+  auto allowed = positions.unsqueeze(1).le(positions.unsqueeze(2));  // [B, N, N]
+  auto bias = torch::zeros(allowed.sizes(), torch::TensorOptions().dtype(dtype).device(positions.device()));
+  bias.masked_fill_(allowed.logical_not(), -std::numeric_limits<float>::infinity());
+  return bias.unsqueeze(1);  // [B, 1, N, N]
+}
+
+AttentionOutput MultiHeadAttentionImpl::forward(const torch::Tensor& x, const AttentionInputs& inputs,
+                                                const AttentionRequest& request) {
+  TORCH_CHECK(x.dim() == 3 && x.size(2) == options.dim(), "attention: expected input [B, N, ",
+              options.dim(), "], got ", x.sizes());
+  const int64_t batch = x.size(0), tokens = x.size(1), heads = options.heads();
+  const int64_t head_dim = options.dim() / heads;
+
+  // [B, N, 3C] -> [3, B, H, N, D]
+  auto packed = qkv->forward(x).view({batch, tokens, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});
+  auto q = packed[0], k = packed[1], v = packed[2];  // each [B, H, N, D]
+
+  // Additive bias over keys, broadcast to [B, 1|N, N, N] as needed.
+  torch::Tensor bias;
+  auto add_bias = [&](const torch::Tensor& b) { bias = bias.defined() ? bias + b : b; };
+  if (inputs.key_bias.defined()) {
+    TORCH_CHECK(inputs.key_bias.sizes() == torch::IntArrayRef({batch, tokens}),
+                "attention: key_bias must be [B, N] = [", batch, ", ", tokens, "], got ",
+                inputs.key_bias.sizes());
+    add_bias(inputs.key_bias.to(q.scalar_type()).view({batch, 1, 1, tokens}));
+  }
+  if (inputs.key_keep.defined()) {
+    TORCH_CHECK(inputs.key_keep.sizes() == torch::IntArrayRef({batch, tokens}),
+                "attention: key_keep must be [B, N] = [", batch, ", ", tokens, "], got ",
+                inputs.key_keep.sizes());
+    // log(keep): 0 for kept keys, -inf for dropped ones, a finite penalty for soft keep values.
+    // Gradients flow into soft masks (DynamicViT-style training of learned scorers).
+    auto keep = inputs.key_keep.to(q.scalar_type()).clamp_min(0.0);
+    add_bias(torch::log(keep).view({batch, 1, 1, tokens}));
+  }
+  if (options.causal()) {
+    torch::Tensor positions = inputs.positions.defined()
+                                  ? inputs.positions
+                                  : torch::arange(tokens, x.options().dtype(torch::kInt64))
+                                        .expand({batch, tokens});
+    add_bias(causal_bias_from_positions(positions, q.scalar_type()));
+  }
+
+  AttentionOutput result;
+  torch::Tensor context;  // [B, H, N, D]
+  const bool need_probabilities = request.probabilities || request.cls_row || request.received;
+#if TORCH_VERSION_MAJOR >= 2
+  if (!need_probabilities) {
+    // Fused kernel (flash/memory-efficient on GPU) when nobody needs the probabilities.
+    context = at::scaled_dot_product_attention(q, k, v, bias.defined() ? bias : torch::Tensor());
+  }
+#endif
+  if (!context.defined()) {
+    const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+    auto logits = torch::matmul(q * scale, k.transpose(-2, -1));  // [B, H, N, N]
+    if (bias.defined()) logits = logits + bias;
+    auto probabilities = torch::softmax(logits, -1);
+    context = torch::matmul(probabilities, v);
+    if (request.probabilities) result.probabilities = probabilities;
+    if (request.cls_row) result.cls_row = probabilities.select(2, 0).mean(1);       // [B, N]
+    if (request.received) result.received = probabilities.mean(/*dim=*/{1, 2});  // [B, N]
+  }
+  if (request.mean_keys) result.mean_keys = k.mean(1);  // [B, N, D]
+
+  // [B, H, N, D] -> [B, N, C]
+  result.out = proj->forward(context.transpose(1, 2).reshape({batch, tokens, options.dim()}));
+  return result;
+}
+
+}  // namespace winnow::train

@@ -1,0 +1,59 @@
+// Multi-head self-attention with the hooks token reduction needs: an additive key bias
+// (log size of merged tokens), soft/padding key masks, causal masks from original positions,
+// and optional outputs (full probabilities, the CLS row, head-averaged keys).
+#pragma once
+
+#include <torch/torch.h>
+
+namespace winnow::train {
+
+struct AttentionOptions {
+  AttentionOptions(int64_t dim, int64_t heads) : dim_(dim), heads_(heads) {}
+  TORCH_ARG(int64_t, dim);
+  TORCH_ARG(int64_t, heads);
+  // Causal: query i attends to key j only when pos[j] <= pos[i] (original positions).
+  TORCH_ARG(bool, causal) = false;
+};
+
+// What the caller needs back besides the output. Each is computed only when asked.
+struct AttentionRequest {
+  bool probabilities = false;  // [B, H, N, N]
+  bool cls_row = false;        // [B, N]: attention of query 0 to every key, mean over heads
+  bool received = false;       // [B, N]: mean attention each key receives (over heads, queries)
+  bool mean_keys = false;      // [B, N, D]: keys averaged over heads (ToMe's similarity metric)
+};
+
+struct AttentionInputs {
+  torch::Tensor key_bias;   // [B, N] float, added to every query's logits for key j (e.g. log size)
+  torch::Tensor key_keep;   // [B, N] float in [0, 1] or bool: key j masked out where 0/false
+  torch::Tensor positions;  // [B, N] int64 original positions; undefined = 0..N-1
+};
+
+struct AttentionOutput {
+  torch::Tensor out;            // [B, N, C]
+  torch::Tensor probabilities;  // [B, H, N, N] when requested
+  torch::Tensor cls_row;        // [B, N] when requested
+  torch::Tensor received;       // [B, N] when requested
+  torch::Tensor mean_keys;      // [B, N, D] when requested
+};
+
+class MultiHeadAttentionImpl : public torch::nn::Module {
+ public:
+  explicit MultiHeadAttentionImpl(const AttentionOptions& options);
+  void reset();
+
+  // x: [B, N, C]
+  AttentionOutput forward(const torch::Tensor& x, const AttentionInputs& inputs = {},
+                          const AttentionRequest& request = {});
+
+  AttentionOptions options;
+  torch::nn::Linear qkv{nullptr};   // C -> 3C, parameter names attn.qkv.{weight,bias}
+  torch::nn::Linear proj{nullptr};  // C -> C, parameter names attn.proj.{weight,bias}
+};
+TORCH_MODULE(MultiHeadAttention);
+
+// Additive attention mask [B, 1, N, N] (0 or -inf) from original positions, for causal models.
+torch::Tensor causal_bias_from_positions(const torch::Tensor& positions,  // [B, N] int64
+                                         torch::ScalarType dtype);
+
+}  // namespace winnow::train

@@ -1,0 +1,60 @@
+// Pre-LN transformer block: x + attn(norm1(x)), then x + mlp(norm2(x)), on a TokenState so that
+// token-reduction strategies can act at the block's sites.
+#pragma once
+
+#include <torch/torch.h>
+
+#include "compression/token_state.h"
+#include "train/attention.h"
+
+namespace winnow::train {
+
+struct BlockOptions {
+  BlockOptions(int64_t dim, int64_t heads) : dim_(dim), heads_(heads) {}
+  TORCH_ARG(int64_t, dim);
+  TORCH_ARG(int64_t, heads);
+  TORCH_ARG(double, mlp_ratio) = 4.0;
+  TORCH_ARG(bool, causal) = false;
+
+  int64_t mlp_hidden() const { return static_cast<int64_t>(static_cast<double>(dim_) * mlp_ratio_); }
+};
+
+// Two-layer GELU MLP: fc1 (C -> M), GELU, fc2 (M -> C).
+class MlpImpl : public torch::nn::Module {
+ public:
+  MlpImpl(int64_t dim, int64_t hidden);
+  torch::Tensor forward(const torch::Tensor& x);  // [B, N, C] -> [B, N, C]
+  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+};
+TORCH_MODULE(Mlp);
+
+// Where token reduction may act inside a block. A hook implements the ones it needs; the block
+// calls it and knows nothing else of the method (the model executes a plan; it does not decide).
+class BlockHook {
+ public:
+  virtual ~BlockHook() = default;
+  // Which attention extras the hook needs at post_attention (so only those are computed).
+  virtual AttentionRequest attention_request() const { return {}; }
+  // Before the block (site pre_block).
+  virtual void pre_block(compression::TokenState& /*state*/) {}
+  // Between the attention residual and the MLP (site post_attn; ToMe, EViT).
+  virtual void post_attention(compression::TokenState& /*state*/, const AttentionOutput& /*attn*/) {}
+};
+
+class BlockImpl : public torch::nn::Module {
+ public:
+  explicit BlockImpl(const BlockOptions& options);
+
+  // Runs the block on `state` in place. Attention sees log(size) as key bias (proportional
+  // attention), keep as key mask, pos for causal masks. Returns the attention output (with the
+  // extras the hook asked for).
+  AttentionOutput forward(compression::TokenState& state, BlockHook* hook = nullptr);
+
+  BlockOptions options;
+  torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
+  MultiHeadAttention attn{nullptr};
+  Mlp mlp{nullptr};
+};
+TORCH_MODULE(Block);
+
+}  // namespace winnow::train

@@ -1,0 +1,41 @@
+// Shared parts of the transformer models: loss, weight-decay groups, token/FLOP accounting.
+#include "train/model.h"
+
+#include "compression/flops.h"
+
+namespace winnow::train {
+
+torch::Tensor TransformerModel::loss_sum(const ModelOutput& output, const torch::Tensor& targets) const {
+  auto logits = output.logits;
+  TORCH_CHECK(logits.dim() == targets.dim() + 1, "loss: logits ", logits.sizes(), " do not match targets ",
+              targets.sizes());
+  return torch::nn::functional::cross_entropy(
+      logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}),
+      torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+}
+
+bool TransformerModel::exempt_from_weight_decay(const std::string& name, const torch::Tensor& p) const {
+  if (p.dim() < 2) return true;  // biases and norm weights
+  // Learned tokens and embedding tables (the patch projection is a linear map and is decayed).
+  return name == "cls_token" || name == "pos_embed" || name == "tok_embed.weight";
+}
+
+LayerAccounting::LayerAccounting(const BlockOptions& block, int64_t depth)
+    : width_(block.dim()), mlp_hidden_(block.mlp_hidden()) {
+  tokens_.reserve(static_cast<size_t>(depth));
+}
+
+void LayerAccounting::record(const compression::TokenState& state) {
+  const int64_t batch = state.batch(), tokens = state.tokens();
+  tokens_.push_back(batch * tokens);
+  block_flops_ += static_cast<double>(batch) *
+                  compression::block_forward_flops({width_, mlp_hidden_}, static_cast<double>(tokens),
+                                                   static_cast<double>(tokens));
+}
+
+void LayerAccounting::finish(ModelOutput& output) const {
+  output.tokens_per_layer = tokens_;
+  output.forward_flops = block_flops_ + extra_flops_;
+}
+
+}  // namespace winnow::train

@@ -1,0 +1,65 @@
+// TransformerModel: what the trainer needs from a model (ViT, GPT), independent of its kind.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "train/block.h"
+
+namespace winnow::train {
+
+// Per-step context a forward pass may need. Model code never decides token reduction: the
+// hook for each layer (if any) comes from the plan built outside the model.
+struct ForwardContext {
+  int64_t step = 0;
+  uint64_t seed = 0;
+  torch::Tensor sample_ids;  // [B] int64, global dataset indices (keyed randomness)
+  // hook_for(layer) -> hook or nullptr. Empty function = dense.
+  std::function<BlockHook*(int64_t layer)> hook_for;
+};
+
+struct ModelOutput {
+  torch::Tensor logits;  // ViT: [B, classes]; GPT: [B, T, vocab]
+  // Tokens entering each block, summed over the batch (for FLOPs and metrics).
+  std::vector<int64_t> tokens_per_layer;
+  // Analytic forward FLOPs of this batch from the actual token counts.
+  double forward_flops = 0.0;
+};
+
+class TransformerModel : public torch::nn::Module {
+ public:
+  // inputs: images float [B, C, H, W] or tokens int64 [B, T].
+  virtual ModelOutput forward(const torch::Tensor& inputs, const ForwardContext& context) = 0;
+  // Summed cross-entropy of the batch (the trainer divides by the *global* count).
+  // targets: int64 [B] (classes) or [B, T] (next tokens).
+  virtual torch::Tensor loss_sum(const ModelOutput& output, const torch::Tensor& targets) const;
+  // Items the loss is a sum over for this batch: samples (ViT) or target tokens (GPT).
+  virtual int64_t loss_count(const torch::Tensor& targets) const { return targets.numel(); }
+  virtual std::string kind() const = 0;
+  virtual int64_t depth() const = 0;
+  // Tokens each block sees when nothing is reduced.
+  virtual int64_t dense_tokens() const = 0;
+  // Analytic forward FLOPs of one sample with no token reduction.
+  virtual double dense_forward_flops_per_sample() const = 0;
+  // Parameters that get no weight decay: norms, biases, embeddings (and CLS / position tokens).
+  virtual bool exempt_from_weight_decay(const std::string& name, const torch::Tensor& p) const;
+};
+
+// Builds the ModelOutput token/FLOP bookkeeping shared by both model kinds.
+class LayerAccounting {
+ public:
+  LayerAccounting(const BlockOptions& block, int64_t depth);
+  void record(const compression::TokenState& state);  // before a block runs
+  void add_flops(double flops) { extra_flops_ += flops; }
+  void finish(ModelOutput& output) const;
+
+ private:
+  int64_t width_, mlp_hidden_;
+  std::vector<int64_t> tokens_;
+  double block_flops_ = 0.0, extra_flops_ = 0.0;
+};
+
+}  // namespace winnow::train

@@ -1,0 +1,249 @@
+// The data-parallel training loop.
+#include "train/trainer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <sstream>
+
+#include "data/loader.h"
+
+namespace winnow::train {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Rank r's share [begin, end) of `total` items: contiguous, and the shares partition the total.
+std::pair<int64_t, int64_t> rank_share(int64_t total, int rank, int world) {
+  return {total * rank / world, total * (rank + 1) / world};
+}
+
+}  // namespace
+
+void TrainerOptions::validate(int world_size) const {
+  TORCH_CHECK(steps > 0, "train.steps: expected > 0, got ", steps);
+  TORCH_CHECK(global_batch >= world_size, "train.global_batch: expected at least one sample per rank (",
+              world_size, " ranks), got ", global_batch);
+  TORCH_CHECK(accumulation >= 1, "train.accumulation: expected >= 1, got ", accumulation);
+  TORCH_CHECK(eval_every >= 0, "train.eval_every: expected >= 0 (0 = only at the end), got ", eval_every);
+  TORCH_CHECK(eval_batch >= 1, "train.eval_batch: expected >= 1, got ", eval_batch);
+  TORCH_CHECK(log_every >= 1, "train.log_every: expected >= 1, got ", log_every);
+  TORCH_CHECK(bucket_mb >= 1, "dist.bucket_mb: expected >= 1, got ", bucket_mb);
+}
+
+Trainer::Trainer(std::shared_ptr<TransformerModel> model, std::shared_ptr<data::Dataset> train_data,
+                 std::shared_ptr<data::Dataset> eval_data, std::shared_ptr<dist::Communicator> comm,
+                 TrainerOptions options, OptimizerOptions optimizer_options)
+    : model_(std::move(model)),
+      train_data_(std::move(train_data)),
+      eval_data_(std::move(eval_data)),
+      comm_(std::move(comm)),
+      options_(std::move(options)),
+      optimizer_options_(optimizer_options) {
+  TORCH_CHECK(model_ && comm_, "trainer: a model and a communicator are required");
+  options_.validate(comm_->world_size());
+  schedule_.peak_lr = optimizer_options_.lr;
+  schedule_.warmup_steps = options_.warmup_steps;
+  schedule_.total_steps = options_.steps;
+  schedule_.min_lr_ratio = options_.min_lr_ratio;
+  schedule_.validate();
+  optimizer_ = make_adamw(*model_, optimizer_options_);
+  for (const auto& p : model_->parameters()) parameters_.push_back(p);
+
+  // Every replica starts from rank 0's parameters and buffers.
+  std::vector<torch::Tensor> state = parameters_;
+  for (const auto& b : model_->buffers()) state.push_back(b);
+  dist::GradSyncOptions sync_options;
+  sync_options.bucket_bytes = options_.bucket_mb * 1024 * 1024;
+  grad_sync_ = std::make_unique<dist::GradSync>(comm_, parameters_, sync_options);
+  grad_sync_->broadcast_parameters(state);
+
+  if (comm_->is_root() && !options_.run_dir.empty()) metrics_ = MetricsLog(options_.run_dir + "/metrics.jsonl");
+}
+
+StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
+  const auto start = Clock::now();
+  StepResult result;
+  model_->train();
+  for (auto& p : parameters_) p.mutable_grad() = torch::Tensor();  // undefined = "no gradient here"
+
+  // The loss is a sum over samples/tokens divided by the *global* count, so the summed gradients
+  // equal those of one process holding the whole global batch, whatever each rank holds.
+  auto count = torch::tensor({static_cast<double>(batch.size() > 0 ? model_->loss_count(batch.targets) : 0)},
+                             torch::kFloat64);
+  comm_->all_reduce(count, dist::ReduceOp::kSum);
+  const double global_count = count.item<double>();
+  TORCH_CHECK(global_count > 0, "train: the global batch at step ", step, " is empty");
+
+  double loss_sum = 0.0, flops = 0.0;
+  bool finite = true;
+  const int64_t local = batch.size();
+  for (int64_t micro = 0; micro < options_.accumulation; ++micro) {
+    const auto [begin, end] = rank_share(local, static_cast<int>(micro), static_cast<int>(options_.accumulation));
+    if (end <= begin) continue;
+    ForwardContext context;
+    context.step = step;
+    context.seed = options_.seed;
+    context.sample_ids = batch.sample_ids.slice(0, begin, end);
+    auto output = model_->forward(batch.inputs.slice(0, begin, end), context);
+    auto targets = batch.targets.slice(0, begin, end);
+    auto loss = model_->loss_sum(output, targets);
+    const double value = loss.item<double>();
+    finite = finite && std::isfinite(value);
+    loss_sum += value;
+    flops += output.forward_flops;
+    if (result.tokens_per_layer.empty()) result.tokens_per_layer.assign(output.tokens_per_layer.size(), 0);
+    for (size_t i = 0; i < output.tokens_per_layer.size(); ++i) result.tokens_per_layer[i] += output.tokens_per_layer[i];
+    (loss / global_count).backward();
+  }
+
+  // Lockstep: every rank learns whether any rank saw a non-finite loss, and the global sums.
+  auto stats = torch::tensor({loss_sum, finite ? 0.0 : 1.0, flops}, torch::kFloat64);
+  comm_->all_reduce(stats, dist::ReduceOp::kSum);
+  result.loss = stats[0].item<double>() / global_count;
+  result.skipped = stats[1].item<double>() > 0;
+  result.forward_flops = stats[2].item<double>();
+  // Tokens per layer summed over ranks, so every rank reports the global figure.
+  if (!result.tokens_per_layer.empty() || model_->depth() > 0) {
+    result.tokens_per_layer.resize(static_cast<size_t>(model_->depth()), 0);
+    auto tokens = torch::tensor(result.tokens_per_layer, torch::kInt64);
+    comm_->all_reduce(tokens, dist::ReduceOp::kSum);
+    result.tokens_per_layer.assign(tokens.data_ptr<int64_t>(), tokens.data_ptr<int64_t>() + tokens.numel());
+  }
+
+  if (!result.skipped) {
+    grad_sync_->synchronize();
+    result.comm_seconds = grad_sync_->last_comm_seconds();
+    std::vector<torch::Tensor> with_grad;
+    for (auto& p : parameters_)
+      if (p.grad().defined()) with_grad.push_back(p);
+    if (optimizer_options_.clip_norm > 0 && !with_grad.empty())
+      torch::nn::utils::clip_grad_norm_(with_grad, optimizer_options_.clip_norm);
+    set_learning_rate(*optimizer_, schedule_.at(step));
+    optimizer_->step();
+  }
+  result.seconds = seconds_since(start);
+  return result;
+}
+
+EvalResult Trainer::evaluate() {
+  EvalResult result;
+  if (!eval_data_) return result;
+  const auto start = Clock::now();
+  torch::NoGradGuard no_grad;
+  model_->eval();
+  const int64_t total = options_.eval_max_samples > 0 ? std::min(options_.eval_max_samples, eval_data_->size())
+                                                      : eval_data_->size();
+  double loss_sum = 0.0, correct = 0.0, count = 0.0;
+  for (int64_t chunk = 0; chunk < total; chunk += options_.eval_batch) {
+    const int64_t chunk_size = std::min(options_.eval_batch, total - chunk);
+    const auto [begin, end] = rank_share(chunk_size, comm_->rank(), comm_->world_size());
+    if (end <= begin) continue;
+    std::vector<int64_t> ids(static_cast<size_t>(end - begin));
+    for (int64_t i = begin; i < end; ++i) ids[static_cast<size_t>(i - begin)] = chunk + i;
+    auto batch = eval_data_->fetch(ids);
+    ForwardContext context;
+    context.seed = options_.seed;
+    context.sample_ids = batch.sample_ids;
+    auto output = model_->forward(batch.inputs, context);
+    loss_sum += model_->loss_sum(output, batch.targets).item<double>();
+    correct += output.logits.argmax(-1).eq(batch.targets).sum().item<double>();
+    count += static_cast<double>(batch.targets.numel());
+  }
+  auto sums = torch::tensor({loss_sum, correct, count}, torch::kFloat64);
+  comm_->all_reduce(sums, dist::ReduceOp::kSum);
+  count = sums[2].item<double>();
+  result.samples = total;
+  result.loss = count > 0 ? sums[0].item<double>() / count : NAN;
+  result.accuracy = count > 0 ? sums[1].item<double>() / count : NAN;
+  result.perplexity = std::exp(result.loss);
+  result.seconds = seconds_since(start);
+  model_->train();
+  return result;
+}
+
+JsonLine Trainer::step_line(int64_t step, const StepResult& r, double lr, double samples_per_second) const {
+  JsonLine line;
+  line.add("event", "step")
+      .add("step", step + 1)
+      .add("loss", r.loss)
+      .add("lr", lr)
+      .add("skipped", r.skipped)
+      .add("step_seconds", r.seconds)
+      .add("comm_seconds", r.comm_seconds)
+      .add("samples_per_second", samples_per_second)
+      .add("train_flops", r.forward_flops * compression::kTrainingFlopsPerForwardFlop)
+      .add("tokens_per_layer", r.tokens_per_layer);
+  return line;
+}
+
+TrainSummary Trainer::run(int64_t start_step) {
+  TORCH_CHECK(train_data_, "trainer: no training data");
+  data::LoaderOptions loader_options;
+  loader_options.global_batch_size = options_.global_batch;
+  loader_options.rank = comm_->rank();
+  loader_options.world_size = comm_->world_size();
+  loader_options.seed = options_.seed;
+  loader_options.shuffle = true;
+  loader_options.start_position = start_step * options_.global_batch;
+  data::Loader loader(train_data_, loader_options);
+
+  const bool text = model_->kind() == "gpt";
+  const char* unit = text ? "tok/s" : "img/s";
+  Progress progress(options_.steps, options_.log_every, options_.progress && comm_->is_root());
+  TrainSummary summary;
+  double step_seconds = 0.0, comm_seconds = 0.0;
+  const auto start = Clock::now();
+  for (int64_t step = start_step; step < options_.steps; ++step) {
+    const auto step_start = Clock::now();
+    data::Batch batch = loader.next();
+    StepResult r = train_step(batch, step);
+    const double seconds = seconds_since(step_start);  // includes waiting for data
+    step_seconds += seconds;
+    comm_seconds += r.comm_seconds;
+    const double per_step_items = static_cast<double>(options_.global_batch) *
+                                  (text ? static_cast<double>(model_->dense_tokens()) : 1.0);
+    const double throughput = per_step_items / seconds;
+    summary.training_flops += r.forward_flops * compression::kTrainingFlopsPerForwardFlop;
+    summary.skipped_steps += r.skipped ? 1 : 0;
+    summary.final_loss = r.loss;
+    ++summary.steps;
+    const double lr = schedule_.at(step);
+    if ((step + 1) % options_.log_every == 0 || step + 1 == options_.steps || r.skipped) {
+      auto line = step_line(step, r, lr, static_cast<double>(options_.global_batch) / seconds);
+      line.add("elapsed_seconds", seconds_since(start));
+      metrics_.write(line);
+    }
+    if (r.skipped) progress.message("step " + std::to_string(step + 1) + ": non-finite loss on some rank; update skipped");
+    progress.update(step, r.loss, throughput, unit, lr);
+
+    const bool last = step + 1 == options_.steps;
+    if (eval_data_ && (last || (options_.eval_every > 0 && (step + 1) % options_.eval_every == 0))) {
+      auto eval = evaluate();
+      summary.eval = eval;
+      JsonLine line;
+      line.add("event", "eval").add("step", step + 1).add("loss", eval.loss).add("samples", eval.samples);
+      line.add(text ? "next_token_accuracy" : "accuracy", eval.accuracy);
+      if (text) line.add("perplexity", eval.perplexity);
+      line.add("eval_seconds", eval.seconds);
+      metrics_.write(line);
+      std::ostringstream text_line;
+      text_line.precision(4);
+      text_line << "eval @ step " << step + 1 << ": loss " << eval.loss;
+      if (text) text_line << "  perplexity " << eval.perplexity;
+      else text_line << "  accuracy " << 100.0 * eval.accuracy << "%";
+      progress.message(text_line.str());
+    }
+  }
+  progress.finish();
+  summary.train_seconds = step_seconds;
+  summary.samples_per_second = step_seconds > 0 ? static_cast<double>(summary.steps * options_.global_batch) / step_seconds : 0;
+  summary.comm_fraction = step_seconds > 0 ? comm_seconds / step_seconds : 0;
+  return summary;
+}
+
+}  // namespace winnow::train
