@@ -1,0 +1,732 @@
+// Implements H5File: checked, RAII-managed HDF5 calls for tensors and attributes.
+#include "data/h5_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <sstream>
+
+namespace winnow::data {
+namespace {
+
+// HDF5 prints its error stack to stderr by default; we turn that off (once per thread, since
+// error stacks are per thread) and put HDF5's message into our exception instead.
+void silence_hdf5_errors() {
+  thread_local bool silenced = false;
+  if (!silenced) {
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    silenced = true;
+  }
+}
+
+herr_t collect_error(unsigned n, const H5E_error2_t* err, void* client) {
+  auto* out = static_cast<std::string*>(client);
+  if (n == 0 && err->desc != nullptr) {  // innermost frame: the most specific reason
+    *out = err->desc;
+  }
+  return 0;
+}
+
+std::string hdf5_error_detail() {
+  std::string detail;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, collect_error, &detail);
+  H5Eclear2(H5E_DEFAULT);
+  return detail;
+}
+
+hid_t native_type(torch::ScalarType dtype) {
+  switch (dtype) {
+    case torch::kUInt8:
+      return H5T_NATIVE_UINT8;
+    case torch::kInt8:
+      return H5T_NATIVE_INT8;
+    case torch::kInt16:
+      return H5T_NATIVE_INT16;
+    case torch::kInt32:
+      return H5T_NATIVE_INT32;
+    case torch::kInt64:
+      return H5T_NATIVE_INT64;
+    case torch::kFloat32:
+      return H5T_NATIVE_FLOAT;
+    case torch::kFloat64:
+      return H5T_NATIVE_DOUBLE;
+    default:
+      return H5I_INVALID_HID;
+  }
+}
+
+// Maps a file datatype to the torch dtype winnow reads it as (empty if unsupported).
+std::optional<torch::ScalarType> dtype_of(hid_t type, std::string* name) {
+  const H5T_class_t cls = H5Tget_class(type);
+  const size_t size = H5Tget_size(type);
+  if (cls == H5T_INTEGER) {
+    const bool is_signed = H5Tget_sign(type) == H5T_SGN_2;
+    *name = std::string(is_signed ? "int" : "uint") + std::to_string(size * 8);
+    if (!is_signed && size == 1) return torch::kUInt8;
+    if (is_signed && size == 1) return torch::kInt8;
+    if (is_signed && size == 2) return torch::kInt16;
+    if (is_signed && size == 4) return torch::kInt32;
+    if (is_signed && size == 8) return torch::kInt64;
+    return std::nullopt;
+  }
+  if (cls == H5T_FLOAT) {
+    *name = "float" + std::to_string(size * 8);
+    if (size == 4) return torch::kFloat32;
+    if (size == 8) return torch::kFloat64;
+    return std::nullopt;
+  }
+  switch (cls) {
+    case H5T_STRING:
+      *name = "string";
+      break;
+    case H5T_COMPOUND:
+      *name = "compound";
+      break;
+    case H5T_ENUM:
+      *name = "enum";
+      break;
+    case H5T_ARRAY:
+      *name = "array";
+      break;
+    case H5T_VLEN:
+      *name = "vlen";
+      break;
+    default:
+      *name = "HDF5 type class " + std::to_string(static_cast<int>(cls));
+      break;
+  }
+  return std::nullopt;
+}
+
+std::string shape_string(const std::vector<int64_t>& shape) {
+  std::ostringstream out;
+  out << '[';
+  for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
+  out << ']';
+  return out.str();
+}
+
+std::vector<hsize_t> to_hsize(const std::vector<int64_t>& shape) {
+  return std::vector<hsize_t>(shape.begin(), shape.end());
+}
+
+// Chunk shape: start from the whole dataset and halve the leading dimensions until one chunk is
+// at most `target_bytes`, so chunks hold whole trailing rows whenever a row fits.
+std::vector<hsize_t> chunk_shape(const std::vector<int64_t>& shape, size_t element_size,
+                                 int64_t target_bytes) {
+  std::vector<hsize_t> chunk = to_hsize(shape);
+  auto bytes = [&] {
+    hsize_t total = element_size;
+    for (hsize_t d : chunk) total *= d;
+    return total;
+  };
+  const hsize_t target = static_cast<hsize_t>(std::max<int64_t>(target_bytes, 1));
+  for (size_t d = 0; d < chunk.size(); ++d) {
+    while (bytes() > target && chunk[d] > 1) chunk[d] = (chunk[d] + 1) / 2;
+  }
+  return chunk;
+}
+
+std::string parent_of(const std::string& name) {
+  const auto slash = name.find_last_of('/');
+  if (slash == std::string::npos) return "";
+  if (slash == 0) return "/";
+  return name.substr(0, slash);
+}
+
+// What `name` resolves to (H5I_GROUP, H5I_DATASET, H5I_DATATYPE), or H5I_BADID if it does not
+// resolve (e.g. a dangling soft link). Portable across HDF5 1.10 and 1.12+ (no H5O_info_t).
+H5I_type_t object_kind(hid_t file, const std::string& name) {
+  const hid_t id = H5Oopen(file, name.c_str(), H5P_DEFAULT);
+  if (id < 0) {
+    H5Eclear2(H5E_DEFAULT);
+    return H5I_BADID;
+  }
+  const H5I_type_t kind = H5Iget_type(id);
+  H5Oclose(id);
+  return kind;
+}
+
+}  // namespace
+
+H5Id::H5Id(H5Id&& other) noexcept : id_(other.id_), closer_(other.closer_) {
+  other.id_ = H5I_INVALID_HID;
+  other.closer_ = nullptr;
+}
+
+H5Id& H5Id::operator=(H5Id&& other) noexcept {
+  if (this != &other) {
+    reset();
+    id_ = other.id_;
+    closer_ = other.closer_;
+    other.id_ = H5I_INVALID_HID;
+    other.closer_ = nullptr;
+  }
+  return *this;
+}
+
+herr_t H5Id::reset() {
+  herr_t status = 0;
+  if (id_ >= 0 && closer_ != nullptr) status = closer_(id_);
+  id_ = H5I_INVALID_HID;
+  closer_ = nullptr;
+  return status;
+}
+
+bool h5_supports_dtype(torch::ScalarType dtype) {
+  return native_type(dtype) >= 0;
+}
+
+std::string h5_dtype_name(torch::ScalarType dtype) {
+  switch (dtype) {
+    case torch::kUInt8:
+      return "uint8";
+    case torch::kInt8:
+      return "int8";
+    case torch::kInt16:
+      return "int16";
+    case torch::kInt32:
+      return "int32";
+    case torch::kInt64:
+      return "int64";
+    case torch::kFloat32:
+      return "float32";
+    case torch::kFloat64:
+      return "float64";
+    default:
+      return std::string(c10::toString(dtype));
+  }
+}
+
+H5File::H5File(const std::string& path, Mode mode) : path_(path) {
+  silence_hdf5_errors();
+  if (mode == Mode::kCreate) {
+    file_ = H5Id(check_id(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
+                          "cannot create file", "/"),
+                 H5Fclose);
+    return;
+  }
+  std::error_code ec;
+  TORCH_CHECK(std::filesystem::exists(path, ec), "h5_file: file not found: '", path, "'");
+  TORCH_CHECK(!std::filesystem::is_directory(path, ec), "h5_file: '", path,
+              "' is a directory, expected an HDF5 file");
+  const htri_t is_hdf5 = H5Fis_hdf5(path.c_str());
+  TORCH_CHECK(is_hdf5 > 0, "h5_file: '", path,
+              "' is not an HDF5 file (no HDF5 signature found; expected a file written by "
+              "winnow or h5py)");
+  const unsigned flags = mode == Mode::kRead ? H5F_ACC_RDONLY : H5F_ACC_RDWR;
+  file_ =
+      H5Id(check_id(H5Fopen(path.c_str(), flags, H5P_DEFAULT), "cannot open file", "/"), H5Fclose);
+}
+
+H5File::~H5File() = default;
+
+void H5File::close() {
+  if (!file_.valid()) return;
+  silence_hdf5_errors();
+  check(H5Fflush(file_.get(), H5F_SCOPE_LOCAL), "cannot flush file", "/");
+  check(file_.reset(), "cannot close file", "/");
+}
+
+void H5File::fail(const std::string& what, const std::string& object) const {
+  const std::string detail = hdf5_error_detail();
+  TORCH_CHECK(false, "h5_file: ", what, " (file '", path_, "', object '", object, "')",
+              detail.empty() ? "" : ": ", detail);
+}
+
+hid_t H5File::check_id(hid_t id, const std::string& what, const std::string& object) const {
+  if (id < 0) fail(what, object);
+  return id;
+}
+
+void H5File::check(herr_t status, const std::string& what, const std::string& object) const {
+  if (status < 0) fail(what, object);
+}
+
+bool H5File::exists(const std::string& name) const {
+  silence_hdf5_errors();
+  TORCH_CHECK(file_.valid(), "h5_file: file '", path_, "' is closed");
+  if (name.empty() || name == "/") return true;
+  // H5Lexists fails (rather than returning false) when a parent is missing, so walk the path
+  // one component at a time and require every intermediate object to be a group.
+  const bool absolute = name[0] == '/';
+  std::string prefix = absolute ? "" : ".";
+  size_t start = absolute ? 1 : 0;
+  while (start < name.size()) {
+    size_t end = name.find('/', start);
+    if (end == std::string::npos) end = name.size();
+    if (end > start) {
+      prefix += "/" + name.substr(start, end - start);
+      const htri_t found = H5Lexists(file_.get(), prefix.c_str(), H5P_DEFAULT);
+      check(found, "cannot check whether an object exists", prefix);
+      if (found == 0) return false;
+      if (end < name.size()) {
+        if (object_kind(file_.get(), prefix) != H5I_GROUP) return false;
+      }
+    }
+    start = end + 1;
+  }
+  return true;
+}
+
+void H5File::create_group(const std::string& name) {
+  if (exists(name)) return;
+  H5Id lcpl(check_id(H5Pcreate(H5P_LINK_CREATE), "cannot create link properties", name), H5Pclose);
+  check(H5Pset_create_intermediate_group(lcpl.get(), 1), "cannot set link properties", name);
+  H5Id group(check_id(H5Gcreate2(file_.get(), name.c_str(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT),
+                      "cannot create group", name),
+             H5Gclose);
+}
+
+void H5File::ensure_parent_groups(const std::string& name) {
+  const std::string parent = parent_of(name);
+  if (!parent.empty() && parent != "/") create_group(parent);
+}
+
+std::vector<std::string> H5File::children(const std::string& group) const {
+  silence_hdf5_errors();
+  H5Id id(check_id(H5Gopen2(file_.get(), group.c_str(), H5P_DEFAULT), "cannot open group", group),
+          H5Gclose);
+  H5G_info_t info;
+  check(H5Gget_info(id.get(), &info), "cannot query group", group);
+  std::vector<std::string> names;
+  for (hsize_t i = 0; i < info.nlinks; ++i) {
+    const ssize_t length =
+        H5Lget_name_by_idx(id.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    check(static_cast<herr_t>(length < 0 ? -1 : 0), "cannot read a child name", group);
+    std::string child(static_cast<size_t>(length), '\0');
+    check(static_cast<herr_t>(H5Lget_name_by_idx(id.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i,
+                                                 child.data(), child.size() + 1, H5P_DEFAULT) < 0
+                                  ? -1
+                                  : 0),
+          "cannot read a child name", group);
+    names.push_back(std::move(child));
+  }
+  return names;
+}
+
+H5Id H5File::open_object(const std::string& name) const {
+  silence_hdf5_errors();
+  TORCH_CHECK(file_.valid(), "h5_file: file '", path_, "' is closed");
+  TORCH_CHECK(exists(name), "h5_file: object '", name, "' not found in file '", path_, "'");
+  return H5Id(check_id(H5Oopen(file_.get(), name.c_str(), H5P_DEFAULT), "cannot open object", name),
+              H5Oclose);
+}
+
+H5Id H5File::open_dataset(const std::string& name) const {
+  silence_hdf5_errors();
+  TORCH_CHECK(file_.valid(), "h5_file: file '", path_, "' is closed");
+  TORCH_CHECK(exists(name), "h5_file: dataset '", name, "' not found in file '", path_, "'");
+  TORCH_CHECK(object_kind(file_.get(), name) == H5I_DATASET, "h5_file: object '", name,
+              "' in file '", path_,
+              "' is not a dataset (expected a dataset, found a group or named type)");
+  return H5Id(
+      check_id(H5Dopen2(file_.get(), name.c_str(), H5P_DEFAULT), "cannot open dataset", name),
+      H5Dclose);
+}
+
+H5DatasetInfo H5File::dataset_info(const std::string& name) const {
+  H5Id dataset = open_dataset(name);
+  H5Id type(check_id(H5Dget_type(dataset.get()), "cannot read datatype", name), H5Tclose);
+  H5Id space(check_id(H5Dget_space(dataset.get()), "cannot read dataspace", name), H5Sclose);
+  H5DatasetInfo info;
+  info.dtype = dtype_of(type.get(), &info.type_name);
+  const int rank = H5Sget_simple_extent_ndims(space.get());
+  check(rank, "cannot read dataspace rank", name);
+  std::vector<hsize_t> dims(static_cast<size_t>(rank));
+  if (rank > 0) {
+    check(H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr), "cannot read dims", name);
+  }
+  info.shape.assign(dims.begin(), dims.end());
+  return info;
+}
+
+void H5File::create_dataset(const std::string& name, torch::ScalarType dtype,
+                            const std::vector<int64_t>& shape, const H5WriteOptions& options) {
+  silence_hdf5_errors();
+  TORCH_CHECK(file_.valid(), "h5_file: file '", path_, "' is closed");
+  TORCH_CHECK(h5_supports_dtype(dtype), "h5_file: cannot write dataset '", name, "' to '", path_,
+              "': expected dtype uint8, int8, int16, int32, int64, float32 or float64, got ",
+              h5_dtype_name(dtype));
+  TORCH_CHECK(options.compression_level >= 0 && options.compression_level <= 9,
+              "h5_file: compression level for '", name, "' must be in [0, 9], got ",
+              options.compression_level);
+  for (int64_t d : shape) {
+    TORCH_CHECK(d >= 0, "h5_file: dataset '", name, "' has a negative dimension in shape ",
+                shape_string(shape));
+  }
+  TORCH_CHECK(!exists(name), "h5_file: dataset '", name, "' already exists in '", path_, "'");
+  ensure_parent_groups(name);
+
+  const std::vector<hsize_t> dims = to_hsize(shape);
+  H5Id space(check_id(shape.empty()
+                          ? H5Screate(H5S_SCALAR)
+                          : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+                      "cannot create dataspace", name),
+             H5Sclose);
+  H5Id dcpl(check_id(H5Pcreate(H5P_DATASET_CREATE), "cannot create dataset properties", name),
+            H5Pclose);
+  const bool any_empty = std::any_of(shape.begin(), shape.end(), [](int64_t d) { return d == 0; });
+  // Chunking needs a non-empty, non-scalar extent; scalars and empty datasets stay contiguous.
+  if (!shape.empty() && !any_empty) {
+    const auto chunk = chunk_shape(shape, c10::elementSize(dtype), options.chunk_bytes);
+    check(H5Pset_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data()),
+          "cannot set chunk shape", name);
+    if (options.compression_level > 0) {
+      TORCH_CHECK(H5Zfilter_avail(H5Z_FILTER_DEFLATE) > 0,
+                  "h5_file: this HDF5 library has no deflate (gzip) filter; cannot write '", name,
+                  "' compressed (use compression_level = 0)");
+      if (options.shuffle) check(H5Pset_shuffle(dcpl.get()), "cannot set shuffle filter", name);
+      check(H5Pset_deflate(dcpl.get(), static_cast<unsigned>(options.compression_level)),
+            "cannot set deflate filter", name);
+    }
+  }
+  H5Id dataset(check_id(H5Dcreate2(file_.get(), name.c_str(), native_type(dtype), space.get(),
+                                   H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+                        "cannot create dataset", name),
+               H5Dclose);
+}
+
+void H5File::write_tensor(const std::string& name, const torch::Tensor& tensor,
+                          const H5WriteOptions& options) {
+  TORCH_CHECK(tensor.defined(), "h5_file: cannot write undefined tensor as '", name, "' to '",
+              path_, "'");
+  const torch::Tensor data = tensor.to(torch::kCPU).contiguous();
+  create_dataset(name, data.scalar_type(), data.sizes().vec(), options);
+  if (data.numel() == 0) return;
+  H5Id dataset = open_dataset(name);
+  check(H5Dwrite(dataset.get(), native_type(data.scalar_type()), H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                 data.data_ptr()),
+        "cannot write dataset", name);
+}
+
+void H5File::write_rows(const std::string& name, int64_t first_row, const torch::Tensor& rows) {
+  TORCH_CHECK(rows.defined(), "h5_file: cannot write undefined rows to '", name, "'");
+  const H5DatasetInfo info = dataset_info(name);
+  const torch::Tensor data = rows.to(torch::kCPU).contiguous();
+  TORCH_CHECK(info.dtype == data.scalar_type(), "h5_file: dataset '", name, "' in '", path_,
+              "' has dtype ", info.type_name, ", got rows of dtype ",
+              h5_dtype_name(data.scalar_type()));
+  TORCH_CHECK(!info.shape.empty() && data.dim() == static_cast<int64_t>(info.shape.size()),
+              "h5_file: dataset '", name, "' in '", path_, "' has shape ", shape_string(info.shape),
+              ", got rows of shape ", shape_string(data.sizes().vec()));
+  for (size_t d = 1; d < info.shape.size(); ++d) {
+    TORCH_CHECK(data.size(static_cast<int64_t>(d)) == info.shape[d], "h5_file: dataset '", name,
+                "' in '", path_, "' has shape ", shape_string(info.shape), ", got rows of shape ",
+                shape_string(data.sizes().vec()));
+  }
+  TORCH_CHECK(first_row >= 0 && first_row + data.size(0) <= info.shape[0], "h5_file: rows [",
+              first_row, ", ", first_row + data.size(0), ") are outside dataset '", name, "' in '",
+              path_, "' with ", info.shape[0], " rows");
+  if (data.numel() == 0) return;
+  H5Id dataset = open_dataset(name);
+  H5Id file_space(check_id(H5Dget_space(dataset.get()), "cannot read dataspace", name), H5Sclose);
+  std::vector<hsize_t> start(info.shape.size(), 0);
+  std::vector<hsize_t> count = to_hsize(data.sizes().vec());
+  start[0] = static_cast<hsize_t>(first_row);
+  check(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(),
+                            nullptr),
+        "cannot select rows", name);
+  H5Id memory_space(
+      check_id(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr),
+               "cannot create memory dataspace", name),
+      H5Sclose);
+  check(H5Dwrite(dataset.get(), native_type(data.scalar_type()), memory_space.get(),
+                 file_space.get(), H5P_DEFAULT, data.data_ptr()),
+        "cannot write rows", name);
+}
+
+torch::Tensor H5File::read_tensor(const std::string& name) const {
+  const H5DatasetInfo info = dataset_info(name);
+  TORCH_CHECK(info.dtype.has_value(), "h5_file: dataset '", name, "' in '", path_,
+              "' has element type ", info.type_name,
+              "; expected uint8, int8, int16, int32, int64, float32 or float64");
+  torch::Tensor out = torch::empty(info.shape, torch::TensorOptions().dtype(*info.dtype));
+  if (out.numel() == 0) return out;
+  H5Id dataset = open_dataset(name);
+  check(H5Dread(dataset.get(), native_type(*info.dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                out.data_ptr()),
+        "cannot read dataset", name);
+  return out;
+}
+
+torch::Tensor H5File::read_tensor(const std::string& name, torch::ScalarType expected_dtype,
+                                  const std::vector<int64_t>& expected_shape) const {
+  const H5DatasetInfo info = dataset_info(name);
+  TORCH_CHECK(info.dtype == expected_dtype, "h5_file: dataset '", name, "' in '", path_,
+              "': expected dtype ", h5_dtype_name(expected_dtype), ", got ", info.type_name);
+  if (!expected_shape.empty()) {
+    bool matches = expected_shape.size() == info.shape.size();
+    for (size_t d = 0; matches && d < info.shape.size(); ++d) {
+      matches = expected_shape[d] < 0 || expected_shape[d] == info.shape[d];
+    }
+    TORCH_CHECK(matches, "h5_file: dataset '", name, "' in '", path_, "': expected shape ",
+                shape_string(expected_shape), " (-1 = any), got ", shape_string(info.shape));
+  }
+  return read_tensor(name);
+}
+
+torch::Tensor H5File::read_rows(const std::string& name, int64_t begin, int64_t end) const {
+  const H5DatasetInfo info = dataset_info(name);
+  TORCH_CHECK(info.dtype.has_value(), "h5_file: dataset '", name, "' in '", path_,
+              "' has element type ", info.type_name,
+              "; expected uint8, int8, int16, int32, int64, float32 or float64");
+  TORCH_CHECK(!info.shape.empty(), "h5_file: dataset '", name, "' in '", path_,
+              "' is a scalar; expected at least one dimension to read rows from");
+  TORCH_CHECK(0 <= begin && begin <= end && end <= info.shape[0], "h5_file: rows [", begin, ", ",
+              end, ") are outside dataset '", name, "' in '", path_, "' with ", info.shape[0],
+              " rows");
+  std::vector<int64_t> shape = info.shape;
+  shape[0] = end - begin;
+  torch::Tensor out = torch::empty(shape, torch::TensorOptions().dtype(*info.dtype));
+  if (out.numel() == 0) return out;
+  H5Id dataset = open_dataset(name);
+  H5Id file_space(check_id(H5Dget_space(dataset.get()), "cannot read dataspace", name), H5Sclose);
+  std::vector<hsize_t> start(shape.size(), 0);
+  std::vector<hsize_t> count = to_hsize(shape);
+  start[0] = static_cast<hsize_t>(begin);
+  check(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(),
+                            nullptr),
+        "cannot select rows", name);
+  H5Id memory_space(
+      check_id(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr),
+               "cannot create memory dataspace", name),
+      H5Sclose);
+  check(H5Dread(dataset.get(), native_type(*info.dtype), memory_space.get(), file_space.get(),
+                H5P_DEFAULT, out.data_ptr()),
+        "cannot read rows", name);
+  return out;
+}
+
+// --- attributes --------------------------------------------------------------------------------
+
+bool H5File::has_attr(const std::string& object, const std::string& key) const {
+  H5Id id = open_object(object);
+  const htri_t found = H5Aexists(id.get(), key.c_str());
+  check(found, "cannot check attribute '" + key + "'", object);
+  return found > 0;
+}
+
+H5Id H5File::open_attr(const std::string& object, const std::string& key) const {
+  TORCH_CHECK(has_attr(object, key), "h5_file: attribute '", key, "' not found on '", object,
+              "' in file '", path_, "'");
+  H5Id id = open_object(object);
+  return H5Id(check_id(H5Aopen(id.get(), key.c_str(), H5P_DEFAULT),
+                       "cannot open attribute '" + key + "'", object),
+              H5Aclose);
+}
+
+H5Id H5File::create_attr(const std::string& object, const std::string& key, hid_t type,
+                         hid_t space) {
+  H5Id id = open_object(object);
+  const htri_t found = H5Aexists(id.get(), key.c_str());
+  check(found, "cannot check attribute '" + key + "'", object);
+  if (found > 0)
+    check(H5Adelete(id.get(), key.c_str()), "cannot replace attribute '" + key + "'", object);
+  return H5Id(check_id(H5Acreate2(id.get(), key.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT),
+                       "cannot create attribute '" + key + "'", object),
+              H5Aclose);
+}
+
+void H5File::set_attr_string(const std::string& object, const std::string& key,
+                             const std::string& value) {
+  silence_hdf5_errors();
+  H5Id type(check_id(H5Tcopy(H5T_C_S1), "cannot create string type", object), H5Tclose);
+  check(H5Tset_size(type.get(), H5T_VARIABLE), "cannot create string type", object);
+  check(H5Tset_cset(type.get(), H5T_CSET_UTF8), "cannot create string type", object);
+  H5Id space(check_id(H5Screate(H5S_SCALAR), "cannot create dataspace", object), H5Sclose);
+  H5Id attr = create_attr(object, key, type.get(), space.get());
+  const char* data = value.c_str();
+  check(H5Awrite(attr.get(), type.get(), &data), "cannot write attribute '" + key + "'", object);
+}
+
+void H5File::set_attr_strings(const std::string& object, const std::string& key,
+                              const std::vector<std::string>& values) {
+  silence_hdf5_errors();
+  H5Id type(check_id(H5Tcopy(H5T_C_S1), "cannot create string type", object), H5Tclose);
+  check(H5Tset_size(type.get(), H5T_VARIABLE), "cannot create string type", object);
+  check(H5Tset_cset(type.get(), H5T_CSET_UTF8), "cannot create string type", object);
+  const hsize_t count = values.size();
+  H5Id space(check_id(H5Screate_simple(1, &count, nullptr), "cannot create dataspace", object),
+             H5Sclose);
+  H5Id attr = create_attr(object, key, type.get(), space.get());
+  std::vector<const char*> data;
+  for (const auto& value : values) data.push_back(value.c_str());
+  if (!data.empty()) {
+    check(H5Awrite(attr.get(), type.get(), data.data()), "cannot write attribute '" + key + "'",
+          object);
+  }
+}
+
+void H5File::set_attr_int(const std::string& object, const std::string& key, int64_t value) {
+  set_attr_tensor(object, key, torch::scalar_tensor(value, torch::kInt64));
+}
+
+void H5File::set_attr_double(const std::string& object, const std::string& key, double value) {
+  set_attr_tensor(object, key, torch::scalar_tensor(value, torch::kFloat64));
+}
+
+void H5File::set_attr_tensor(const std::string& object, const std::string& key,
+                             const torch::Tensor& value) {
+  silence_hdf5_errors();
+  TORCH_CHECK(value.defined() && h5_supports_dtype(value.scalar_type()), "h5_file: attribute '",
+              key, "' on '", object, "' in '", path_,
+              "': expected a tensor of dtype uint8, int8, int16, int32, int64, float32 or "
+              "float64, got ",
+              value.defined() ? h5_dtype_name(value.scalar_type()) : "an undefined tensor");
+  const torch::Tensor data = value.to(torch::kCPU).contiguous();
+  const std::vector<hsize_t> dims = to_hsize(data.sizes().vec());
+  H5Id space(
+      check_id(dims.empty() ? H5Screate(H5S_SCALAR)
+                            : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+               "cannot create dataspace", object),
+      H5Sclose);
+  const hid_t type = native_type(data.scalar_type());
+  H5Id attr = create_attr(object, key, type, space.get());
+  if (data.numel() > 0) {
+    check(H5Awrite(attr.get(), type, data.data_ptr()), "cannot write attribute '" + key + "'",
+          object);
+  }
+}
+
+std::vector<std::string> H5File::attr_strings(const std::string& object,
+                                              const std::string& key) const {
+  H5Id attr = open_attr(object, key);
+  H5Id type(
+      check_id(H5Aget_type(attr.get()), "cannot read type of attribute '" + key + "'", object),
+      H5Tclose);
+  std::string type_name;
+  dtype_of(type.get(), &type_name);
+  TORCH_CHECK(H5Tget_class(type.get()) == H5T_STRING, "h5_file: attribute '", key, "' on '", object,
+              "' in '", path_, "': expected a string, got ", type_name);
+  H5Id space(check_id(H5Aget_space(attr.get()), "cannot read attribute dataspace", object),
+             H5Sclose);
+  const hssize_t count = H5Sget_simple_extent_npoints(space.get());
+  check(static_cast<herr_t>(count < 0 ? -1 : 0), "cannot read attribute size", object);
+  std::vector<std::string> values;
+  if (count == 0) return values;
+  const htri_t variable = H5Tis_variable_str(type.get());
+  check(variable, "cannot inspect string type of attribute '" + key + "'", object);
+  H5Id memory_type(check_id(H5Tcopy(H5T_C_S1), "cannot create string type", object), H5Tclose);
+  check(H5Tset_cset(memory_type.get(), H5Tget_cset(type.get())), "cannot set charset", object);
+  if (variable > 0) {
+    check(H5Tset_size(memory_type.get(), H5T_VARIABLE), "cannot create string type", object);
+    std::vector<char*> data(static_cast<size_t>(count), nullptr);
+    check(H5Aread(attr.get(), memory_type.get(), data.data()),
+          "cannot read attribute '" + key + "'", object);
+    for (char* s : data) {
+      values.emplace_back(s == nullptr ? "" : s);
+      H5free_memory(s);
+    }
+  } else {
+    const size_t size = H5Tget_size(type.get());
+    check(H5Tset_size(memory_type.get(), size), "cannot create string type", object);
+    std::vector<char> data(size * static_cast<size_t>(count), '\0');
+    check(H5Aread(attr.get(), memory_type.get(), data.data()),
+          "cannot read attribute '" + key + "'", object);
+    for (hssize_t i = 0; i < count; ++i) {
+      const char* begin = data.data() + static_cast<size_t>(i) * size;
+      values.emplace_back(begin, strnlen(begin, size));  // fixed strings are NUL/space padded
+    }
+  }
+  return values;
+}
+
+std::string H5File::attr_string(const std::string& object, const std::string& key) const {
+  const auto values = attr_strings(object, key);
+  TORCH_CHECK(values.size() == 1, "h5_file: attribute '", key, "' on '", object, "' in '", path_,
+              "': expected one string, got ", values.size());
+  return values[0];
+}
+
+std::vector<double> H5File::attr_doubles(const std::string& object, const std::string& key) const {
+  H5Id attr = open_attr(object, key);
+  H5Id type(
+      check_id(H5Aget_type(attr.get()), "cannot read type of attribute '" + key + "'", object),
+      H5Tclose);
+  std::string type_name;
+  dtype_of(type.get(), &type_name);
+  const H5T_class_t cls = H5Tget_class(type.get());
+  TORCH_CHECK(cls == H5T_INTEGER || cls == H5T_FLOAT, "h5_file: attribute '", key, "' on '", object,
+              "' in '", path_, "': expected a number, got ", type_name);
+  H5Id space(check_id(H5Aget_space(attr.get()), "cannot read attribute dataspace", object),
+             H5Sclose);
+  const hssize_t count = H5Sget_simple_extent_npoints(space.get());
+  check(static_cast<herr_t>(count < 0 ? -1 : 0), "cannot read attribute size", object);
+  std::vector<double> values(static_cast<size_t>(count));
+  if (count > 0) {
+    check(H5Aread(attr.get(), H5T_NATIVE_DOUBLE, values.data()),
+          "cannot read attribute '" + key + "'", object);
+  }
+  return values;
+}
+
+double H5File::attr_double(const std::string& object, const std::string& key) const {
+  const auto values = attr_doubles(object, key);
+  TORCH_CHECK(values.size() == 1, "h5_file: attribute '", key, "' on '", object, "' in '", path_,
+              "': expected one number, got ", values.size());
+  return values[0];
+}
+
+int64_t H5File::attr_int(const std::string& object, const std::string& key) const {
+  H5Id attr = open_attr(object, key);
+  H5Id type(
+      check_id(H5Aget_type(attr.get()), "cannot read type of attribute '" + key + "'", object),
+      H5Tclose);
+  std::string type_name;
+  dtype_of(type.get(), &type_name);
+  TORCH_CHECK(H5Tget_class(type.get()) == H5T_INTEGER, "h5_file: attribute '", key, "' on '",
+              object, "' in '", path_, "': expected an integer, got ", type_name);
+  H5Id space(check_id(H5Aget_space(attr.get()), "cannot read attribute dataspace", object),
+             H5Sclose);
+  const hssize_t count = H5Sget_simple_extent_npoints(space.get());
+  TORCH_CHECK(count == 1, "h5_file: attribute '", key, "' on '", object, "' in '", path_,
+              "': expected one integer, got ", count);
+  int64_t value = 0;
+  check(H5Aread(attr.get(), H5T_NATIVE_INT64, &value), "cannot read attribute '" + key + "'",
+        object);
+  return value;
+}
+
+// --- atomic writes -----------------------------------------------------------------------------
+
+void h5_write_atomically(const std::string& path, const std::function<void(H5File&)>& fill) {
+  static std::atomic<uint64_t> counter{0};
+  const std::filesystem::path target(path);
+  const std::string temporary =
+      path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
+  try {
+    H5File file(temporary, H5File::Mode::kCreate);
+    fill(file);
+    file.close();
+    // HDF5 does not fsync; do it so the rename never exposes a file whose data is not on disk.
+    const int fd = ::open(temporary.c_str(), O_RDONLY);
+    TORCH_CHECK(fd >= 0, "h5_file: cannot reopen '", temporary,
+                "' to sync it: ", std::strerror(errno));
+    const int synced = ::fsync(fd);
+    ::close(fd);
+    TORCH_CHECK(synced == 0, "h5_file: cannot sync '", temporary, "': ", std::strerror(errno));
+    std::error_code ec;
+    std::filesystem::rename(temporary, target, ec);
+    TORCH_CHECK(!ec, "h5_file: cannot rename '", temporary, "' to '", path, "': ", ec.message());
+  } catch (...) {
+    std::error_code ignored;
+    std::filesystem::remove(temporary, ignored);
+    throw;
+  }
+  // Make the rename itself durable (best effort: some filesystems refuse fsync on directories).
+  const std::string directory =
+      target.has_parent_path() ? target.parent_path().string() : std::string(".");
+  const int dir_fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dir_fd >= 0) {
+    ::fsync(dir_fd);
+    ::close(dir_fd);
+  }
+}
+
+}  // namespace winnow::data
