@@ -12,7 +12,8 @@ namespace winnow::dist {
 enum class ReduceOp { kSum, kAvg, kMax, kMin };
 
 // All collectives are blocking and must be called by every rank in the same order with tensors of
-// the same shape and dtype (the invariant that keeps ranks in lockstep). Tensors are contiguous.
+// the same shape and dtype (the invariant that keeps ranks in lockstep). Non-contiguous tensors are
+// accepted and go through a contiguous copy; contiguous ones avoid that copy.
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -36,8 +37,9 @@ class Communicator {
   bool is_root() const { return rank() == 0; }
 };
 
-// Backends by name: "local" (world size 1, no dependencies), "mpi", "auto" (mpi when launched
-// under an MPI runtime with more than one rank or when MPI is initialised, else local).
+// Backends by name: "local" (world size 1, no dependencies), "mpi", "auto" (mpi when the process
+// was started by an MPI launcher, even with one rank, or when MPI is already initialised, else
+// local; see started_by_mpi_launcher() in dist/launch_environment.h).
 // Unknown names throw with the list of known backends.
 std::shared_ptr<Communicator> make_communicator(const std::string& backend);
 std::vector<std::string> known_backends();
