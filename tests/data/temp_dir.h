@@ -1,0 +1,33 @@
+// TempDir: a fresh directory under the system temp folder, removed with everything in it.
+#pragma once
+
+#include <filesystem>
+#include <random>
+#include <string>
+
+namespace winnow::data::testing {
+
+class TempDir {
+ public:
+  TempDir() {
+    std::random_device entropy;
+    path_ = std::filesystem::temp_directory_path() /
+            ("winnow-data-test-" + std::to_string(entropy()) + std::to_string(entropy()));
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  // Path of `name` inside the directory.
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+}  // namespace winnow::data::testing
