@@ -624,14 +624,18 @@ std::vector<std::string> H5File::attr_strings(const std::string& object,
       H5free_memory(s);
     }
   } else {
+    // Read the fixed-length bytes as stored (the file type as memory type: no conversion, so
+    // no byte is lost to a terminator), then strip the NUL or space padding.
     const size_t size = H5Tget_size(type.get());
-    check(H5Tset_size(memory_type.get(), size), "cannot create string type", object);
+    const bool space_padded = H5Tget_strpad(type.get()) == H5T_STR_SPACEPAD;
     std::vector<char> data(size * static_cast<size_t>(count), '\0');
-    check(H5Aread(attr.get(), memory_type.get(), data.data()),
-          "cannot read attribute '" + key + "'", object);
+    check(H5Aread(attr.get(), type.get(), data.data()), "cannot read attribute '" + key + "'",
+          object);
     for (hssize_t i = 0; i < count; ++i) {
       const char* begin = data.data() + static_cast<size_t>(i) * size;
-      values.emplace_back(begin, strnlen(begin, size));  // fixed strings are NUL/space padded
+      std::string value(begin, strnlen(begin, size));
+      if (space_padded) value.erase(value.find_last_not_of(' ') + 1);
+      values.push_back(std::move(value));
     }
   }
   return values;

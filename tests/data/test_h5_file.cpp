@@ -149,6 +149,37 @@ TEST(H5File, AttributesRoundTrip) {
               HasSubstr("attribute 'missing' not found on '/' in file '" + path + "'"));
 }
 
+TEST(H5File, ReadsFixedLengthStringsAsH5pyWritesThem) {
+  TempDir dir;
+  const std::string path = dir.file("fixed.h5");
+  {
+    H5File file(path, H5File::Mode::kCreate);
+    file.close();
+  }
+  // h5py stores numpy bytes_ as fixed-length, NUL-padded strings of exactly their length.
+  const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  auto write_fixed = [&](const char* key, const std::string& bytes, H5T_str_t pad, hsize_t count) {
+    const hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, bytes.size() / count);
+    H5Tset_strpad(type, pad);
+    const hid_t space = H5Screate_simple(1, &count, nullptr);
+    const hid_t attr = H5Acreate2(file, key, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(attr, type, bytes.data());
+    H5Aclose(attr);
+    H5Sclose(space);
+    H5Tclose(type);
+  };
+  write_fixed("format", "winnow.images", H5T_STR_NULLPAD, 1);
+  write_fixed("names", std::string("cat\0\0dog\0\0mouse", 15), H5T_STR_NULLPAD, 3);
+  write_fixed("spaced", "ab   cd   ", H5T_STR_SPACEPAD, 2);
+  H5Fclose(file);
+
+  H5File reader(path, H5File::Mode::kRead);
+  EXPECT_EQ(reader.attr_string("/", "format"), "winnow.images");
+  EXPECT_THAT(reader.attr_strings("/", "names"), ::testing::ElementsAre("cat", "dog", "mouse"));
+  EXPECT_THAT(reader.attr_strings("/", "spaced"), ::testing::ElementsAre("ab", "cd"));
+}
+
 TEST(H5File, ExistsHandlesMissingParentsAndNonGroups) {
   TempDir dir;
   H5File file(dir.file("exists.h5"), H5File::Mode::kCreate);
