@@ -47,8 +47,7 @@ void check_all_reduce_args(const torch::Tensor& tensor, ReduceOp op, const std::
     case torch::kBool:
       TORCH_CHECK(
           op == ReduceOp::kMax || op == ReduceOp::kMin, backend,
-          " all_reduce: expected op max (logical or) or min (logical and) for a bool tensor, "
-          "got ",
+          " all_reduce: expected op max (logical or) or min (logical and) for a bool tensor, got ",
           reduce_op_name(op));
       return;
     default:

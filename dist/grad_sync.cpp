@@ -34,9 +34,7 @@ GradSync::GradSync(std::shared_ptr<Communicator> communicator,
   for (size_t i = 0; i < parameters_.size(); ++i) {
     const torch::Tensor& parameter = parameters_[i];
     TORCH_CHECK(parameter.defined(),
-                "GradSync: expected defined parameters, got an undefined one "
-                "at index ",
-                i);
+                "GradSync: expected defined parameters, got an undefined one at index ", i);
     TORCH_CHECK(parameter.layout() == torch::kStrided,
                 "GradSync: expected dense parameters, got layout ", parameter.layout(),
                 " at index ", i);
@@ -104,15 +102,12 @@ const GradSyncStats& GradSync::synchronize() {
     const torch::Tensor& grad = parameters_[synced_[slot]].grad();
     if (!grad.defined()) continue;
     TORCH_CHECK(grad.layout() == torch::kStrided,
-                "GradSync: expected a dense gradient for "
-                "parameter ",
-                synced_[slot], ", got layout ", grad.layout(),
+                "GradSync: expected a dense gradient for parameter ", synced_[slot],
+                ", got layout ", grad.layout(),
                 " (sparse gradients are not supported; use a dense embedding)");
     TORCH_CHECK(grad.numel() == parameters_[synced_[slot]].numel(),
-                "GradSync: expected the "
-                "gradient of parameter ",
-                synced_[slot], " to have ", parameters_[synced_[slot]].numel(), " elements, got ",
-                grad.numel());
+                "GradSync: expected the gradient of parameter ", synced_[slot], " to have ",
+                parameters_[synced_[slot]].numel(), " elements, got ", grad.numel());
     local_flags[slot] = 1;
   }
   timed_all_reduce(has_gradient, ReduceOp::kMax);

@@ -38,17 +38,17 @@ class MpiRuntime {
     WINNOW_MPI_CHECK(MPI_Initialized(&initialized));
     if (initialized) {
       TORCH_CHECK(!mpi_finalized(),
-                  "mpi backend: expected MPI to be running, but MPI_Finalize was already called "
-                  "in this process; MPI cannot be initialised twice");
+                  "mpi backend: expected MPI to be running, but MPI_Finalize was already called in "
+                  "this process; MPI cannot be initialised twice");
       return;
     }
     int provided = MPI_THREAD_SINGLE;
     WINNOW_MPI_CHECK(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided));
     owns_mpi_ = true;
-    TORCH_CHECK(provided >= MPI_THREAD_FUNNELED,
-                "mpi backend: expected thread support MPI_THREAD_FUNNELED from MPI_Init_thread, "
-                "got level ",
-                provided);
+    TORCH_CHECK(
+        provided >= MPI_THREAD_FUNNELED,
+        "mpi backend: expected thread support MPI_THREAD_FUNNELED from MPI_Init_thread, got level ",
+        provided);
   }
 
   bool owns_mpi_ = false;
@@ -121,8 +121,8 @@ void MpiCommunicator::check_cpu_and_thread(const torch::Tensor& tensor, const ch
   int is_main = 0;
   WINNOW_MPI_CHECK(MPI_Is_thread_main(&is_main));
   TORCH_CHECK(is_main, "mpi ", what,
-              ": expected a call from the thread that initialised MPI (MPI_THREAD_FUNNELED), got "
-              "a call from another thread");
+              ": expected a call from the thread that initialised MPI (MPI_THREAD_FUNNELED), got a "
+              "call from another thread");
 }
 
 void MpiCommunicator::all_reduce(torch::Tensor& tensor, ReduceOp op) {

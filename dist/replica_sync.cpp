@@ -17,9 +17,7 @@ void broadcast_tensors(Communicator& communicator, const std::vector<torch::Tens
   for (size_t i = 0; i < tensors.size(); ++i) {
     const torch::Tensor& tensor = tensors[i];
     TORCH_CHECK(tensor.defined(),
-                "broadcast_tensors: expected defined tensors, got an undefined "
-                "one at index ",
-                i);
+                "broadcast_tensors: expected defined tensors, got an undefined one at index ", i);
     TORCH_CHECK(tensor.device() == tensors.front().device(),
                 "broadcast_tensors: expected every tensor on ", tensors.front().device(),
                 ", got tensor ", i, " on ", tensor.device());
@@ -49,9 +47,7 @@ ReplicaChecksum replica_checksum(const std::vector<torch::Tensor>& tensors) {
   checksum.byte_hash = hash_combine(0, tensors.size());
   for (size_t i = 0; i < tensors.size(); ++i) {
     TORCH_CHECK(tensors[i].defined(),
-                "replica_checksum: expected defined tensors, got an "
-                "undefined one at index ",
-                i);
+                "replica_checksum: expected defined tensors, got an undefined one at index ", i);
     const torch::Tensor host = tensors[i].detach().to(torch::kCPU).contiguous();  // [*shape]
     checksum.byte_hash =
         hash_combine(checksum.byte_hash, static_cast<uint64_t>(host.scalar_type()));
