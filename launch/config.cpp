@@ -86,7 +86,7 @@ po::options_description run_options(RunConfig& c) {
 }
 
 void parse_run_config(const std::vector<std::string>& args, po::options_description& extra, RunConfig& config,
-                      bool& help) {
+                      bool& help, const std::string& base_ini) {
   std::string config_file;
   po::options_description general("General");
   general.add_options()("help,h", "show this help")(
@@ -106,6 +106,10 @@ void parse_run_config(const std::vector<std::string>& args, po::options_descript
       po::options_description in_file;
       in_file.add(extra).add(options);
       po::store(po::parse_config_file(in, in_file), vm);
+    }
+    if (!base_ini.empty()) {
+      std::istringstream in(base_ini);
+      po::store(po::parse_config_file(in, options, /*allow_unregistered=*/true), vm);
     }
     help = vm.count("help") > 0;
     if (!help) po::notify(vm);

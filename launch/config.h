@@ -56,9 +56,10 @@ boost::program_options::options_description run_options(RunConfig& config);
 
 // Parses `args` (after the subcommand), then the INI file named by --config (command line wins).
 // Throws ConfigError for unknown options, bad values or a missing config file.
-// `extra` holds subcommand-specific options; `help` is set when --help was given.
+// `extra` holds subcommand-specific options; `help` is set when --help was given. `base_ini`, when
+// given, is an INI text read last (lowest priority), e.g. the config stored with saved weights.
 void parse_run_config(const std::vector<std::string>& args, boost::program_options::options_description& extra,
-                      RunConfig& config, bool& help);
+                      RunConfig& config, bool& help, const std::string& base_ini = {});
 
 // Range and consistency checks of everything that does not need the data; throws ConfigError.
 void validate(const RunConfig& config, int world_size);

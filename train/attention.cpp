@@ -67,8 +67,8 @@ AttentionOutput MultiHeadAttentionImpl::forward(const torch::Tensor& x, const At
 
   AttentionOutput result;
   torch::Tensor context;  // [B, H, N, D]
-  const bool need_probabilities = request.probabilities || request.cls_row || request.received;
 #if TORCH_VERSION_MAJOR >= 2
+  const bool need_probabilities = request.probabilities || request.cls_row || request.received;
   if (!need_probabilities) {
     // Fused kernel (flash/memory-efficient on GPU) when nobody needs the probabilities.
     context = at::scaled_dot_product_attention(q, k, v, bias.defined() ? bias : torch::Tensor());

@@ -11,12 +11,11 @@ namespace winnow::train {
 
 struct BlockOptions {
   BlockOptions(int64_t dim, int64_t heads) : dim_(dim), heads_(heads) {}
+  int64_t mlp_hidden() const { return static_cast<int64_t>(static_cast<double>(dim_) * mlp_ratio_); }
   TORCH_ARG(int64_t, dim);
   TORCH_ARG(int64_t, heads);
   TORCH_ARG(double, mlp_ratio) = 4.0;
   TORCH_ARG(bool, causal) = false;
-
-  int64_t mlp_hidden() const { return static_cast<int64_t>(static_cast<double>(dim_) * mlp_ratio_); }
 };
 
 // Two-layer GELU MLP: fc1 (C -> M), GELU, fc2 (M -> C).

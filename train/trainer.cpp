@@ -6,6 +6,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "compression/flops.h"
 #include "data/loader.h"
 
 namespace winnow::train {
@@ -116,8 +117,7 @@ StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
   }
 
   if (!result.skipped) {
-    grad_sync_->synchronize();
-    result.comm_seconds = grad_sync_->last_comm_seconds();
+    result.comm_seconds = grad_sync_->synchronize().communication_seconds;
     std::vector<torch::Tensor> with_grad;
     for (auto& p : parameters_)
       if (p.grad().defined()) with_grad.push_back(p);
@@ -131,37 +131,12 @@ StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
 }
 
 EvalResult Trainer::evaluate() {
-  EvalResult result;
-  if (!eval_data_) return result;
-  const auto start = Clock::now();
-  torch::NoGradGuard no_grad;
-  model_->eval();
-  const int64_t total = options_.eval_max_samples > 0 ? std::min(options_.eval_max_samples, eval_data_->size())
-                                                      : eval_data_->size();
-  double loss_sum = 0.0, correct = 0.0, count = 0.0;
-  for (int64_t chunk = 0; chunk < total; chunk += options_.eval_batch) {
-    const int64_t chunk_size = std::min(options_.eval_batch, total - chunk);
-    const auto [begin, end] = rank_share(chunk_size, comm_->rank(), comm_->world_size());
-    if (end <= begin) continue;
-    std::vector<int64_t> ids(static_cast<size_t>(end - begin));
-    for (int64_t i = begin; i < end; ++i) ids[static_cast<size_t>(i - begin)] = chunk + i;
-    auto batch = eval_data_->fetch(ids);
-    ForwardContext context;
-    context.seed = options_.seed;
-    context.sample_ids = batch.sample_ids;
-    auto output = model_->forward(batch.inputs, context);
-    loss_sum += model_->loss_sum(output, batch.targets).item<double>();
-    correct += output.logits.argmax(-1).eq(batch.targets).sum().item<double>();
-    count += static_cast<double>(batch.targets.numel());
-  }
-  auto sums = torch::tensor({loss_sum, correct, count}, torch::kFloat64);
-  comm_->all_reduce(sums, dist::ReduceOp::kSum);
-  count = sums[2].item<double>();
-  result.samples = total;
-  result.loss = count > 0 ? sums[0].item<double>() / count : NAN;
-  result.accuracy = count > 0 ? sums[1].item<double>() / count : NAN;
-  result.perplexity = std::exp(result.loss);
-  result.seconds = seconds_since(start);
+  if (!eval_data_) return {};
+  EvalOptions eval_options;
+  eval_options.batch = options_.eval_batch;
+  eval_options.max_samples = options_.eval_max_samples;
+  eval_options.seed = options_.seed;
+  auto result = evaluate_model(*model_, *eval_data_, *comm_, eval_options);
   model_->train();
   return result;
 }

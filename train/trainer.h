@@ -12,6 +12,7 @@
 #include "data/dataset.h"
 #include "dist/communicator.h"
 #include "dist/grad_sync.h"
+#include "train/evaluate.h"
 #include "train/lr_schedule.h"
 #include "train/metrics.h"
 #include "train/model.h"
@@ -35,14 +36,6 @@ struct TrainerOptions {
   bool progress = true;          // print progress (rank 0 only)
 
   void validate(int world_size) const;
-};
-
-struct EvalResult {
-  int64_t samples = 0;
-  double loss = 0.0;      // mean per sample (images) or per token (text)
-  double accuracy = 0.0;  // top-1 (images); next-token accuracy (text)
-  double perplexity = 0.0;
-  double seconds = 0.0;
 };
 
 struct StepResult {

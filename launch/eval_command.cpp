@@ -1,0 +1,63 @@
+// `winnow eval`: evaluates the weights a training run saved, on its evaluation set or another.
+#include <iostream>
+
+#include "launch/commands.h"
+#include "launch/config.h"
+#include "launch/run_setup.h"
+#include "train/evaluate.h"
+#include "train/model_weights.h"
+
+namespace winnow::launch {
+namespace po = boost::program_options;
+
+int eval_command(const Args& args) {
+  std::string weights;
+  po::options_description extra("Evaluation");
+  extra.add_options()("weights", po::value(&weights)->value_name("FILE"),
+                      "model.h5 written by `winnow train` (its stored config is the base configuration)");
+  // The stored config supplies the model shape and data; the command line may override them.
+  for (size_t i = 0; i + 1 < args.size(); ++i)
+    if (args[i] == "--weights") weights = args[i + 1];
+  for (const auto& a : args)
+    if (a.rfind("--weights=", 0) == 0) weights = a.substr(10);
+  std::string base;
+  if (!weights.empty()) base = train::read_weights_config(weights);
+
+  RunConfig config;
+  bool help = false;
+  parse_run_config(args, extra, config, help, base);
+  if (help) {
+    std::cout << "usage: winnow eval --weights RUN_DIR/model.h5 [--data.eval FILE] [options]\n\n"
+                 "Evaluates saved weights (top-1 accuracy for images, loss and perplexity for text).\n"
+                 "The model shape comes from the config stored with the weights.\n\n"
+              << extra << run_options(config) << std::endl;
+    return 0;
+  }
+  if (weights.empty()) throw ConfigError("--weights: required (the model.h5 of a training run)");
+  auto comm = start_communicator(config);
+  validate(config, comm->world_size());
+  auto data = open_run_data(config);
+  if (!data.eval) throw ConfigError("data.eval: no evaluation set; give --data.eval FILE");
+  auto model = train::make_model(data.model);
+  train::load_model_weights(*model, weights);
+
+  train::EvalOptions options;
+  options.batch = config.train.eval_batch;
+  options.max_samples = config.train.eval_max_samples;
+  options.seed = config.train.seed;
+  auto result = train::evaluate_model(*model, *data.eval, *comm, options);
+  if (comm->is_root()) {
+    std::cout << "eval " << data.eval->describe() << "\n  samples     " << result.samples << "\n  loss        "
+              << result.loss << "\n";
+    if (model->kind() == "gpt") {
+      std::cout << "  perplexity  " << result.perplexity << "\n  next-token accuracy " << 100.0 * result.accuracy
+                << "%\n";
+    } else {
+      std::cout << "  accuracy    " << 100.0 * result.accuracy << "%\n";
+    }
+    std::cout << "  time        " << result.seconds << " s" << std::endl;
+  }
+  return 0;
+}
+
+}  // namespace winnow::launch

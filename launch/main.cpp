@@ -1,0 +1,76 @@
+// The `winnow` executable: dispatches to a subcommand and turns errors into exit codes (2 for
+// configuration errors, 1 for everything else), ending every MPI rank on an error.
+#include <torch/torch.h>
+
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "launch/commands.h"
+#include "launch/config.h"
+#include "launch/run_setup.h"
+
+namespace {
+
+using winnow::launch::Args;
+
+struct Subcommand {
+  const char* name;
+  int (*run)(const Args&);
+  const char* summary;
+};
+
+// One line per subcommand.
+const Subcommand kSubcommands[] = {
+    {"prepare", winnow::launch::prepare_command, "convert a dataset to winnow's HDF5 format"},
+    {"train", winnow::launch::train_command, "train a ViT or GPT (on one rank, or many under mpirun/srun)"},
+    {"eval", winnow::launch::eval_command, "evaluate the weights a training run saved"},
+    {"bench", winnow::launch::bench_command, "time training steps against the machine's matmul rate"},
+};
+
+void print_usage(std::ostream& out) {
+  out << "usage: winnow <command> [options]\n\n"
+         "Trains transformers with token reduction inside the forward pass.\n\ncommands:\n";
+  for (const auto& c : kSubcommands) out << "  " << c.name << std::string(10 - std::strlen(c.name), ' ') << c.summary << "\n";
+  out << "\n`winnow <command> --help` lists every option of a command with its default and meaning.\n";
+}
+
+// Prints the error once (rank 0, or any rank when the error is its own) and ends the job.
+int fail(const std::string& message, int code) {
+  auto& comm = winnow::launch::active_communicator();
+  const std::string who = comm && comm->world_size() > 1 ? "winnow (rank " + std::to_string(comm->rank()) + "): " : "winnow: ";
+  std::cerr << "\n" << who << "error: " << message << std::endl;
+  if (comm && comm->world_size() > 1) comm->abort(code);  // no rank may wait for this one
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
+    print_usage(argc < 2 ? std::cerr : std::cout);
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string name = argv[1];
+  if (name == "--version") {
+    std::cout << "winnow 0.1.0 (LibTorch " << TORCH_VERSION << ")\n";
+    return 0;
+  }
+  Args args(argv + 2, argv + argc);
+  for (const auto& c : kSubcommands) {
+    if (name != c.name) continue;
+    try {
+      return c.run(args);
+    } catch (const winnow::launch::ConfigError& e) {
+      return fail(e.what(), 2);
+    } catch (const c10::Error& e) {
+      return fail(e.msg(), 1);
+    } catch (const std::exception& e) {
+      return fail(e.what(), 1);
+    }
+  }
+  std::cerr << "winnow: unknown command '" << name << "'\n\n";
+  print_usage(std::cerr);
+  return 2;
+}

@@ -1,0 +1,119 @@
+// Shared set-up of the run subcommands.
+#include "launch/run_setup.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <thread>
+
+#include "data/h5_file.h"
+#include "data/image_dataset.h"
+#include "data/synthetic_dataset.h"
+#include "data/token_dataset.h"
+
+namespace winnow::launch {
+
+std::shared_ptr<dist::Communicator>& active_communicator() {
+  static std::shared_ptr<dist::Communicator> comm;
+  return comm;
+}
+
+int threads_per_rank(const RunConfig& config, const dist::Communicator& comm) {
+  if (config.dist.threads > 0) return static_cast<int>(config.dist.threads);
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::max(1, cores / std::max(1, comm.local_size()));
+}
+
+std::shared_ptr<dist::Communicator> start_communicator(const RunConfig& config) {
+  auto comm = dist::make_communicator(config.dist.backend);
+  active_communicator() = comm;
+  const int threads = threads_per_rank(config, *comm);
+  torch::set_num_threads(threads);
+  return comm;
+}
+
+std::shared_ptr<data::Dataset> open_data_file(const std::string& path, int64_t context) {
+  std::string format;
+  {
+    data::H5File file(path, data::H5File::Mode::kRead);
+    TORCH_CHECK(file.has_attr("/", "format"), "data file '", path,
+                "' has no 'format' attribute: expected a file written by `winnow prepare` "
+                "(winnow.images or winnow.tokens)");
+    format = file.attr_string("/", "format");
+  }
+  if (format == "winnow.images") return std::make_shared<data::ImageDataset>(path);
+  if (format == "winnow.tokens") return std::make_shared<data::TokenDataset>(path, context);
+  TORCH_CHECK(false, "data file '", path, "': unknown format '", format, "'; expected winnow.images or winnow.tokens");
+}
+
+RunData open_run_data(const RunConfig& config) {
+  RunData run;
+  train::ModelSpec& spec = run.model;
+  spec.kind = config.model.kind;
+  spec.dim = config.model.dim;
+  spec.depth = config.model.depth;
+  spec.heads = config.model.heads;
+  spec.mlp_ratio = config.model.mlp_ratio;
+  spec.patch = config.model.patch;
+  spec.context = config.data.context;
+
+  if (config.data.synthetic == "images") {
+    data::SyntheticImageOptions o;
+    o.size = config.data.synthetic_samples;
+    o.seed = config.train.seed;
+    run.train = std::make_shared<data::SyntheticImageDataset>(o);
+    o.size = std::max<int64_t>(1, o.size / 8);
+    o.seed += 1;
+    run.eval = std::make_shared<data::SyntheticImageDataset>(o);
+  } else if (config.data.synthetic == "text") {
+    data::SyntheticTokenOptions o;
+    o.num_windows = config.data.synthetic_samples;
+    o.context_length = config.data.context;
+    o.seed = config.train.seed;
+    run.train = data::make_synthetic_token_dataset(o);
+    o.num_windows = std::max<int64_t>(1, o.num_windows / 8);
+    o.seed += 1;
+    run.eval = data::make_synthetic_token_dataset(o);
+  } else {
+    run.train = open_data_file(config.data.train, config.data.context);
+    if (!config.data.eval.empty()) run.eval = open_data_file(config.data.eval, config.data.context);
+  }
+
+  if (auto* images = dynamic_cast<data::ImageDataset*>(run.train.get())) {
+    auto shape = images->image_shape();
+    spec.image_channels = shape[0], spec.image_height = shape[1], spec.image_width = shape[2];
+    spec.num_classes = images->num_classes();
+  } else if (auto* synthetic = dynamic_cast<data::SyntheticImageDataset*>(run.train.get())) {
+    auto shape = synthetic->image_shape();
+    spec.image_channels = shape[0], spec.image_height = shape[1], spec.image_width = shape[2];
+    spec.num_classes = synthetic->num_classes();
+  } else if (auto* tokens = dynamic_cast<data::TokenDataset*>(run.train.get())) {
+    spec.vocab_size = tokens->vocab_size();
+  }
+  const bool image_data = spec.num_classes > 0;
+  TORCH_CHECK(image_data == (spec.kind == "vit"), "model.kind=", spec.kind, " does not fit the training data ",
+              run.train->describe(), ": images need model.kind=vit, token streams model.kind=gpt");
+  if (run.eval) {
+    const bool eval_images = dynamic_cast<data::ImageDataset*>(run.eval.get()) ||
+                             dynamic_cast<data::SyntheticImageDataset*>(run.eval.get());
+    TORCH_CHECK(eval_images == image_data, "data.eval ", run.eval->describe(),
+                " is not the same kind of data as data.train ", run.train->describe());
+  }
+  return run;
+}
+
+std::string si(double value) {
+  const char* prefixes[] = {"", " k", " M", " G", " T", " P", " E"};
+  int i = 0;
+  while (std::abs(value) >= 1000.0 && i < 6) {
+    value /= 1000.0;
+    ++i;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3g%s", value, prefixes[i]);
+  return buf;
+}
+
+}  // namespace winnow::launch

@@ -1,0 +1,39 @@
+// What every run subcommand (train, eval, bench) sets up the same way: the communicator and
+// thread count, the datasets named by the config, and the model that fits them.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "data/dataset.h"
+#include "dist/communicator.h"
+#include "launch/config.h"
+#include "train/model.h"
+#include "train/model_registry.h"
+
+namespace winnow::launch {
+
+// The communicator of the running command, so main() can end every rank on an error.
+std::shared_ptr<dist::Communicator>& active_communicator();
+
+// Creates the communicator (config.dist.backend), makes it the active one, and sets the intra-op
+// thread count: dist.threads, or the node's cores divided by the ranks on this node.
+std::shared_ptr<dist::Communicator> start_communicator(const RunConfig& config);
+int threads_per_rank(const RunConfig& config, const dist::Communicator& comm);
+
+struct RunData {
+  std::shared_ptr<data::Dataset> train, eval;
+  train::ModelSpec model;  // config.model completed with the data's shape
+};
+
+// Opens data.train / data.eval (HDF5 files, or the synthetic kind) and checks they agree with
+// each other and with model.kind (images need vit, tokens need gpt).
+RunData open_run_data(const RunConfig& config);
+
+// Opens one HDF5 data file of either format (read from its `format` attribute).
+std::shared_ptr<data::Dataset> open_data_file(const std::string& path, int64_t context);
+
+// "12.3 M", "4.56 G": a number with an SI prefix.
+std::string si(double value);
+
+}  // namespace winnow::launch

@@ -1,0 +1,47 @@
+// Evaluation over a whole dataset, sliced over ranks.
+#include "train/evaluate.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+namespace winnow::train {
+
+EvalResult evaluate_model(TransformerModel& model, const data::Dataset& dataset, dist::Communicator& comm,
+                          const EvalOptions& options) {
+  TORCH_CHECK(options.batch >= 1, "evaluation batch: expected >= 1, got ", options.batch);
+  const auto start = std::chrono::steady_clock::now();
+  torch::NoGradGuard no_grad;
+  model.eval();
+  const int64_t total = options.max_samples > 0 ? std::min(options.max_samples, dataset.size()) : dataset.size();
+  const int64_t rank = comm.rank(), world = comm.world_size();
+  double loss_sum = 0.0, correct = 0.0, count = 0.0;
+  for (int64_t chunk = 0; chunk < total; chunk += options.batch) {
+    const int64_t chunk_size = std::min(options.batch, total - chunk);
+    const int64_t begin = chunk_size * rank / world, end = chunk_size * (rank + 1) / world;
+    if (end <= begin) continue;
+    std::vector<int64_t> ids;
+    ids.reserve(static_cast<size_t>(end - begin));
+    for (int64_t i = begin; i < end; ++i) ids.push_back(chunk + i);
+    auto batch = dataset.fetch(ids);
+    ForwardContext context;
+    context.seed = options.seed;
+    context.sample_ids = batch.sample_ids;
+    auto output = model.forward(batch.inputs, context);
+    loss_sum += model.loss_sum(output, batch.targets).item<double>();
+    correct += output.logits.argmax(-1).eq(batch.targets).sum().item<double>();
+    count += static_cast<double>(batch.targets.numel());
+  }
+  auto sums = torch::tensor({loss_sum, correct, count}, torch::kFloat64);
+  comm.all_reduce(sums, dist::ReduceOp::kSum);
+  EvalResult result;
+  const double global_count = sums[2].item<double>();
+  result.samples = total;
+  result.loss = global_count > 0 ? sums[0].item<double>() / global_count : NAN;
+  result.accuracy = global_count > 0 ? sums[1].item<double>() / global_count : NAN;
+  result.perplexity = std::exp(result.loss);
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+}  // namespace winnow::train

@@ -1,0 +1,31 @@
+// Evaluation of a model on a whole dataset, sliced over ranks: top-1 accuracy and mean loss.
+#pragma once
+
+#include <memory>
+
+#include "data/dataset.h"
+#include "dist/communicator.h"
+#include "train/model.h"
+
+namespace winnow::train {
+
+struct EvalResult {
+  int64_t samples = 0;
+  double loss = 0.0;      // mean per sample (images) or per target token (text)
+  double accuracy = 0.0;  // top-1 (images); next-token accuracy (text)
+  double perplexity = 0.0;
+  double seconds = 0.0;
+};
+
+struct EvalOptions {
+  int64_t batch = 512;       // global samples per evaluation batch
+  int64_t max_samples = 0;   // 0 = the whole dataset (the first max_samples otherwise)
+  uint64_t seed = 0;
+};
+
+// Samples are taken in dataset order, each evaluation batch split into contiguous rank slices,
+// so the result is the same on any number of ranks. Leaves the model in eval mode.
+EvalResult evaluate_model(TransformerModel& model, const data::Dataset& dataset, dist::Communicator& comm,
+                          const EvalOptions& options);
+
+}  // namespace winnow::train

@@ -1,0 +1,22 @@
+// Model weights in HDF5: /model/<dotted parameter name> datasets, written atomically, loaded
+// with a check of every name, shape and dtype against the model.
+#pragma once
+
+#include <string>
+
+#include "train/model.h"
+
+namespace winnow::train {
+
+// Writes `path` via a temporary file in the same folder, fsync and rename: a crash never leaves a
+// partial file under `path`. `config_ini` is stored as the /meta `config` attribute.
+void save_model_weights(const TransformerModel& model, const std::string& path, const std::string& config_ini);
+
+// Loads every parameter and buffer. A mismatch throws one error listing the missing, unexpected
+// and mis-shaped names.
+void load_model_weights(TransformerModel& model, const std::string& path);
+
+// The `config` text stored by save_model_weights.
+std::string read_weights_config(const std::string& path);
+
+}  // namespace winnow::train
