@@ -296,15 +296,14 @@ std::vector<std::string> H5File::children(const std::string& group) const {
   check(H5Gget_info(id.get(), &info), "cannot query group", group);
   std::vector<std::string> names;
   for (hsize_t i = 0; i < info.nlinks; ++i) {
-    const ssize_t length =
-        H5Lget_name_by_idx(id.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
-    check(static_cast<herr_t>(length < 0 ? -1 : 0), "cannot read a child name", group);
-    std::string child(static_cast<size_t>(length), '\0');
-    check(static_cast<herr_t>(H5Lget_name_by_idx(id.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i,
-                                                 child.data(), child.size() + 1, H5P_DEFAULT) < 0
-                                  ? -1
-                                  : 0),
-          "cannot read a child name", group);
+    auto name_at = [&](char* buffer, size_t size) {
+      const ssize_t length = H5Lget_name_by_idx(id.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i,
+                                                buffer, size, H5P_DEFAULT);
+      if (length < 0) fail("cannot read the name of child " + std::to_string(i), group);
+      return static_cast<size_t>(length);
+    };
+    std::string child(name_at(nullptr, 0), '\0');
+    name_at(child.data(), child.size() + 1);
     names.push_back(std::move(child));
   }
   return names;

@@ -152,16 +152,26 @@ TEST(Loader, WorkerExceptionsReachNext) {
   }
 }
 
+// Waits (up to 10 s, for a loaded machine) until the dataset has seen `calls` fetches.
+void wait_for_calls(const CountingDataset& dataset, int64_t calls) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (dataset.calls() < calls && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
 TEST(Loader, PrefetchQueueIsBounded) {
   auto dataset = std::make_shared<CountingDataset>();
   LoaderOptions options = options_for(0, 1);
   options.prefetch_depth = 2;
   {
     Loader loader(dataset, options);
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    wait_for_calls(*dataset, 2);
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));  // time to overrun, if it would
     EXPECT_EQ(dataset->calls(), 2);
     loader.next();
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    wait_for_calls(*dataset, 3);
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
     EXPECT_EQ(dataset->calls(), 3);
   }  // destroying a loader whose worker waits on a full queue must not hang
   EXPECT_EQ(dataset->calls(), 3);
