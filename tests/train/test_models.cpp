@@ -61,7 +61,8 @@ TEST(Vit, OutputShapeAndTokenAccounting) {
 TEST(Vit, ParameterNamesFollowTimm) {
   VisionTransformerImpl vit(tiny_vit());
   auto names = names_of(vit);
-  std::vector<std::string> expected = {"patch_embed.proj.weight", "patch_embed.proj.bias", "cls_token", "pos_embed"};
+  // A module's own parameters come before its children's, as in PyTorch (and timm's state_dict).
+  std::vector<std::string> expected = {"cls_token", "pos_embed", "patch_embed.proj.weight", "patch_embed.proj.bias"};
   for (int b = 0; b < 2; ++b) {
     const std::string p = "blocks." + std::to_string(b) + ".";
     for (const char* s : {"norm1.weight", "norm1.bias", "attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight",
@@ -110,8 +111,8 @@ TEST(Gpt, OutputShapeTiedHeadAndNames) {
   auto out = gpt.forward(tokens, {});
   EXPECT_EQ(out.logits.sizes(), torch::IntArrayRef({4, 6, 11}));
   auto names = names_of(gpt);
-  EXPECT_EQ(names.front(), "tok_embed.weight");
-  EXPECT_EQ(names[1], "pos_embed");
+  EXPECT_EQ(names.front(), "pos_embed");
+  EXPECT_EQ(names[1], "tok_embed.weight");
   EXPECT_EQ(names.back(), "norm.bias");
   EXPECT_EQ(std::count(names.begin(), names.end(), "head.weight"), 0);  // tied to tok_embed
   // Shorter sequences are allowed; longer ones are rejected.
