@@ -1,6 +1,8 @@
 // Multi-head self-attention with key bias, key masks, position-based causal masks and extras.
 #include "train/attention.h"
 
+#include "train/batched_matmul.h"
+
 #include <cmath>
 #include <limits>
 
@@ -76,10 +78,10 @@ AttentionOutput MultiHeadAttentionImpl::forward(const torch::Tensor& x, const At
 #endif
   if (!context.defined()) {
     const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
-    auto logits = torch::matmul(q * scale, k.transpose(-2, -1));  // [B, H, N, N]
+    auto logits = batched_matmul(q * scale, k.transpose(-2, -1));  // [B, H, N, N]
     if (bias.defined()) logits = logits + bias;
     auto probabilities = torch::softmax(logits, -1);
-    context = torch::matmul(probabilities, v);
+    context = batched_matmul(probabilities, v);
     if (request.probabilities) result.probabilities = probabilities;
     if (request.cls_row) result.cls_row = probabilities.select(2, 0).mean(1);       // [B, N]
     if (request.received) result.received = probabilities.mean(/*dim=*/{1, 2});  // [B, N]

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "train/attention.h"
+#include "train/batched_matmul.h"
 #include "train/gpt.h"
 #include "train/model_registry.h"
 #include "train/vit.h"
@@ -247,4 +248,21 @@ TEST(Gradients, FiniteDifferencesAgreeWithAutograd) {
     }
   }
   EXPECT_GT(checked, 30);
+}
+
+TEST(BatchedMatmul, MatchesMatmulAndItsGradients) {
+  torch::manual_seed(8);
+  auto a = torch::randn({2, 3, 5, 4}, torch::kFloat64).requires_grad_();
+  // A strided operand, like the keys of a permuted qkv projection.
+  auto b_storage = torch::randn({2, 6, 3, 4}, torch::kFloat64);
+  auto b = b_storage.permute({0, 2, 3, 1}).detach().requires_grad_();  // [2, 3, 4, 6]
+  auto ours = batched_matmul(a, b);
+  auto reference = torch::matmul(a, b);
+  EXPECT_TRUE(torch::allclose(ours, reference, 1e-10, 1e-12));
+  auto g = torch::randn_like(reference);
+  auto grads = torch::autograd::grad({ours}, {a, b}, {g});
+  auto reference_grads = torch::autograd::grad({reference}, {a, b}, {g});
+  EXPECT_TRUE(torch::allclose(grads[0], reference_grads[0], 1e-10, 1e-12));
+  EXPECT_TRUE(torch::allclose(grads[1], reference_grads[1], 1e-10, 1e-12));
+  EXPECT_THROW(batched_matmul(a, torch::randn({2, 4, 4, 6}, torch::kFloat64)), c10::Error);
 }
