@@ -1,4 +1,4 @@
-// Implements H5File: checked, RAII-managed HDF5 calls for tensors and attributes.
+// Implements H5File's files, groups and datasets (tensors, hyperslabs), and atomic file writes.
 #include "data/h5_file.h"
 
 #include <fcntl.h>
@@ -13,103 +13,6 @@
 
 namespace winnow::data {
 namespace {
-
-// HDF5 prints its error stack to stderr by default; we turn that off (once per thread, since
-// error stacks are per thread) and put HDF5's message into our exception instead.
-void silence_hdf5_errors() {
-  thread_local bool silenced = false;
-  if (!silenced) {
-    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
-    silenced = true;
-  }
-}
-
-herr_t collect_error(unsigned n, const H5E_error2_t* err, void* client) {
-  auto* out = static_cast<std::string*>(client);
-  if (n == 0 && err->desc != nullptr) {  // innermost frame: the most specific reason
-    *out = err->desc;
-  }
-  return 0;
-}
-
-std::string hdf5_error_detail() {
-  std::string detail;
-  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, collect_error, &detail);
-  H5Eclear2(H5E_DEFAULT);
-  return detail;
-}
-
-hid_t native_type(torch::ScalarType dtype) {
-  switch (dtype) {
-    case torch::kUInt8:
-      return H5T_NATIVE_UINT8;
-    case torch::kInt8:
-      return H5T_NATIVE_INT8;
-    case torch::kInt16:
-      return H5T_NATIVE_INT16;
-    case torch::kInt32:
-      return H5T_NATIVE_INT32;
-    case torch::kInt64:
-      return H5T_NATIVE_INT64;
-    case torch::kFloat32:
-      return H5T_NATIVE_FLOAT;
-    case torch::kFloat64:
-      return H5T_NATIVE_DOUBLE;
-    default:
-      return H5I_INVALID_HID;
-  }
-}
-
-// Maps a file datatype to the torch dtype winnow reads it as (empty if unsupported).
-std::optional<torch::ScalarType> dtype_of(hid_t type, std::string* name) {
-  const H5T_class_t cls = H5Tget_class(type);
-  const size_t size = H5Tget_size(type);
-  if (cls == H5T_INTEGER) {
-    const bool is_signed = H5Tget_sign(type) == H5T_SGN_2;
-    *name = std::string(is_signed ? "int" : "uint") + std::to_string(size * 8);
-    if (!is_signed && size == 1) return torch::kUInt8;
-    if (is_signed && size == 1) return torch::kInt8;
-    if (is_signed && size == 2) return torch::kInt16;
-    if (is_signed && size == 4) return torch::kInt32;
-    if (is_signed && size == 8) return torch::kInt64;
-    return std::nullopt;
-  }
-  if (cls == H5T_FLOAT) {
-    *name = "float" + std::to_string(size * 8);
-    if (size == 4) return torch::kFloat32;
-    if (size == 8) return torch::kFloat64;
-    return std::nullopt;
-  }
-  switch (cls) {
-    case H5T_STRING:
-      *name = "string";
-      break;
-    case H5T_COMPOUND:
-      *name = "compound";
-      break;
-    case H5T_ENUM:
-      *name = "enum";
-      break;
-    case H5T_ARRAY:
-      *name = "array";
-      break;
-    case H5T_VLEN:
-      *name = "vlen";
-      break;
-    default:
-      *name = "HDF5 type class " + std::to_string(static_cast<int>(cls));
-      break;
-  }
-  return std::nullopt;
-}
-
-std::string shape_string(const std::vector<int64_t>& shape) {
-  std::ostringstream out;
-  out << '[';
-  for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
-  out << ']';
-  return out.str();
-}
 
 std::vector<hsize_t> to_hsize(const std::vector<int64_t>& shape) {
   return std::vector<hsize_t>(shape.begin(), shape.end());
@@ -178,33 +81,8 @@ herr_t H5Id::reset() {
   return status;
 }
 
-bool h5_supports_dtype(torch::ScalarType dtype) {
-  return native_type(dtype) >= 0;
-}
-
-std::string h5_dtype_name(torch::ScalarType dtype) {
-  switch (dtype) {
-    case torch::kUInt8:
-      return "uint8";
-    case torch::kInt8:
-      return "int8";
-    case torch::kInt16:
-      return "int16";
-    case torch::kInt32:
-      return "int32";
-    case torch::kInt64:
-      return "int64";
-    case torch::kFloat32:
-      return "float32";
-    case torch::kFloat64:
-      return "float64";
-    default:
-      return std::string(c10::toString(dtype));
-  }
-}
-
 H5File::H5File(const std::string& path, Mode mode) : path_(path) {
-  silence_hdf5_errors();
+  h5_silence_errors();
   if (mode == Mode::kCreate) {
     file_ = H5Id(check_id(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
                           "cannot create file", "/"),
@@ -228,13 +106,13 @@ H5File::~H5File() = default;
 
 void H5File::close() {
   if (!file_.valid()) return;
-  silence_hdf5_errors();
+  h5_silence_errors();
   check(H5Fflush(file_.get(), H5F_SCOPE_LOCAL), "cannot flush file", "/");
   check(file_.reset(), "cannot close file", "/");
 }
 
 void H5File::fail(const std::string& what, const std::string& object) const {
-  const std::string detail = hdf5_error_detail();
+  const std::string detail = h5_error_detail();
   TORCH_CHECK(false, "h5_file: ", what, " (file '", path_, "', object '", object, "')",
               detail.empty() ? "" : ": ", detail);
 }
@@ -249,7 +127,7 @@ void H5File::check(herr_t status, const std::string& what, const std::string& ob
 }
 
 bool H5File::exists(const std::string& name) const {
-  silence_hdf5_errors();
+  h5_silence_errors();
   TORCH_CHECK(file_.valid(), "h5_file: file '", path_, "' is closed");
   if (name.empty() || name == "/") return true;
   // H5Lexists fails (rather than returning false) when a parent is missing, so walk the path
@@ -289,7 +167,7 @@ void H5File::ensure_parent_groups(const std::string& name) {
 }
 
 std::vector<std::string> H5File::children(const std::string& group) const {
-  silence_hdf5_errors();
+  h5_silence_errors();
   H5Id id(check_id(H5Gopen2(file_.get(), group.c_str(), H5P_DEFAULT), "cannot open group", group),
           H5Gclose);
   H5G_info_t info;
@@ -310,7 +188,7 @@ std::vector<std::string> H5File::children(const std::string& group) const {
 }
 
 H5Id H5File::open_object(const std::string& name) const {
-  silence_hdf5_errors();
+  h5_silence_errors();
   TORCH_CHECK(file_.valid(), "h5_file: file '", path_, "' is closed");
   TORCH_CHECK(exists(name), "h5_file: object '", name, "' not found in file '", path_, "'");
   return H5Id(check_id(H5Oopen(file_.get(), name.c_str(), H5P_DEFAULT), "cannot open object", name),
@@ -318,7 +196,7 @@ H5Id H5File::open_object(const std::string& name) const {
 }
 
 H5Id H5File::open_dataset(const std::string& name) const {
-  silence_hdf5_errors();
+  h5_silence_errors();
   TORCH_CHECK(file_.valid(), "h5_file: file '", path_, "' is closed");
   TORCH_CHECK(exists(name), "h5_file: dataset '", name, "' not found in file '", path_, "'");
   TORCH_CHECK(object_kind(file_.get(), name) == H5I_DATASET, "h5_file: object '", name,
@@ -334,7 +212,7 @@ H5DatasetInfo H5File::dataset_info(const std::string& name) const {
   H5Id type(check_id(H5Dget_type(dataset.get()), "cannot read datatype", name), H5Tclose);
   H5Id space(check_id(H5Dget_space(dataset.get()), "cannot read dataspace", name), H5Sclose);
   H5DatasetInfo info;
-  info.dtype = dtype_of(type.get(), &info.type_name);
+  info.dtype = h5_dtype_of(type.get(), &info.type_name);
   const int rank = H5Sget_simple_extent_ndims(space.get());
   check(rank, "cannot read dataspace rank", name);
   std::vector<hsize_t> dims(static_cast<size_t>(rank));
@@ -347,7 +225,7 @@ H5DatasetInfo H5File::dataset_info(const std::string& name) const {
 
 void H5File::create_dataset(const std::string& name, torch::ScalarType dtype,
                             const std::vector<int64_t>& shape, const H5WriteOptions& options) {
-  silence_hdf5_errors();
+  h5_silence_errors();
   TORCH_CHECK(file_.valid(), "h5_file: file '", path_, "' is closed");
   TORCH_CHECK(h5_supports_dtype(dtype), "h5_file: cannot write dataset '", name, "' to '", path_,
               "': expected dtype uint8, int8, int16, int32, int64, float32 or float64, got ",
@@ -357,7 +235,7 @@ void H5File::create_dataset(const std::string& name, torch::ScalarType dtype,
               options.compression_level);
   for (int64_t d : shape) {
     TORCH_CHECK(d >= 0, "h5_file: dataset '", name, "' has a negative dimension in shape ",
-                shape_string(shape));
+                h5_shape_string(shape));
   }
   TORCH_CHECK(!exists(name), "h5_file: dataset '", name, "' already exists in '", path_, "'");
   ensure_parent_groups(name);
@@ -385,7 +263,7 @@ void H5File::create_dataset(const std::string& name, torch::ScalarType dtype,
             "cannot set deflate filter", name);
     }
   }
-  H5Id dataset(check_id(H5Dcreate2(file_.get(), name.c_str(), native_type(dtype), space.get(),
+  H5Id dataset(check_id(H5Dcreate2(file_.get(), name.c_str(), h5_native_type(dtype), space.get(),
                                    H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
                         "cannot create dataset", name),
                H5Dclose);
@@ -399,7 +277,7 @@ void H5File::write_tensor(const std::string& name, const torch::Tensor& tensor,
   create_dataset(name, data.scalar_type(), data.sizes().vec(), options);
   if (data.numel() == 0) return;
   H5Id dataset = open_dataset(name);
-  check(H5Dwrite(dataset.get(), native_type(data.scalar_type()), H5S_ALL, H5S_ALL, H5P_DEFAULT,
+  check(H5Dwrite(dataset.get(), h5_native_type(data.scalar_type()), H5S_ALL, H5S_ALL, H5P_DEFAULT,
                  data.data_ptr()),
         "cannot write dataset", name);
 }
@@ -412,12 +290,13 @@ void H5File::write_rows(const std::string& name, int64_t first_row, const torch:
               "' has dtype ", info.type_name, ", got rows of dtype ",
               h5_dtype_name(data.scalar_type()));
   TORCH_CHECK(!info.shape.empty() && data.dim() == static_cast<int64_t>(info.shape.size()),
-              "h5_file: dataset '", name, "' in '", path_, "' has shape ", shape_string(info.shape),
-              ", got rows of shape ", shape_string(data.sizes().vec()));
+              "h5_file: dataset '", name, "' in '", path_, "' has shape ",
+              h5_shape_string(info.shape), ", got rows of shape ",
+              h5_shape_string(data.sizes().vec()));
   for (size_t d = 1; d < info.shape.size(); ++d) {
     TORCH_CHECK(data.size(static_cast<int64_t>(d)) == info.shape[d], "h5_file: dataset '", name,
-                "' in '", path_, "' has shape ", shape_string(info.shape), ", got rows of shape ",
-                shape_string(data.sizes().vec()));
+                "' in '", path_, "' has shape ", h5_shape_string(info.shape),
+                ", got rows of shape ", h5_shape_string(data.sizes().vec()));
   }
   TORCH_CHECK(first_row >= 0 && first_row + data.size(0) <= info.shape[0], "h5_file: rows [",
               first_row, ", ", first_row + data.size(0), ") are outside dataset '", name, "' in '",
@@ -435,7 +314,7 @@ void H5File::write_rows(const std::string& name, int64_t first_row, const torch:
       check_id(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr),
                "cannot create memory dataspace", name),
       H5Sclose);
-  check(H5Dwrite(dataset.get(), native_type(data.scalar_type()), memory_space.get(),
+  check(H5Dwrite(dataset.get(), h5_native_type(data.scalar_type()), memory_space.get(),
                  file_space.get(), H5P_DEFAULT, data.data_ptr()),
         "cannot write rows", name);
 }
@@ -448,7 +327,7 @@ torch::Tensor H5File::read_tensor(const std::string& name) const {
   torch::Tensor out = torch::empty(info.shape, torch::TensorOptions().dtype(*info.dtype));
   if (out.numel() == 0) return out;
   H5Id dataset = open_dataset(name);
-  check(H5Dread(dataset.get(), native_type(*info.dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT,
+  check(H5Dread(dataset.get(), h5_native_type(*info.dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT,
                 out.data_ptr()),
         "cannot read dataset", name);
   return out;
@@ -465,7 +344,7 @@ torch::Tensor H5File::read_tensor(const std::string& name, torch::ScalarType exp
       matches = expected_shape[d] < 0 || expected_shape[d] == info.shape[d];
     }
     TORCH_CHECK(matches, "h5_file: dataset '", name, "' in '", path_, "': expected shape ",
-                shape_string(expected_shape), " (-1 = any), got ", shape_string(info.shape));
+                h5_shape_string(expected_shape), " (-1 = any), got ", h5_shape_string(info.shape));
   }
   return read_tensor(name);
 }
@@ -496,204 +375,10 @@ torch::Tensor H5File::read_rows(const std::string& name, int64_t begin, int64_t 
       check_id(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr),
                "cannot create memory dataspace", name),
       H5Sclose);
-  check(H5Dread(dataset.get(), native_type(*info.dtype), memory_space.get(), file_space.get(),
+  check(H5Dread(dataset.get(), h5_native_type(*info.dtype), memory_space.get(), file_space.get(),
                 H5P_DEFAULT, out.data_ptr()),
         "cannot read rows", name);
   return out;
-}
-
-// --- attributes --------------------------------------------------------------------------------
-
-bool H5File::has_attr(const std::string& object, const std::string& key) const {
-  H5Id id = open_object(object);
-  const htri_t found = H5Aexists(id.get(), key.c_str());
-  check(found, "cannot check attribute '" + key + "'", object);
-  return found > 0;
-}
-
-H5Id H5File::open_attr(const std::string& object, const std::string& key) const {
-  TORCH_CHECK(has_attr(object, key), "h5_file: attribute '", key, "' not found on '", object,
-              "' in file '", path_, "'");
-  H5Id id = open_object(object);
-  return H5Id(check_id(H5Aopen(id.get(), key.c_str(), H5P_DEFAULT),
-                       "cannot open attribute '" + key + "'", object),
-              H5Aclose);
-}
-
-H5Id H5File::create_attr(const std::string& object, const std::string& key, hid_t type,
-                         hid_t space) {
-  H5Id id = open_object(object);
-  const htri_t found = H5Aexists(id.get(), key.c_str());
-  check(found, "cannot check attribute '" + key + "'", object);
-  if (found > 0)
-    check(H5Adelete(id.get(), key.c_str()), "cannot replace attribute '" + key + "'", object);
-  return H5Id(check_id(H5Acreate2(id.get(), key.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT),
-                       "cannot create attribute '" + key + "'", object),
-              H5Aclose);
-}
-
-void H5File::set_attr_string(const std::string& object, const std::string& key,
-                             const std::string& value) {
-  silence_hdf5_errors();
-  H5Id type(check_id(H5Tcopy(H5T_C_S1), "cannot create string type", object), H5Tclose);
-  check(H5Tset_size(type.get(), H5T_VARIABLE), "cannot create string type", object);
-  check(H5Tset_cset(type.get(), H5T_CSET_UTF8), "cannot create string type", object);
-  H5Id space(check_id(H5Screate(H5S_SCALAR), "cannot create dataspace", object), H5Sclose);
-  H5Id attr = create_attr(object, key, type.get(), space.get());
-  const char* data = value.c_str();
-  check(H5Awrite(attr.get(), type.get(), &data), "cannot write attribute '" + key + "'", object);
-}
-
-void H5File::set_attr_strings(const std::string& object, const std::string& key,
-                              const std::vector<std::string>& values) {
-  silence_hdf5_errors();
-  H5Id type(check_id(H5Tcopy(H5T_C_S1), "cannot create string type", object), H5Tclose);
-  check(H5Tset_size(type.get(), H5T_VARIABLE), "cannot create string type", object);
-  check(H5Tset_cset(type.get(), H5T_CSET_UTF8), "cannot create string type", object);
-  const hsize_t count = values.size();
-  H5Id space(check_id(H5Screate_simple(1, &count, nullptr), "cannot create dataspace", object),
-             H5Sclose);
-  H5Id attr = create_attr(object, key, type.get(), space.get());
-  std::vector<const char*> data;
-  for (const auto& value : values) data.push_back(value.c_str());
-  if (!data.empty()) {
-    check(H5Awrite(attr.get(), type.get(), data.data()), "cannot write attribute '" + key + "'",
-          object);
-  }
-}
-
-void H5File::set_attr_int(const std::string& object, const std::string& key, int64_t value) {
-  set_attr_tensor(object, key, torch::scalar_tensor(value, torch::kInt64));
-}
-
-void H5File::set_attr_double(const std::string& object, const std::string& key, double value) {
-  set_attr_tensor(object, key, torch::scalar_tensor(value, torch::kFloat64));
-}
-
-void H5File::set_attr_tensor(const std::string& object, const std::string& key,
-                             const torch::Tensor& value) {
-  silence_hdf5_errors();
-  TORCH_CHECK(value.defined() && h5_supports_dtype(value.scalar_type()), "h5_file: attribute '",
-              key, "' on '", object, "' in '", path_,
-              "': expected a tensor of dtype uint8, int8, int16, int32, int64, float32 or "
-              "float64, got ",
-              value.defined() ? h5_dtype_name(value.scalar_type()) : "an undefined tensor");
-  const torch::Tensor data = value.to(torch::kCPU).contiguous();
-  const std::vector<hsize_t> dims = to_hsize(data.sizes().vec());
-  H5Id space(
-      check_id(dims.empty() ? H5Screate(H5S_SCALAR)
-                            : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
-               "cannot create dataspace", object),
-      H5Sclose);
-  const hid_t type = native_type(data.scalar_type());
-  H5Id attr = create_attr(object, key, type, space.get());
-  if (data.numel() > 0) {
-    check(H5Awrite(attr.get(), type, data.data_ptr()), "cannot write attribute '" + key + "'",
-          object);
-  }
-}
-
-std::vector<std::string> H5File::attr_strings(const std::string& object,
-                                              const std::string& key) const {
-  H5Id attr = open_attr(object, key);
-  H5Id type(
-      check_id(H5Aget_type(attr.get()), "cannot read type of attribute '" + key + "'", object),
-      H5Tclose);
-  std::string type_name;
-  dtype_of(type.get(), &type_name);
-  TORCH_CHECK(H5Tget_class(type.get()) == H5T_STRING, "h5_file: attribute '", key, "' on '", object,
-              "' in '", path_, "': expected a string, got ", type_name);
-  H5Id space(check_id(H5Aget_space(attr.get()), "cannot read attribute dataspace", object),
-             H5Sclose);
-  const hssize_t count = H5Sget_simple_extent_npoints(space.get());
-  check(static_cast<herr_t>(count < 0 ? -1 : 0), "cannot read attribute size", object);
-  std::vector<std::string> values;
-  if (count == 0) return values;
-  const htri_t variable = H5Tis_variable_str(type.get());
-  check(variable, "cannot inspect string type of attribute '" + key + "'", object);
-  H5Id memory_type(check_id(H5Tcopy(H5T_C_S1), "cannot create string type", object), H5Tclose);
-  check(H5Tset_cset(memory_type.get(), H5Tget_cset(type.get())), "cannot set charset", object);
-  if (variable > 0) {
-    check(H5Tset_size(memory_type.get(), H5T_VARIABLE), "cannot create string type", object);
-    std::vector<char*> data(static_cast<size_t>(count), nullptr);
-    check(H5Aread(attr.get(), memory_type.get(), data.data()),
-          "cannot read attribute '" + key + "'", object);
-    for (char* s : data) {
-      values.emplace_back(s == nullptr ? "" : s);
-      H5free_memory(s);
-    }
-  } else {
-    // Read the fixed-length bytes as stored (the file type as memory type: no conversion, so
-    // no byte is lost to a terminator), then strip the NUL or space padding.
-    const size_t size = H5Tget_size(type.get());
-    const bool space_padded = H5Tget_strpad(type.get()) == H5T_STR_SPACEPAD;
-    std::vector<char> data(size * static_cast<size_t>(count), '\0');
-    check(H5Aread(attr.get(), type.get(), data.data()), "cannot read attribute '" + key + "'",
-          object);
-    for (hssize_t i = 0; i < count; ++i) {
-      const char* begin = data.data() + static_cast<size_t>(i) * size;
-      std::string value(begin, strnlen(begin, size));
-      if (space_padded) value.erase(value.find_last_not_of(' ') + 1);
-      values.push_back(std::move(value));
-    }
-  }
-  return values;
-}
-
-std::string H5File::attr_string(const std::string& object, const std::string& key) const {
-  const auto values = attr_strings(object, key);
-  TORCH_CHECK(values.size() == 1, "h5_file: attribute '", key, "' on '", object, "' in '", path_,
-              "': expected one string, got ", values.size());
-  return values[0];
-}
-
-std::vector<double> H5File::attr_doubles(const std::string& object, const std::string& key) const {
-  H5Id attr = open_attr(object, key);
-  H5Id type(
-      check_id(H5Aget_type(attr.get()), "cannot read type of attribute '" + key + "'", object),
-      H5Tclose);
-  std::string type_name;
-  dtype_of(type.get(), &type_name);
-  const H5T_class_t cls = H5Tget_class(type.get());
-  TORCH_CHECK(cls == H5T_INTEGER || cls == H5T_FLOAT, "h5_file: attribute '", key, "' on '", object,
-              "' in '", path_, "': expected a number, got ", type_name);
-  H5Id space(check_id(H5Aget_space(attr.get()), "cannot read attribute dataspace", object),
-             H5Sclose);
-  const hssize_t count = H5Sget_simple_extent_npoints(space.get());
-  check(static_cast<herr_t>(count < 0 ? -1 : 0), "cannot read attribute size", object);
-  std::vector<double> values(static_cast<size_t>(count));
-  if (count > 0) {
-    check(H5Aread(attr.get(), H5T_NATIVE_DOUBLE, values.data()),
-          "cannot read attribute '" + key + "'", object);
-  }
-  return values;
-}
-
-double H5File::attr_double(const std::string& object, const std::string& key) const {
-  const auto values = attr_doubles(object, key);
-  TORCH_CHECK(values.size() == 1, "h5_file: attribute '", key, "' on '", object, "' in '", path_,
-              "': expected one number, got ", values.size());
-  return values[0];
-}
-
-int64_t H5File::attr_int(const std::string& object, const std::string& key) const {
-  H5Id attr = open_attr(object, key);
-  H5Id type(
-      check_id(H5Aget_type(attr.get()), "cannot read type of attribute '" + key + "'", object),
-      H5Tclose);
-  std::string type_name;
-  dtype_of(type.get(), &type_name);
-  TORCH_CHECK(H5Tget_class(type.get()) == H5T_INTEGER, "h5_file: attribute '", key, "' on '",
-              object, "' in '", path_, "': expected an integer, got ", type_name);
-  H5Id space(check_id(H5Aget_space(attr.get()), "cannot read attribute dataspace", object),
-             H5Sclose);
-  const hssize_t count = H5Sget_simple_extent_npoints(space.get());
-  TORCH_CHECK(count == 1, "h5_file: attribute '", key, "' on '", object, "' in '", path_,
-              "': expected one integer, got ", count);
-  int64_t value = 0;
-  check(H5Aread(attr.get(), H5T_NATIVE_INT64, &value), "cannot read attribute '" + key + "'",
-        object);
-  return value;
 }
 
 // --- atomic writes -----------------------------------------------------------------------------

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "data/h5_types.h"
+
 namespace winnow::data {
 
 // One owned HDF5 identifier, closed by the matching H5?close when it goes out of scope.
@@ -50,11 +52,6 @@ struct H5DatasetInfo {
   std::optional<torch::ScalarType> dtype;  // empty for element types winnow does not read
   std::vector<int64_t> shape;              // empty for a scalar dataset
 };
-
-// The element types H5File writes and reads: uint8, int8, int16, int32, int64, float32, float64.
-bool h5_supports_dtype(torch::ScalarType dtype);
-// "uint8", "int32", "float32", ... (the names used in error messages and in docs/data-format.md).
-std::string h5_dtype_name(torch::ScalarType dtype);
 
 // An open HDF5 file. Object names are absolute or relative paths inside the file ("/images",
 // "model/blocks/0/weight"); "/" names the root group (for file-level attributes).
