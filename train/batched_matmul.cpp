@@ -1,17 +1,35 @@
 // Batched matrix product through per-matrix BLAS calls on CPU.
 #include "train/batched_matmul.h"
 
+#include <ATen/Parallel.h>
+
+#include <vector>
+
 namespace winnow::train {
 namespace {
 
-// out[i...] = a[i...] @ b[i...] over every leading index; views only, so strided operands (e.g.
-// the heads of a permuted qkv projection) reach BLAS without a copy when their rows are dense.
-void batched_mm_out(torch::Tensor out, const torch::Tensor& a, const torch::Tensor& b) {
-  if (a.dim() == 2) {
-    torch::mm_out(out, a, b);
+// Collects the 2-D matrices of every leading index as views, so strided operands (e.g. the heads
+// of a permuted qkv projection) reach BLAS without a copy when their rows are dense.
+void collect_matrices(const torch::Tensor& t, std::vector<torch::Tensor>& into) {
+  if (t.dim() == 2) {
+    into.push_back(t);
     return;
   }
-  for (int64_t i = 0; i < a.size(0); ++i) batched_mm_out(out.select(0, i), a.select(0, i), b.select(0, i));
+  for (int64_t i = 0; i < t.size(0); ++i) collect_matrices(t.select(0, i), into);
+}
+
+// out[i] = a[i] @ b[i] for every leading index. Attention-sized products (e.g. 197x64x197) are
+// too small for a multi-threaded gemm to pay off, so the batch is split over the intra-op threads
+// and each product runs single-threaded inside the parallel region (OpenBLAS does not nest).
+void batched_mm_out(const torch::Tensor& out, const torch::Tensor& a, const torch::Tensor& b) {
+  std::vector<torch::Tensor> outs, as, bs;
+  collect_matrices(out, outs);
+  collect_matrices(a, as);
+  collect_matrices(b, bs);
+  const auto count = static_cast<int64_t>(outs.size());
+  at::parallel_for(0, count, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) torch::mm_out(outs[i], as[i], bs[i]);
+  });
 }
 
 torch::Tensor batched_mm(const torch::Tensor& a, const torch::Tensor& b) {
