@@ -41,8 +41,12 @@ SyntheticImageDataset::SyntheticImageDataset(SyntheticImageOptions options) : op
   }
 }
 
+uint64_t SyntheticImageDataset::sample_key(int64_t sample_id) const {
+  return static_cast<uint64_t>(sample_id) + (options_.split << 40);
+}
+
 int64_t SyntheticImageDataset::label_of(int64_t sample_id) const {
-  const uint64_t h = hash_keys({options_.seed, kLabelDomain, static_cast<uint64_t>(sample_id)});
+  const uint64_t h = hash_keys({options_.seed, kLabelDomain, sample_key(sample_id)});
   return static_cast<int64_t>(h % static_cast<uint64_t>(options_.num_classes));
 }
 
@@ -62,10 +66,9 @@ Batch SyntheticImageDataset::fetch(const std::vector<int64_t>& sample_ids) const
   for (int64_t b = 0; b < batch_size; ++b) {
     const int64_t label = label_of(sample_ids[b]);
     targets[b] = label;
-    const uint64_t sample_key =
-        hash_keys({options_.seed, kNoiseDomain, static_cast<uint64_t>(sample_ids[b])});
+    const uint64_t noise_key = hash_keys({options_.seed, kNoiseDomain, sample_key(sample_ids[b])});
     for (int64_t p = 0; p < pixels; ++p) {
-      const double u = unit_interval(hash_keys({sample_key, static_cast<uint64_t>(p)}));
+      const double u = unit_interval(hash_keys({noise_key, static_cast<uint64_t>(p)}));
       inputs[b * pixels + p] =
           prototypes[label * pixels + p] + static_cast<float>(amplitude * (2.0 * u - 1.0));
     }
@@ -76,7 +79,7 @@ Batch SyntheticImageDataset::fetch(const std::vector<int64_t>& sample_ids) const
 
 std::string SyntheticImageDataset::describe() const {
   std::ostringstream out;
-  out << "synthetic images (seed " << options_.seed << "): " << size() << " x ["
+  out << "synthetic images (seed " << options_.seed << ", split " << options_.split << "): " << size() << " x ["
       << options_.channels << ", " << options_.height << ", " << options_.width << "], "
       << options_.num_classes << " classes, noise " << options_.noise;
   return out.str();
@@ -98,6 +101,8 @@ torch::Tensor synthetic_token_stream(const SyntheticTokenOptions& options) {
   std::vector<int32_t> successor(vocab);
   std::iota(successor.begin(), successor.end(), 0);
   for (uint64_t i = vocab - 1; i > 0; --i) std::swap(successor[i], successor[stream.below(i + 1)]);
+  // Another split draws its own tokens from the same chain.
+  if (options.split != 0) stream = SplitMix64(hash_keys({options.seed, kChainDomain, options.split}));
 
   const int64_t length = options.num_windows * options.context_length + 1;
   torch::Tensor tokens = torch::empty({length}, torch::kInt32);  // [num_windows * T + 1]
@@ -112,7 +117,8 @@ torch::Tensor synthetic_token_stream(const SyntheticTokenOptions& options) {
 
 std::shared_ptr<TokenDataset> make_synthetic_token_dataset(const SyntheticTokenOptions& options) {
   std::ostringstream name;
-  name << "synthetic tokens (seed " << options.seed << ", noise " << options.noise << ")";
+  name << "synthetic tokens (seed " << options.seed << ", split " << options.split << ", noise " << options.noise
+       << ")";
   return std::make_shared<TokenDataset>(synthetic_token_stream(options), options.vocab_size,
                                         options.context_length, name.str());
 }

@@ -20,6 +20,9 @@ struct SyntheticImageOptions {
   int64_t num_classes = 10;
   uint64_t seed = 0;
   double noise = 1.0;  // std-like scale of the per-pixel noise; the class signal is +-1 per pixel
+  // Independent draws from the same distribution (same class prototypes): train uses split 0, a
+  // held-out evaluation set split 1. Sample i of split s is keyed on i + s * 2^40.
+  uint64_t split = 0;
 };
 
 // Sample i has label hash(seed, i) mod num_classes and pixels prototype[label] + noise, where the
@@ -43,6 +46,11 @@ class SyntheticImageDataset : public Dataset {
   int64_t label_of(int64_t sample_id) const;
 
  private:
+  uint64_t sample_key(int64_t sample_id) const;
+
+ public:
+
+ private:
   SyntheticImageOptions options_;
   torch::Tensor prototypes_;  // [num_classes, C, H, W] float32, entries +-1
 };
@@ -53,6 +61,8 @@ struct SyntheticTokenOptions {
   int64_t context_length = 32;
   uint64_t seed = 0;
   double noise = 0.1;  // probability that a token is uniform instead of following the chain
+  // Independent streams from the same chain: train uses split 0, a held-out evaluation set 1.
+  uint64_t split = 0;
 };
 
 // A token stream from a simple Markov chain keyed on the seed: token t+1 = successor[token t],

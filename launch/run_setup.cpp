@@ -65,7 +65,7 @@ RunData open_run_data(const RunConfig& config) {
     o.seed = config.train.seed;
     run.train = std::make_shared<data::SyntheticImageDataset>(o);
     o.size = std::max<int64_t>(1, o.size / 8);
-    o.seed += 1;
+    o.split = 1;  // held out: same classes, other samples
     run.eval = std::make_shared<data::SyntheticImageDataset>(o);
   } else if (config.data.synthetic == "text") {
     data::SyntheticTokenOptions o;
@@ -74,7 +74,7 @@ RunData open_run_data(const RunConfig& config) {
     o.seed = config.train.seed;
     run.train = data::make_synthetic_token_dataset(o);
     o.num_windows = std::max<int64_t>(1, o.num_windows / 8);
-    o.seed += 1;
+    o.split = 1;  // held out: same chain, another stream
     run.eval = data::make_synthetic_token_dataset(o);
   } else {
     run.train = open_data_file(config.data.train, config.data.context);

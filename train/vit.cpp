@@ -57,7 +57,9 @@ torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& images) {
               ", got ", images.sizes());
   const int64_t batch = images.size(0), rows = images.size(2) / patch, cols = images.size(3) / patch;
   // [B, Cin, rows, p, cols, p] -> [B, rows, cols, Cin, p, p] -> [B*P, Cin*p*p]
-  auto patches = images.reshape({batch, in_channels, rows, patch, cols, patch})
+  // Images arrive as float32; a model converted to another dtype (float64 tests, bf16) casts them.
+  auto patches = images.to(proj->weight.scalar_type())
+                     .reshape({batch, in_channels, rows, patch, cols, patch})
                      .permute({0, 2, 4, 1, 3, 5})
                      .reshape({batch * rows * cols, in_channels * patch * patch});
   return torch::addmm(proj->bias, patches, proj->weight.reshape({dim, -1}).t()).view({batch, rows * cols, dim});
