@@ -79,9 +79,9 @@ Batch SyntheticImageDataset::fetch(const std::vector<int64_t>& sample_ids) const
 
 std::string SyntheticImageDataset::describe() const {
   std::ostringstream out;
-  out << "synthetic images (seed " << options_.seed << ", split " << options_.split << "): " << size() << " x ["
-      << options_.channels << ", " << options_.height << ", " << options_.width << "], "
-      << options_.num_classes << " classes, noise " << options_.noise;
+  out << "synthetic images (seed " << options_.seed << ", split " << options_.split
+      << "): " << size() << " x [" << options_.channels << ", " << options_.height << ", "
+      << options_.width << "], " << options_.num_classes << " classes, noise " << options_.noise;
   return out.str();
 }
 
@@ -102,7 +102,8 @@ torch::Tensor synthetic_token_stream(const SyntheticTokenOptions& options) {
   std::iota(successor.begin(), successor.end(), 0);
   for (uint64_t i = vocab - 1; i > 0; --i) std::swap(successor[i], successor[stream.below(i + 1)]);
   // Another split draws its own tokens from the same chain.
-  if (options.split != 0) stream = SplitMix64(hash_keys({options.seed, kChainDomain, options.split}));
+  if (options.split != 0)
+    stream = SplitMix64(hash_keys({options.seed, kChainDomain, options.split}));
 
   const int64_t length = options.num_windows * options.context_length + 1;
   torch::Tensor tokens = torch::empty({length}, torch::kInt32);  // [num_windows * T + 1]
@@ -117,8 +118,8 @@ torch::Tensor synthetic_token_stream(const SyntheticTokenOptions& options) {
 
 std::shared_ptr<TokenDataset> make_synthetic_token_dataset(const SyntheticTokenOptions& options) {
   std::ostringstream name;
-  name << "synthetic tokens (seed " << options.seed << ", split " << options.split << ", noise " << options.noise
-       << ")";
+  name << "synthetic tokens (seed " << options.seed << ", split " << options.split << ", noise "
+       << options.noise << ")";
   return std::make_shared<TokenDataset>(synthetic_token_stream(options), options.vocab_size,
                                         options.context_length, name.str());
 }

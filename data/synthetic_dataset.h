@@ -49,7 +49,6 @@ class SyntheticImageDataset : public Dataset {
   uint64_t sample_key(int64_t sample_id) const;
 
  public:
-
  private:
   SyntheticImageOptions options_;
   torch::Tensor prototypes_;  // [num_classes, C, H, W] float32, entries +-1

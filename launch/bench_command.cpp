@@ -31,7 +31,8 @@ double matmul_gflops(int64_t m, int64_t k, int64_t n, int repeats) {
   torch::NoGradGuard no_grad;
   auto a = torch::randn({m, k}), b = torch::randn({k, n}), c = torch::empty({m, n});
   torch::mm_out(c, a, b);  // warm-up
-  const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(k) * static_cast<double>(n);
+  const double flops =
+      2.0 * static_cast<double>(m) * static_cast<double>(k) * static_cast<double>(n);
   std::vector<double> rates;
   for (int r = 0; r < repeats; ++r) {
     int64_t count = 0;
@@ -52,7 +53,8 @@ double matmul_gflops(int64_t m, int64_t k, int64_t n, int repeats) {
 int bench_command(const Args& args) {
   int64_t steps = 10, warmup = 3, matmul_size = 1024;
   po::options_description extra("Benchmark [bench]");
-  extra.add_options()("bench.steps", po::value(&steps)->default_value(steps), "timed training steps (>= 1)")(
+  extra.add_options()("bench.steps", po::value(&steps)->default_value(steps),
+                      "timed training steps (>= 1)")(
       "bench.warmup", po::value(&warmup)->default_value(warmup), "untimed steps first (>= 0)")(
       "bench.matmul_size", po::value(&matmul_size)->default_value(matmul_size),
       "n of the n x n x n reference matmul (>= 16)");
@@ -62,7 +64,8 @@ int bench_command(const Args& args) {
   parse_run_config(args, extra, config, help);
   if (help) {
     std::cout << "usage: winnow bench [--config FILE] [options]\n\n"
-                 "Times training steps of the configured model (synthetic data unless data.train is set)\n"
+                 "Times training steps of the configured model (synthetic data unless data.train "
+                 "is set)\n"
                  "and reports the achieved GFLOP/s against this machine's float32 matmul GFLOP/s,\n"
                  "measured in the same process with the same threads.\n"
                  "Example: winnow bench --config launch/configs/bench-vit.ini\n\n"
@@ -71,7 +74,8 @@ int bench_command(const Args& args) {
   }
   if (!config.data.train.empty()) config.data.synthetic = "none";
   if (steps < 1 || warmup < 0 || matmul_size < 16)
-    throw ConfigError("bench: expected bench.steps >= 1, bench.warmup >= 0, bench.matmul_size >= 16");
+    throw ConfigError(
+        "bench: expected bench.steps >= 1, bench.warmup >= 0, bench.matmul_size >= 16");
   auto comm = start_communicator(config);
   config.train.steps = warmup + steps;
   config.train.warmup_steps = std::min(config.train.warmup_steps, config.train.steps);
@@ -85,7 +89,8 @@ int bench_command(const Args& args) {
   const double matmul_before = matmul_gflops(matmul_size, matmul_size, matmul_size, 3);
   // The model's own largest matmul: the MLP's first layer over every token of a rank's batch.
   const int64_t rows = config.train.global_batch / comm->world_size() * model->dense_tokens();
-  const int64_t hidden = static_cast<int64_t>(static_cast<double>(config.model.dim) * config.model.mlp_ratio);
+  const int64_t hidden =
+      static_cast<int64_t>(static_cast<double>(config.model.dim) * config.model.mlp_ratio);
   const double matmul_model_shape = matmul_gflops(rows, config.model.dim, hidden, 3);
 
   config.train.run_dir.clear();
@@ -118,27 +123,31 @@ int bench_command(const Args& args) {
   const double matmul_rate = 0.5 * (matmul_before + matmul_after);
   const double step_time = median(step_seconds);
   // Per rank: each rank does 1/R of the global step's FLOPs on its own threads.
-  const double achieved = flops_per_step / static_cast<double>(comm->world_size()) / step_time / 1e9;
+  const double achieved =
+      flops_per_step / static_cast<double>(comm->world_size()) / step_time / 1e9;
 
   if (root) {
     std::cout << std::fixed << std::setprecision(2);
-    std::cout << "winnow bench: " << model->kind() << " dim " << config.model.dim << ", depth " << config.model.depth
-              << ", " << model->dense_tokens() << " tokens, global batch " << config.train.global_batch << " on "
-              << comm->world_size() << " rank(s) x " << threads << " thread(s)\n"
+    std::cout << "winnow bench: " << model->kind() << " dim " << config.model.dim << ", depth "
+              << config.model.depth << ", " << model->dense_tokens() << " tokens, global batch "
+              << config.train.global_batch << " on " << comm->world_size() << " rank(s) x "
+              << threads << " thread(s)\n"
               << "  BLAS                      " << loaded_blas() << "\n"
               << "  step time (median of " << steps << ")   " << 1000.0 * step_time << " ms\n"
-              << "  comm. share of step       " << 100.0 * median(comm_seconds) / step_time << " %\n"
+              << "  comm. share of step       " << 100.0 * median(comm_seconds) / step_time
+              << " %\n"
               << "  training FLOPs per step   " << si(flops_per_step) << "FLOP (analytic)\n"
               << "  achieved per rank         " << achieved << " GFLOP/s\n"
-              << "  matmul " << matmul_size << "^3 per rank     " << matmul_rate << " GFLOP/s (before "
-              << matmul_before << ", after " << matmul_after << ")\n"
-              << "  matmul model shape        " << matmul_model_shape << " GFLOP/s ([" << rows << ", "
-              << config.model.dim << "] x [" << config.model.dim << ", " << hidden << "])\n"
+              << "  matmul " << matmul_size << "^3 per rank     " << matmul_rate
+              << " GFLOP/s (before " << matmul_before << ", after " << matmul_after << ")\n"
+              << "  matmul model shape        " << matmul_model_shape << " GFLOP/s ([" << rows
+              << ", " << config.model.dim << "] x [" << config.model.dim << ", " << hidden << "])\n"
               << "  efficiency                " << 100.0 * achieved / matmul_rate
               << " % of the square matmul rate, " << 100.0 * achieved / matmul_model_shape
               << " % of the model-shape matmul rate" << std::endl;
     if (reference_blas_loaded())
-      std::cout << "  warning: the reference BLAS is loaded; install libopenblas0-openmp (~40x faster)\n";
+      std::cout
+          << "  warning: the reference BLAS is loaded; install libopenblas0-openmp (~40x faster)\n";
   }
   return 0;
 }

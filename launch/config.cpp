@@ -12,81 +12,90 @@ namespace po = boost::program_options;
 
 po::options_description run_options(RunConfig& c) {
   po::options_description data("Data [data]");
-  data.add_options()
-      ("data.train", po::value(&c.data.train)->value_name("FILE"),
-       "training set: HDF5 file written by `winnow prepare` (images or tokens)")
-      ("data.eval", po::value(&c.data.eval)->value_name("FILE"), "evaluation set (same format); empty = none")
-      ("data.synthetic", po::value(&c.data.synthetic)->default_value(c.data.synthetic),
-       "none | images | text: train on generated data instead of files (tests, benchmarks)")
-      ("data.synthetic_samples", po::value(&c.data.synthetic_samples)->default_value(c.data.synthetic_samples),
-       "samples in a synthetic training set (>= 1)")
-      ("data.context", po::value(&c.data.context)->default_value(c.data.context),
-       "text: tokens per training sample (>= 1; the GPT context length)")
-      ("data.prefetch", po::value(&c.data.prefetch)->default_value(c.data.prefetch),
-       "batches the loader thread prepares ahead (>= 1)");
+  data.add_options()("data.train", po::value(&c.data.train)->value_name("FILE"),
+                     "training set: HDF5 file written by `winnow prepare` (images or tokens)")(
+      "data.eval", po::value(&c.data.eval)->value_name("FILE"),
+      "evaluation set (same format); empty = none")(
+      "data.synthetic", po::value(&c.data.synthetic)->default_value(c.data.synthetic),
+      "none | images | text: train on generated data instead of files (tests, benchmarks)")(
+      "data.synthetic_samples",
+      po::value(&c.data.synthetic_samples)->default_value(c.data.synthetic_samples),
+      "samples in a synthetic training set (>= 1)")(
+      "data.context", po::value(&c.data.context)->default_value(c.data.context),
+      "text: tokens per training sample (>= 1; the GPT context length)")(
+      "data.prefetch", po::value(&c.data.prefetch)->default_value(c.data.prefetch),
+      "batches the loader thread prepares ahead (>= 1)");
 
   po::options_description model("Model [model]");
-  model.add_options()
-      ("model.kind", po::value(&c.model.kind)->default_value(c.model.kind), "vit (images) | gpt (text)")
-      ("model.dim", po::value(&c.model.dim)->default_value(c.model.dim), "width C (divisible by heads)")
-      ("model.depth", po::value(&c.model.depth)->default_value(c.model.depth), "number of blocks (>= 1)")
-      ("model.heads", po::value(&c.model.heads)->default_value(c.model.heads), "attention heads (>= 1)")
-      ("model.mlp_ratio", po::value(&c.model.mlp_ratio)->default_value(c.model.mlp_ratio, "4"),
-       "MLP hidden width / C (> 0)")
-      ("model.patch", po::value(&c.model.patch)->default_value(c.model.patch),
-       "vit: patch size p (divides the image size); tokens = (H/p)(W/p) + 1");
+  model.add_options()("model.kind", po::value(&c.model.kind)->default_value(c.model.kind),
+                      "vit (images) | gpt (text)")(
+      "model.dim", po::value(&c.model.dim)->default_value(c.model.dim),
+      "width C (divisible by heads)")("model.depth",
+                                      po::value(&c.model.depth)->default_value(c.model.depth),
+                                      "number of blocks (>= 1)")(
+      "model.heads", po::value(&c.model.heads)->default_value(c.model.heads),
+      "attention heads (>= 1)")(
+      "model.mlp_ratio", po::value(&c.model.mlp_ratio)->default_value(c.model.mlp_ratio, "4"),
+      "MLP hidden width / C (> 0)")(
+      "model.patch", po::value(&c.model.patch)->default_value(c.model.patch),
+      "vit: patch size p (divides the image size); tokens = (H/p)(W/p) + 1");
 
   po::options_description optim("Optimizer [optim] (AdamW, decoupled weight decay)");
-  optim.add_options()
-      ("optim.lr", po::value(&c.optim.lr)->default_value(c.optim.lr, "0.001"), "peak learning rate (> 0)")
-      ("optim.weight_decay", po::value(&c.optim.weight_decay)->default_value(c.optim.weight_decay, "0.05"),
-       "weight decay on matrices; norms, biases and embeddings get none (>= 0)")
-      ("optim.beta1", po::value(&c.optim.beta1)->default_value(c.optim.beta1, "0.9"), "Adam beta1 in [0, 1)")
-      ("optim.beta2", po::value(&c.optim.beta2)->default_value(c.optim.beta2, "0.999"), "Adam beta2 in [0, 1)")
-      ("optim.eps", po::value(&c.optim.eps)->default_value(c.optim.eps, "1e-08"), "Adam epsilon (> 0)")
-      ("optim.clip_norm", po::value(&c.optim.clip_norm)->default_value(c.optim.clip_norm, "1"),
-       "clip the global gradient norm to this (0 = off)")
-      ("optim.warmup_steps", po::value(&c.train.warmup_steps)->default_value(c.train.warmup_steps),
-       "linear warmup steps, then cosine decay (in [0, train.steps])")
-      ("optim.min_lr_ratio", po::value(&c.train.min_lr_ratio)->default_value(c.train.min_lr_ratio, "0.01"),
-       "final lr / peak lr, in [0, 1]");
+  optim.add_options()("optim.lr", po::value(&c.optim.lr)->default_value(c.optim.lr, "0.001"),
+                      "peak learning rate (> 0)")(
+      "optim.weight_decay",
+      po::value(&c.optim.weight_decay)->default_value(c.optim.weight_decay, "0.05"),
+      "weight decay on matrices; norms, biases and embeddings get none (>= 0)")(
+      "optim.beta1", po::value(&c.optim.beta1)->default_value(c.optim.beta1, "0.9"),
+      "Adam beta1 in [0, 1)")("optim.beta2",
+                              po::value(&c.optim.beta2)->default_value(c.optim.beta2, "0.999"),
+                              "Adam beta2 in [0, 1)")(
+      "optim.eps", po::value(&c.optim.eps)->default_value(c.optim.eps, "1e-08"),
+      "Adam epsilon (> 0)")("optim.clip_norm",
+                            po::value(&c.optim.clip_norm)->default_value(c.optim.clip_norm, "1"),
+                            "clip the global gradient norm to this (0 = off)")(
+      "optim.warmup_steps", po::value(&c.train.warmup_steps)->default_value(c.train.warmup_steps),
+      "linear warmup steps, then cosine decay (in [0, train.steps])")(
+      "optim.min_lr_ratio",
+      po::value(&c.train.min_lr_ratio)->default_value(c.train.min_lr_ratio, "0.01"),
+      "final lr / peak lr, in [0, 1]");
 
   po::options_description train("Training [train]");
-  train.add_options()
-      ("train.steps", po::value(&c.train.steps)->default_value(c.train.steps), "optimizer steps (>= 1)")
-      ("train.global_batch", po::value(&c.train.global_batch)->default_value(c.train.global_batch),
-       "samples per step over all ranks (>= number of ranks)")
-      ("train.accumulation", po::value(&c.train.accumulation)->default_value(c.train.accumulation),
-       "micro-batches per rank per step (gradient accumulation, >= 1)")
-      ("train.eval_every", po::value(&c.train.eval_every)->default_value(c.train.eval_every),
-       "steps between evaluations (0 = only at the end)")
-      ("train.eval_batch", po::value(&c.train.eval_batch)->default_value(c.train.eval_batch),
-       "samples per evaluation batch over all ranks (>= 1)")
-      ("train.eval_max_samples", po::value(&c.train.eval_max_samples)->default_value(c.train.eval_max_samples),
-       "evaluate on at most this many samples (0 = all)")
-      ("train.log_every", po::value(&c.train.log_every)->default_value(c.train.log_every),
-       "steps between metrics lines and (off a terminal) progress lines (>= 1)")
-      ("train.seed", po::value(&c.train.seed)->default_value(c.train.seed),
-       "seed of every random choice (init, data order, keyed token choices)")
-      ("train.run_dir", po::value(&c.train.run_dir)->value_name("DIR"),
-       "run directory: metrics.jsonl, config.ini, model weights (created; empty = none)");
+  train.add_options()("train.steps", po::value(&c.train.steps)->default_value(c.train.steps),
+                      "optimizer steps (>= 1)")(
+      "train.global_batch", po::value(&c.train.global_batch)->default_value(c.train.global_batch),
+      "samples per step over all ranks (>= number of ranks)")(
+      "train.accumulation", po::value(&c.train.accumulation)->default_value(c.train.accumulation),
+      "micro-batches per rank per step (gradient accumulation, >= 1)")(
+      "train.eval_every", po::value(&c.train.eval_every)->default_value(c.train.eval_every),
+      "steps between evaluations (0 = only at the end)")(
+      "train.eval_batch", po::value(&c.train.eval_batch)->default_value(c.train.eval_batch),
+      "samples per evaluation batch over all ranks (>= 1)")(
+      "train.eval_max_samples",
+      po::value(&c.train.eval_max_samples)->default_value(c.train.eval_max_samples),
+      "evaluate on at most this many samples (0 = all)")(
+      "train.log_every", po::value(&c.train.log_every)->default_value(c.train.log_every),
+      "steps between metrics lines and (off a terminal) progress lines (>= 1)")(
+      "train.seed", po::value(&c.train.seed)->default_value(c.train.seed),
+      "seed of every random choice (init, data order, keyed token choices)")(
+      "train.run_dir", po::value(&c.train.run_dir)->value_name("DIR"),
+      "run directory: metrics.jsonl, config.ini, model weights (created; empty = none)");
 
   po::options_description dist("Distributed [dist]");
-  dist.add_options()
-      ("dist.backend", po::value(&c.dist.backend)->default_value(c.dist.backend),
-       "local | mpi | auto (mpi when started by mpirun/srun)")
-      ("dist.threads", po::value(&c.dist.threads)->default_value(c.dist.threads),
-       "intra-op threads per rank (0 = cores / ranks on this node)")
-      ("dist.bucket_mb", po::value(&c.train.bucket_mb)->default_value(c.train.bucket_mb),
-       "gradient all-reduce bucket size in MiB (>= 1)");
+  dist.add_options()("dist.backend", po::value(&c.dist.backend)->default_value(c.dist.backend),
+                     "local | mpi | auto (mpi when started by mpirun/srun)")(
+      "dist.threads", po::value(&c.dist.threads)->default_value(c.dist.threads),
+      "intra-op threads per rank (0 = cores / ranks on this node)")(
+      "dist.bucket_mb", po::value(&c.train.bucket_mb)->default_value(c.train.bucket_mb),
+      "gradient all-reduce bucket size in MiB (>= 1)");
 
   po::options_description all;
   all.add(data).add(model).add(optim).add(train).add(dist);
   return all;
 }
 
-void parse_run_config(const std::vector<std::string>& args, po::options_description& extra, RunConfig& config,
-                      bool& help, const std::string& base_ini) {
+void parse_run_config(const std::vector<std::string>& args, po::options_description& extra,
+                      RunConfig& config, bool& help, const std::string& base_ini) {
   std::string config_file;
   po::options_description general("General");
   general.add_options()("help,h", "show this help")(
@@ -138,8 +147,10 @@ void validate(const RunConfig& c, int world_size) {
   require(c.data.synthetic == "none" || c.data.synthetic == "images" || c.data.synthetic == "text",
           "data.synthetic: expected one of none, images, text; got '" + c.data.synthetic + "'");
   require(c.data.synthetic != "none" || !c.data.train.empty(),
-          "data.train: no training data; give --data.train FILE (from `winnow prepare`) or --data.synthetic");
-  require(c.data.synthetic_samples >= 1, "data.synthetic_samples: expected >= 1, got " + str(c.data.synthetic_samples));
+          "data.train: no training data; give --data.train FILE (from `winnow prepare`) or "
+          "--data.synthetic");
+  require(c.data.synthetic_samples >= 1,
+          "data.synthetic_samples: expected >= 1, got " + str(c.data.synthetic_samples));
   require(c.data.context >= 1, "data.context: expected >= 1, got " + str(c.data.context));
   require(c.data.prefetch >= 1, "data.prefetch: expected >= 1, got " + str(c.data.prefetch));
   require(c.model.kind == "vit" || c.model.kind == "gpt",
@@ -147,20 +158,24 @@ void validate(const RunConfig& c, int world_size) {
   require(c.model.dim >= 1, "model.dim: expected >= 1, got " + str(c.model.dim));
   require(c.model.depth >= 1, "model.depth: expected >= 1, got " + str(c.model.depth));
   require(c.model.heads >= 1, "model.heads: expected >= 1, got " + str(c.model.heads));
-  require(c.model.dim % c.model.heads == 0, "model.dim: expected a multiple of model.heads (" + str(c.model.heads) +
-                                                "), got " + str(c.model.dim));
+  require(c.model.dim % c.model.heads == 0, "model.dim: expected a multiple of model.heads (" +
+                                                str(c.model.heads) + "), got " + str(c.model.dim));
   require(c.model.mlp_ratio > 0, "model.mlp_ratio: expected > 0, got " + str(c.model.mlp_ratio));
   require(c.model.patch >= 1, "model.patch: expected >= 1, got " + str(c.model.patch));
-  require(c.dist.threads >= 0, "dist.threads: expected >= 0 (0 = automatic), got " + str(c.dist.threads));
+  require(c.dist.threads >= 0,
+          "dist.threads: expected >= 0 (0 = automatic), got " + str(c.dist.threads));
   bool known_backend = false;
-  for (const auto& name : dist::known_backends()) known_backend = known_backend || name == c.dist.backend;
+  for (const auto& name : dist::known_backends())
+    known_backend = known_backend || name == c.dist.backend;
   std::string names;
   for (const auto& name : dist::known_backends()) names += (names.empty() ? "" : ", ") + name;
-  require(known_backend, "dist.backend: expected one of " + names + "; got '" + c.dist.backend + "'");
+  require(known_backend,
+          "dist.backend: expected one of " + names + "; got '" + c.dist.backend + "'");
   try {
     c.optim.validate();
     c.train.validate(world_size);
-    train::LrSchedule schedule{c.optim.lr, c.train.warmup_steps, c.train.steps, c.train.min_lr_ratio};
+    train::LrSchedule schedule{c.optim.lr, c.train.warmup_steps, c.train.steps,
+                               c.train.min_lr_ratio};
     schedule.validate();
   } catch (const c10::Error& e) {
     throw ConfigError(e.msg());
@@ -176,15 +191,17 @@ std::string to_ini(const RunConfig& c) {
   if (!c.data.eval.empty()) out << "eval = " << c.data.eval << "\n";
   out << "synthetic = " << c.data.synthetic << "\nsynthetic_samples = " << c.data.synthetic_samples
       << "\ncontext = " << c.data.context << "\nprefetch = " << c.data.prefetch << "\n\n";
-  out << "[model]\nkind = " << c.model.kind << "\ndim = " << c.model.dim << "\ndepth = " << c.model.depth
-      << "\nheads = " << c.model.heads << "\nmlp_ratio = " << c.model.mlp_ratio << "\npatch = " << c.model.patch
-      << "\n\n";
-  out << "[optim]\nlr = " << c.optim.lr << "\nweight_decay = " << c.optim.weight_decay << "\nbeta1 = " << c.optim.beta1
-      << "\nbeta2 = " << c.optim.beta2 << "\neps = " << c.optim.eps << "\nclip_norm = " << c.optim.clip_norm
-      << "\nwarmup_steps = " << c.train.warmup_steps << "\nmin_lr_ratio = " << c.train.min_lr_ratio << "\n\n";
+  out << "[model]\nkind = " << c.model.kind << "\ndim = " << c.model.dim
+      << "\ndepth = " << c.model.depth << "\nheads = " << c.model.heads
+      << "\nmlp_ratio = " << c.model.mlp_ratio << "\npatch = " << c.model.patch << "\n\n";
+  out << "[optim]\nlr = " << c.optim.lr << "\nweight_decay = " << c.optim.weight_decay
+      << "\nbeta1 = " << c.optim.beta1 << "\nbeta2 = " << c.optim.beta2 << "\neps = " << c.optim.eps
+      << "\nclip_norm = " << c.optim.clip_norm << "\nwarmup_steps = " << c.train.warmup_steps
+      << "\nmin_lr_ratio = " << c.train.min_lr_ratio << "\n\n";
   out << "[train]\nsteps = " << c.train.steps << "\nglobal_batch = " << c.train.global_batch
       << "\naccumulation = " << c.train.accumulation << "\neval_every = " << c.train.eval_every
-      << "\neval_batch = " << c.train.eval_batch << "\neval_max_samples = " << c.train.eval_max_samples
+      << "\neval_batch = " << c.train.eval_batch
+      << "\neval_max_samples = " << c.train.eval_max_samples
       << "\nlog_every = " << c.train.log_every << "\nseed = " << c.train.seed << "\n";
   if (!c.train.run_dir.empty()) out << "run_dir = " << c.train.run_dir << "\n";
   out << "\n[dist]\nbackend = " << c.dist.backend << "\nthreads = " << c.dist.threads

@@ -21,12 +21,12 @@ class ConfigError : public std::runtime_error {
 };
 
 struct DataConfig {
-  std::string train;                // HDF5 file (winnow.images or winnow.tokens)
-  std::string eval;                 // HDF5 file; empty = no evaluation
-  std::string synthetic = "none";   // none | images | text: generated data, no files
+  std::string train;               // HDF5 file (winnow.images or winnow.tokens)
+  std::string eval;                // HDF5 file; empty = no evaluation
+  std::string synthetic = "none";  // none | images | text: generated data, no files
   int64_t synthetic_samples = 4096;
-  int64_t context = 128;            // text: tokens per sample (window length)
-  int64_t prefetch = 2;             // batches prepared ahead by the loader thread
+  int64_t context = 128;  // text: tokens per sample (window length)
+  int64_t prefetch = 2;   // batches prepared ahead by the loader thread
 };
 
 struct ModelConfig {
@@ -58,8 +58,9 @@ boost::program_options::options_description run_options(RunConfig& config);
 // Throws ConfigError for unknown options, bad values or a missing config file.
 // `extra` holds subcommand-specific options; `help` is set when --help was given. `base_ini`, when
 // given, is an INI text read last (lowest priority), e.g. the config stored with saved weights.
-void parse_run_config(const std::vector<std::string>& args, boost::program_options::options_description& extra,
-                      RunConfig& config, bool& help, const std::string& base_ini = {});
+void parse_run_config(const std::vector<std::string>& args,
+                      boost::program_options::options_description& extra, RunConfig& config,
+                      bool& help, const std::string& base_ini = {});
 
 // Range and consistency checks of everything that does not need the data; throws ConfigError.
 void validate(const RunConfig& config, int world_size);

@@ -13,8 +13,9 @@ namespace po = boost::program_options;
 int eval_command(const Args& args) {
   std::string weights;
   po::options_description extra("Evaluation");
-  extra.add_options()("weights", po::value(&weights)->value_name("FILE"),
-                      "model.h5 written by `winnow train` (its stored config is the base configuration)");
+  extra.add_options()(
+      "weights", po::value(&weights)->value_name("FILE"),
+      "model.h5 written by `winnow train` (its stored config is the base configuration)");
   // The stored config supplies the model shape and data; the command line may override them.
   for (size_t i = 0; i + 1 < args.size(); ++i)
     if (args[i] == "--weights") weights = args[i + 1];
@@ -27,10 +28,11 @@ int eval_command(const Args& args) {
   bool help = false;
   parse_run_config(args, extra, config, help, base);
   if (help) {
-    std::cout << "usage: winnow eval --weights RUN_DIR/model.h5 [--data.eval FILE] [options]\n\n"
-                 "Evaluates saved weights (top-1 accuracy for images, loss and perplexity for text).\n"
-                 "The model shape comes from the config stored with the weights.\n\n"
-              << extra << run_options(config) << std::endl;
+    std::cout
+        << "usage: winnow eval --weights RUN_DIR/model.h5 [--data.eval FILE] [options]\n\n"
+           "Evaluates saved weights (top-1 accuracy for images, loss and perplexity for text).\n"
+           "The model shape comes from the config stored with the weights.\n\n"
+        << extra << run_options(config) << std::endl;
     return 0;
   }
   if (weights.empty()) throw ConfigError("--weights: required (the model.h5 of a training run)");
@@ -47,11 +49,11 @@ int eval_command(const Args& args) {
   options.seed = config.train.seed;
   auto result = train::evaluate_model(*model, *data.eval, *comm, options);
   if (comm->is_root()) {
-    std::cout << "eval " << data.eval->describe() << "\n  samples     " << result.samples << "\n  loss        "
-              << result.loss << "\n";
+    std::cout << "eval " << data.eval->describe() << "\n  samples     " << result.samples
+              << "\n  loss        " << result.loss << "\n";
     if (model->kind() == "gpt") {
-      std::cout << "  perplexity  " << result.perplexity << "\n  next-token accuracy " << 100.0 * result.accuracy
-                << "%\n";
+      std::cout << "  perplexity  " << result.perplexity << "\n  next-token accuracy "
+                << 100.0 * result.accuracy << "%\n";
     } else {
       std::cout << "  accuracy    " << 100.0 * result.accuracy << "%\n";
     }

@@ -24,22 +24,28 @@ struct Subcommand {
 // One line per subcommand.
 const Subcommand kSubcommands[] = {
     {"prepare", winnow::launch::prepare_command, "convert a dataset to winnow's HDF5 format"},
-    {"train", winnow::launch::train_command, "train a ViT or GPT (on one rank, or many under mpirun/srun)"},
+    {"train", winnow::launch::train_command,
+     "train a ViT or GPT (on one rank, or many under mpirun/srun)"},
     {"eval", winnow::launch::eval_command, "evaluate the weights a training run saved"},
-    {"bench", winnow::launch::bench_command, "time training steps against the machine's matmul rate"},
+    {"bench", winnow::launch::bench_command,
+     "time training steps against the machine's matmul rate"},
 };
 
 void print_usage(std::ostream& out) {
   out << "usage: winnow <command> [options]\n\n"
          "Trains transformers with token reduction inside the forward pass.\n\ncommands:\n";
-  for (const auto& c : kSubcommands) out << "  " << c.name << std::string(10 - std::strlen(c.name), ' ') << c.summary << "\n";
-  out << "\n`winnow <command> --help` lists every option of a command with its default and meaning.\n";
+  for (const auto& c : kSubcommands)
+    out << "  " << c.name << std::string(10 - std::strlen(c.name), ' ') << c.summary << "\n";
+  out << "\n`winnow <command> --help` lists every option of a command with its default and "
+         "meaning.\n";
 }
 
 // Prints the error once (rank 0, or any rank when the error is its own) and ends the job.
 int fail(const std::string& message, int code) {
   auto& comm = winnow::launch::active_communicator();
-  const std::string who = comm && comm->world_size() > 1 ? "winnow (rank " + std::to_string(comm->rank()) + "): " : "winnow: ";
+  const std::string who = comm && comm->world_size() > 1
+                              ? "winnow (rank " + std::to_string(comm->rank()) + "): "
+                              : "winnow: ";
   std::cerr << "\n" << who << "error: " << message << std::endl;
   if (comm && comm->world_size() > 1) comm->abort(code);  // no rank may wait for this one
   return code;

@@ -14,10 +14,12 @@ namespace {
 
 const char* kPrepareUsage =
     "usage: winnow prepare fashion-mnist [--src DIR] --out DIR\n"
-    "       winnow prepare text --in FILE [FILE...] --out DIR [--val-fraction F] [--seed S] [--doc-separator S]\n\n"
+    "       winnow prepare text --in FILE [FILE...] --out DIR [--val-fraction F] [--seed S] "
+    "[--doc-separator S]\n\n"
     "Converts data to winnow's HDF5 formats (docs/data-format.md):\n"
     "  fashion-mnist  the four gzip'd IDX files -> DIR/train.h5, DIR/test.h5 (images)\n"
-    "  text           byte-level tokens (vocab 256), split by documents -> DIR/train.h5, DIR/val.h5\n";
+    "  text           byte-level tokens (vocab 256), split by documents -> DIR/train.h5, "
+    "DIR/val.h5\n";
 
 po::variables_map parse(const Args& args, const po::options_description& options, bool& help) {
   po::variables_map vm;
@@ -37,7 +39,8 @@ int prepare_fashion_mnist(const Args& args) {
   options.add_options()("help,h", "show this help")(
       "src", po::value(&src)->default_value(src),
       "folder with train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-*.gz "
-      "(Debian: apt install dataset-fashion-mnist)")("out", po::value(&out)->required(), "output folder");
+      "(Debian: apt install dataset-fashion-mnist)")("out", po::value(&out)->required(),
+                                                     "output folder");
   bool help = false;
   parse(args, options, help);
   if (help) {
@@ -45,9 +48,9 @@ int prepare_fashion_mnist(const Args& args) {
     return 0;
   }
   auto s = data::prepare_fashion_mnist(src, out);
-  std::cout << "fashion-mnist: " << s.train_count << " train + " << s.test_count << " test images of " << s.height
-            << "x" << s.width << ", mean " << s.mean << ", std " << s.std << "\n  wrote " << s.train_path
-            << "\n  wrote " << s.test_path << std::endl;
+  std::cout << "fashion-mnist: " << s.train_count << " train + " << s.test_count
+            << " test images of " << s.height << "x" << s.width << ", mean " << s.mean << ", std "
+            << s.std << "\n  wrote " << s.train_path << "\n  wrote " << s.test_path << std::endl;
   return 0;
 }
 
@@ -58,8 +61,9 @@ int prepare_text(const Args& args) {
   uint64_t seed = 0;
   po::options_description options("winnow prepare text");
   options.add_options()("help,h", "show this help")(
-      "in", po::value(&inputs)->multitoken()->required(), "input text files (e.g. /usr/share/games/fortunes/*)")(
-      "out", po::value(&out)->required(), "output folder")(
+      "in", po::value(&inputs)->multitoken()->required(),
+      "input text files (e.g. /usr/share/games/fortunes/*)")("out", po::value(&out)->required(),
+                                                             "output folder")(
       "val-fraction", po::value(&val_fraction)->default_value(val_fraction, "0.1"),
       "share of documents in the validation split, in (0, 1)")(
       "seed", po::value(&seed)->default_value(seed), "seed of the document split")(
@@ -72,11 +76,12 @@ int prepare_text(const Args& args) {
     return 0;
   }
   if (!(val_fraction > 0 && val_fraction < 1))
-    throw ConfigError("--val-fraction: expected a value in (0, 1), got " + std::to_string(val_fraction));
+    throw ConfigError("--val-fraction: expected a value in (0, 1), got " +
+                      std::to_string(val_fraction));
   auto s = data::prepare_text(inputs, out, val_fraction, seed, separator);
-  std::cout << "text: " << s.num_documents << " documents (" << s.train_documents << " train, " << s.val_documents
-            << " val), " << s.train_tokens << " + " << s.val_tokens << " byte tokens\n  wrote " << s.train_path
-            << "\n  wrote " << s.val_path << std::endl;
+  std::cout << "text: " << s.num_documents << " documents (" << s.train_documents << " train, "
+            << s.val_documents << " val), " << s.train_tokens << " + " << s.val_tokens
+            << " byte tokens\n  wrote " << s.train_path << "\n  wrote " << s.val_path << std::endl;
   return 0;
 }
 

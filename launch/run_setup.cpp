@@ -45,7 +45,8 @@ std::shared_ptr<data::Dataset> open_data_file(const std::string& path, int64_t c
   }
   if (format == "winnow.images") return std::make_shared<data::ImageDataset>(path);
   if (format == "winnow.tokens") return std::make_shared<data::TokenDataset>(path, context);
-  TORCH_CHECK(false, "data file '", path, "': unknown format '", format, "'; expected winnow.images or winnow.tokens");
+  TORCH_CHECK(false, "data file '", path, "': unknown format '", format,
+              "'; expected winnow.images or winnow.tokens");
 }
 
 RunData open_run_data(const RunConfig& config) {
@@ -93,8 +94,9 @@ RunData open_run_data(const RunConfig& config) {
     spec.vocab_size = tokens->vocab_size();
   }
   const bool image_data = spec.num_classes > 0;
-  TORCH_CHECK(image_data == (spec.kind == "vit"), "model.kind=", spec.kind, " does not fit the training data ",
-              run.train->describe(), ": images need model.kind=vit, token streams model.kind=gpt");
+  TORCH_CHECK(image_data == (spec.kind == "vit"), "model.kind=", spec.kind,
+              " does not fit the training data ", run.train->describe(),
+              ": images need model.kind=vit, token streams model.kind=gpt");
   if (run.eval) {
     const bool eval_images = dynamic_cast<data::ImageDataset*>(run.eval.get()) ||
                              dynamic_cast<data::SyntheticImageDataset*>(run.eval.get());

@@ -29,18 +29,24 @@ std::string loaded_blas() {
   std::string text;
   for (const auto& path : blas_paths()) {
     std::string kind;
-    if (path.find("openblas") != std::string::npos) kind = " (OpenBLAS)";
-    else if (path.find("mkl") != std::string::npos) kind = " (MKL)";
-    else if (path.find("blis") != std::string::npos) kind = " (BLIS)";
-    else if (path.find("/blas/") != std::string::npos) kind = " (reference BLAS: slow; apt install libopenblas0-openmp)";
+    if (path.find("openblas") != std::string::npos)
+      kind = " (OpenBLAS)";
+    else if (path.find("mkl") != std::string::npos)
+      kind = " (MKL)";
+    else if (path.find("blis") != std::string::npos)
+      kind = " (BLIS)";
+    else if (path.find("/blas/") != std::string::npos)
+      kind = " (reference BLAS: slow; apt install libopenblas0-openmp)";
     text += (text.empty() ? "" : ", ") + path + kind;
   }
-  return text.empty() ? "none found in /proc/self/maps (statically linked or not loaded yet)" : text;
+  return text.empty() ? "none found in /proc/self/maps (statically linked or not loaded yet)"
+                      : text;
 }
 
 bool reference_blas_loaded() {
   for (const auto& path : blas_paths())
-    if (path.find("/blas/") != std::string::npos && path.find("openblas") == std::string::npos) return true;
+    if (path.find("/blas/") != std::string::npos && path.find("openblas") == std::string::npos)
+      return true;
   return false;
 }
 

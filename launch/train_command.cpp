@@ -1,8 +1,11 @@
 // `winnow train`: trains a model from a config on one rank or many, evaluates, saves weights.
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 
+#include "dist/launch_environment.h"
 #include "launch/commands.h"
 #include "launch/config.h"
 #include "launch/run_setup.h"
@@ -14,24 +17,25 @@
 namespace winnow::launch {
 namespace po = boost::program_options;
 
-void print_run_header(const RunConfig& config, const RunData& data, const train::TransformerModel& model,
-                      const dist::Communicator& comm) {
+void print_run_header(const RunConfig& config, const RunData& data,
+                      const train::TransformerModel& model, const dist::Communicator& comm) {
   int64_t parameters = 0;
   for (const auto& p : model.parameters()) parameters += p.numel();
-  std::cout << "winnow train: " << comm.world_size() << " rank(s) [" << comm.backend_name() << "] x "
-            << threads_per_rank(config, comm) << " thread(s)\n"
+  std::cout << "winnow train: " << comm.world_size() << " rank(s) [" << comm.backend_name()
+            << "] x " << threads_per_rank(config, comm) << " thread(s)\n"
             << "  BLAS    " << loaded_blas() << "\n"
             << "  train   " << data.train->describe() << "\n";
   if (data.eval) std::cout << "  eval    " << data.eval->describe() << "\n";
   const double epochs = static_cast<double>(config.train.steps * config.train.global_batch) /
                         static_cast<double>(data.train->size());
-  std::cout << "  model   " << model.kind() << ": " << si(static_cast<double>(parameters)) << " parameters, "
-            << model.depth() << " blocks x " << model.dense_tokens() << " tokens, "
-            << si(model.dense_forward_flops_per_sample()) << "FLOP forward per sample\n"
-            << "  steps   " << config.train.steps << " x " << config.train.global_batch << " samples (" << epochs
-            << " epochs)\n";
-  std::cout << "---- effective configuration ----\n" << to_ini(config) << "---------------------------------"
-            << std::endl;
+  std::cout << "  model   " << model.kind() << ": " << si(static_cast<double>(parameters))
+            << " parameters, " << model.depth() << " blocks x " << model.dense_tokens()
+            << " tokens, " << si(model.dense_forward_flops_per_sample())
+            << "FLOP forward per sample\n"
+            << "  steps   " << config.train.steps << " x " << config.train.global_batch
+            << " samples (" << epochs << " epochs)\n";
+  std::cout << "---- effective configuration ----\n"
+            << to_ini(config) << "---------------------------------" << std::endl;
 }
 
 int train_command(const Args& args) {
@@ -40,10 +44,12 @@ int train_command(const Args& args) {
   po::options_description extra;
   parse_run_config(args, extra, config, help);
   if (help) {
-    std::cout << "usage: winnow train [--config FILE] [--section.key=value ...]\n\n"
-                 "Trains a ViT on images or a GPT on token streams, data-parallel over MPI ranks when\n"
-                 "started with mpirun/srun. Example: winnow train --config launch/configs/vit-fashion-mnist.ini\n\n"
-              << run_options(config) << std::endl;
+    std::cout
+        << "usage: winnow train [--config FILE] [--section.key=value ...]\n\n"
+           "Trains a ViT on images or a GPT on token streams, data-parallel over MPI ranks when\n"
+           "started with mpirun/srun. Example: winnow train --config "
+           "launch/configs/vit-fashion-mnist.ini\n\n"
+        << run_options(config) << std::endl;
     return 0;
   }
   auto comm = start_communicator(config);
@@ -61,26 +67,33 @@ int train_command(const Args& args) {
   if (root) print_run_header(config, data, *model, *comm);
 
   train::TrainerOptions trainer_options = config.train;
+  // A live progress line only on a real terminal: mpirun hands ranks a pseudo-terminal even when
+  // its own output goes to a log file, so under a launcher progress is plain lines.
+  trainer_options.progress_live = isatty(STDOUT_FILENO) && !dist::started_by_mpi_launcher();
   train::Trainer trainer(model, data.train, data.eval, comm, trainer_options, config.optim);
   auto summary = trainer.run();
 
   if (root) {
     const bool text = model->kind() == "gpt";
     std::cout << "==== summary ====\n"
-              << "  steps          " << summary.steps << " (" << summary.skipped_steps << " skipped)\n"
+              << "  steps          " << summary.steps << " (" << summary.skipped_steps
+              << " skipped)\n"
               << "  training time  " << train::format_duration(summary.train_seconds) << " ("
               << summary.train_seconds << " s)\n"
-              << "  throughput     " << summary.samples_per_second << (text ? " sequences/s" : " images/s") << " ("
-              << comm->world_size() << " ranks)\n"
-              << "  training FLOPs " << si(summary.training_flops) << "FLOP (analytic, forward + backward)\n"
-              << "  comm. share    " << 100.0 * summary.comm_fraction << "% of step time in gradient all-reduce\n"
+              << "  throughput     " << summary.samples_per_second
+              << (text ? " sequences/s" : " images/s") << " (" << comm->world_size() << " ranks)\n"
+              << "  training FLOPs " << si(summary.training_flops)
+              << "FLOP (analytic, forward + backward)\n"
+              << "  comm. share    " << 100.0 * summary.comm_fraction
+              << "% of step time in gradient all-reduce\n"
               << "  final loss     " << summary.final_loss << "\n";
     if (data.eval) {
       if (text) {
-        std::cout << "  eval loss      " << summary.eval.loss << " (perplexity " << summary.eval.perplexity << ")\n";
+        std::cout << "  eval loss      " << summary.eval.loss << " (perplexity "
+                  << summary.eval.perplexity << ")\n";
       } else {
-        std::cout << "  eval accuracy  " << 100.0 * summary.eval.accuracy << "% (" << summary.eval.samples
-                  << " samples, loss " << summary.eval.loss << ")\n";
+        std::cout << "  eval accuracy  " << 100.0 * summary.eval.accuracy << "% ("
+                  << summary.eval.samples << " samples, loss " << summary.eval.loss << ")\n";
       }
     }
     if (!config.train.run_dir.empty()) {
@@ -101,7 +114,8 @@ int train_command(const Args& args) {
           .add("eval_accuracy", summary.eval.accuracy)
           .add("eval_perplexity", summary.eval.perplexity);
       std::ofstream(config.train.run_dir + "/summary.json") << line.str() << "\n";
-      std::cout << "  saved          " << weights << ", " << config.train.run_dir << "/metrics.jsonl, summary.json\n";
+      std::cout << "  saved          " << weights << ", " << config.train.run_dir
+                << "/metrics.jsonl, summary.json\n";
     }
     std::cout << std::flush;
   }

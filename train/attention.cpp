@@ -14,8 +14,9 @@ MultiHeadAttentionImpl::MultiHeadAttentionImpl(const AttentionOptions& options_)
 }
 
 void MultiHeadAttentionImpl::reset() {
-  TORCH_CHECK(options.dim() > 0 && options.heads() > 0, "attention: expected dim > 0 and heads > 0, got dim=",
-              options.dim(), " heads=", options.heads());
+  TORCH_CHECK(options.dim() > 0 && options.heads() > 0,
+              "attention: expected dim > 0 and heads > 0, got dim=", options.dim(),
+              " heads=", options.heads());
   TORCH_CHECK(options.dim() % options.heads() == 0, "attention: width ", options.dim(),
               " must be divisible by the number of heads ", options.heads());
   qkv = register_module("qkv", torch::nn::Linear(options.dim(), 3 * options.dim()));
@@ -25,12 +26,14 @@ void MultiHeadAttentionImpl::reset() {
 torch::Tensor causal_bias_from_positions(const torch::Tensor& positions, torch::ScalarType dtype) {
   // allowed[b, i, j] = pos[b, j] <= pos[b, i]
   auto allowed = positions.unsqueeze(1).le(positions.unsqueeze(2));  // [B, N, N]
-  auto bias = torch::zeros(allowed.sizes(), torch::TensorOptions().dtype(dtype).device(positions.device()));
+  auto bias =
+      torch::zeros(allowed.sizes(), torch::TensorOptions().dtype(dtype).device(positions.device()));
   bias.masked_fill_(allowed.logical_not(), -std::numeric_limits<float>::infinity());
   return bias.unsqueeze(1);  // [B, 1, N, N]
 }
 
-AttentionOutput MultiHeadAttentionImpl::forward(const torch::Tensor& x, const AttentionInputs& inputs,
+AttentionOutput MultiHeadAttentionImpl::forward(const torch::Tensor& x,
+                                                const AttentionInputs& inputs,
                                                 const AttentionRequest& request) {
   TORCH_CHECK(x.dim() == 3 && x.size(2) == options.dim(), "attention: expected input [B, N, ",
               options.dim(), "], got ", x.sizes());
@@ -60,10 +63,10 @@ AttentionOutput MultiHeadAttentionImpl::forward(const torch::Tensor& x, const At
     add_bias(torch::log(keep).view({batch, 1, 1, tokens}));
   }
   if (options.causal()) {
-    torch::Tensor positions = inputs.positions.defined()
-                                  ? inputs.positions
-                                  : torch::arange(tokens, x.options().dtype(torch::kInt64))
-                                        .expand({batch, tokens});
+    torch::Tensor positions =
+        inputs.positions.defined()
+            ? inputs.positions
+            : torch::arange(tokens, x.options().dtype(torch::kInt64)).expand({batch, tokens});
     add_bias(causal_bias_from_positions(positions, q.scalar_type()));
   }
 
@@ -83,7 +86,7 @@ AttentionOutput MultiHeadAttentionImpl::forward(const torch::Tensor& x, const At
     auto probabilities = torch::softmax(logits, -1);
     context = batched_matmul(probabilities, v);
     if (request.probabilities) result.probabilities = probabilities;
-    if (request.cls_row) result.cls_row = probabilities.select(2, 0).mean(1);       // [B, N]
+    if (request.cls_row) result.cls_row = probabilities.select(2, 0).mean(1);    // [B, N]
     if (request.received) result.received = probabilities.mean(/*dim=*/{1, 2});  // [B, N]
   }
   if (request.mean_keys) result.mean_keys = k.mean(1);  // [B, N, D]

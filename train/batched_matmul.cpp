@@ -42,7 +42,8 @@ torch::Tensor batched_mm(const torch::Tensor& a, const torch::Tensor& b) {
 
 class BatchedMatmul : public torch::autograd::Function<BatchedMatmul> {
  public:
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& a, const torch::Tensor& b) {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& a,
+                               const torch::Tensor& b) {
     ctx->save_for_backward({a, b});
     return batched_mm(a, b);
   }
@@ -63,10 +64,11 @@ class BatchedMatmul : public torch::autograd::Function<BatchedMatmul> {
 }  // namespace
 
 torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b) {
-  TORCH_CHECK(a.dim() >= 2 && a.dim() == b.dim() && a.size(-1) == b.size(-2) &&
-                  a.sizes().slice(0, a.dim() - 2) == b.sizes().slice(0, b.dim() - 2),
-              "batched_matmul: expected [..., M, K] x [..., K, N] with the same leading dimensions, got ", a.sizes(),
-              " and ", b.sizes());
+  TORCH_CHECK(
+      a.dim() >= 2 && a.dim() == b.dim() && a.size(-1) == b.size(-2) &&
+          a.sizes().slice(0, a.dim() - 2) == b.sizes().slice(0, b.dim() - 2),
+      "batched_matmul: expected [..., M, K] x [..., K, N] with the same leading dimensions, got ",
+      a.sizes(), " and ", b.sizes());
   if (!a.device().is_cpu()) return torch::matmul(a, b);
   return BatchedMatmul::apply(a, b);
 }

@@ -11,7 +11,9 @@ namespace winnow::train {
 
 struct BlockOptions {
   BlockOptions(int64_t dim, int64_t heads) : dim_(dim), heads_(heads) {}
-  int64_t mlp_hidden() const { return static_cast<int64_t>(static_cast<double>(dim_) * mlp_ratio_); }
+  int64_t mlp_hidden() const {
+    return static_cast<int64_t>(static_cast<double>(dim_) * mlp_ratio_);
+  }
   TORCH_ARG(int64_t, dim);
   TORCH_ARG(int64_t, heads);
   TORCH_ARG(double, mlp_ratio) = 4.0;
@@ -37,7 +39,8 @@ class BlockHook {
   // Before the block (site pre_block).
   virtual void pre_block(compression::TokenState& /*state*/) {}
   // Between the attention residual and the MLP (site post_attn; ToMe, EViT).
-  virtual void post_attention(compression::TokenState& /*state*/, const AttentionOutput& /*attn*/) {}
+  virtual void post_attention(compression::TokenState& /*state*/, const AttentionOutput& /*attn*/) {
+  }
 };
 
 class BlockImpl : public torch::nn::Module {

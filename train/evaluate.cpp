@@ -7,13 +7,14 @@
 
 namespace winnow::train {
 
-EvalResult evaluate_model(TransformerModel& model, const data::Dataset& dataset, dist::Communicator& comm,
-                          const EvalOptions& options) {
+EvalResult evaluate_model(TransformerModel& model, const data::Dataset& dataset,
+                          dist::Communicator& comm, const EvalOptions& options) {
   TORCH_CHECK(options.batch >= 1, "evaluation batch: expected >= 1, got ", options.batch);
   const auto start = std::chrono::steady_clock::now();
   torch::NoGradGuard no_grad;
   model.eval();
-  const int64_t total = options.max_samples > 0 ? std::min(options.max_samples, dataset.size()) : dataset.size();
+  const int64_t total =
+      options.max_samples > 0 ? std::min(options.max_samples, dataset.size()) : dataset.size();
   const int64_t rank = comm.rank(), world = comm.world_size();
   double loss_sum = 0.0, correct = 0.0, count = 0.0;
   for (int64_t chunk = 0; chunk < total; chunk += options.batch) {

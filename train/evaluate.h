@@ -18,14 +18,14 @@ struct EvalResult {
 };
 
 struct EvalOptions {
-  int64_t batch = 512;       // global samples per evaluation batch
-  int64_t max_samples = 0;   // 0 = the whole dataset (the first max_samples otherwise)
+  int64_t batch = 512;      // global samples per evaluation batch
+  int64_t max_samples = 0;  // 0 = the whole dataset (the first max_samples otherwise)
   uint64_t seed = 0;
 };
 
 // Samples are taken in dataset order, each evaluation batch split into contiguous rank slices,
 // so the result is the same on any number of ranks. Leaves the model in eval mode.
-EvalResult evaluate_model(TransformerModel& model, const data::Dataset& dataset, dist::Communicator& comm,
-                          const EvalOptions& options);
+EvalResult evaluate_model(TransformerModel& model, const data::Dataset& dataset,
+                          dist::Communicator& comm, const EvalOptions& options);
 
 }  // namespace winnow::train

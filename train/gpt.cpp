@@ -9,8 +9,9 @@ namespace winnow::train {
 void GptOptions::validate() const {
   TORCH_CHECK(vocab_size > 1, "gpt: expected vocab_size > 1, got ", vocab_size);
   TORCH_CHECK(context > 0, "gpt: expected context > 0, got ", context);
-  TORCH_CHECK(dim > 0 && depth > 0 && heads > 0 && dim % heads == 0, "gpt: expected dim divisible by heads, got dim=",
-              dim, " heads=", heads, " depth=", depth);
+  TORCH_CHECK(dim > 0 && depth > 0 && heads > 0 && dim % heads == 0,
+              "gpt: expected dim divisible by heads, got dim=", dim, " heads=", heads,
+              " depth=", depth);
   TORCH_CHECK(mlp_ratio > 0, "gpt: expected mlp_ratio > 0, got ", mlp_ratio);
 }
 
@@ -34,8 +35,10 @@ GptImpl::GptImpl(const GptOptions& options_) : options(options_) {
 
 ModelOutput GptImpl::forward(const torch::Tensor& tokens, const ForwardContext& context) {
   TORCH_CHECK(tokens.dim() == 2 && tokens.size(1) <= options.context && tokens.size(1) > 0,
-              "gpt: expected tokens [B, T] with 0 < T <= ", options.context, ", got ", tokens.sizes());
-  TORCH_CHECK(tokens.scalar_type() == torch::kInt64, "gpt: expected int64 tokens, got ", tokens.scalar_type());
+              "gpt: expected tokens [B, T] with 0 < T <= ", options.context, ", got ",
+              tokens.sizes());
+  TORCH_CHECK(tokens.scalar_type() == torch::kInt64, "gpt: expected int64 tokens, got ",
+              tokens.scalar_type());
   const int64_t batch = tokens.size(0), length = tokens.size(1);
   compression::TokenState state;
   state.x = tok_embed->forward(tokens) + pos_embed.narrow(1, 0, length);  // [B, T, C]
@@ -46,12 +49,14 @@ ModelOutput GptImpl::forward(const torch::Tensor& tokens, const ForwardContext& 
     accounting.record(state);
     blocks[layer]->as<BlockImpl>()->forward(state, hook);
   }
-  TORCH_CHECK(state.tokens() == length, "gpt: a causal LM needs every position back after the blocks (use the "
-              "route strategy, which restores the sequence); got ", state.tokens(), " of ", length, " tokens");
+  TORCH_CHECK(state.tokens() == length,
+              "gpt: a causal LM needs every position back after the blocks (use the "
+              "route strategy, which restores the sequence); got ",
+              state.tokens(), " of ", length, " tokens");
   ModelOutput output;
   output.logits = torch::matmul(norm->forward(state.x), tok_embed->weight.t());  // [B, T, V]
-  accounting.add_flops(compression::linear_forward_flops(static_cast<double>(batch * length), options.dim,
-                                                         options.vocab_size));
+  accounting.add_flops(compression::linear_forward_flops(static_cast<double>(batch * length),
+                                                         options.dim, options.vocab_size));
   accounting.finish(output);
   return output;
 }
@@ -60,7 +65,8 @@ double GptImpl::dense_forward_flops_per_sample() const {
   const double tokens = static_cast<double>(options.context);
   // Causal attention computes the full T×T scores here (no fused causal kernel on CPU).
   return static_cast<double>(options.depth) *
-             compression::block_forward_flops({options.dim, block_options().mlp_hidden()}, tokens, tokens) +
+             compression::block_forward_flops({options.dim, block_options().mlp_hidden()}, tokens,
+                                              tokens) +
          compression::linear_forward_flops(tokens, options.dim, options.vocab_size);
 }
 

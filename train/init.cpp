@@ -17,7 +17,8 @@ void init_transformer_weights(torch::nn::Module& model, int64_t depth) {
   for (auto& item : model.named_modules("", /*include_self=*/false)) {
     const std::string& name = item.key();
     if (auto* linear = item.value()->as<torch::nn::Linear>()) {
-      const bool residual = name.size() >= 9 && (name.compare(name.size() - 9, 9, "attn.proj") == 0);
+      const bool residual =
+          name.size() >= 9 && (name.compare(name.size() - 9, 9, "attn.proj") == 0);
       const bool mlp_out = name.size() >= 7 && (name.compare(name.size() - 7, 7, "mlp.fc2") == 0);
       init_truncated_normal_(linear->weight, (residual || mlp_out) ? residual_std : 0.02);
       if (linear->bias.defined()) linear->bias.zero_();

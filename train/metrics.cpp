@@ -1,8 +1,6 @@
 // JSON-lines metrics and progress output.
 #include "train/metrics.h"
 
-#include <unistd.h>
-
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -17,11 +15,21 @@ std::string json_escape(const std::string& text) {
   out.reserve(text.size() + 2);
   for (char c : text) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];
@@ -102,9 +110,12 @@ std::string format_duration(double seconds) {
   return buf;
 }
 
-Progress::Progress(int64_t total_steps, int64_t every, bool enabled)
-    : total_(total_steps), every_(every > 0 ? every : 1), enabled_(enabled),
-      tty_(enabled && isatty(STDOUT_FILENO)), start_(std::chrono::steady_clock::now()) {}
+Progress::Progress(int64_t total_steps, int64_t every, bool enabled, bool live)
+    : total_(total_steps),
+      every_(every > 0 ? every : 1),
+      enabled_(enabled),
+      live_(enabled && live),
+      start_(std::chrono::steady_clock::now()) {}
 
 void Progress::update(int64_t step, double loss, double throughput, const char* unit, double lr) {
   if (!enabled_) return;
@@ -114,16 +125,18 @@ void Progress::update(int64_t step, double loss, double throughput, const char* 
   }
   const int64_t done = step + 1;
   const bool last = done == total_;
-  if (!tty_ && done % every_ != 0 && !last) return;
-  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  if (!live_ && done % every_ != 0 && !last) return;
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   const int64_t steps_here = done - start_step_;
-  const double eta = steps_here > 0 ? elapsed / static_cast<double>(steps_here) * static_cast<double>(total_ - done)
+  const double eta = steps_here > 0 ? elapsed / static_cast<double>(steps_here) *
+                                          static_cast<double>(total_ - done)
                                     : NAN;
   char buf[256];
   std::snprintf(buf, sizeof buf, "step %lld/%lld  loss %.4f  %.1f %s  lr %.2e  elapsed %s  eta %s",
-                static_cast<long long>(done), static_cast<long long>(total_), loss, throughput, unit, lr,
-                format_duration(elapsed).c_str(), format_duration(eta).c_str());
-  if (tty_) {
+                static_cast<long long>(done), static_cast<long long>(total_), loss, throughput,
+                unit, lr, format_duration(elapsed).c_str(), format_duration(eta).c_str());
+  if (live_) {
     std::cout << "\r\033[K" << buf << std::flush;
     live_line_ = true;
   } else {

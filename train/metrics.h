@@ -45,18 +45,18 @@ class MetricsLog {
   std::ofstream out_;
 };
 
-// Progress on stdout: on a terminal one line rewritten in place; otherwise a plain line every
-// `every` steps.
+// Progress on stdout: with `live` (a terminal) one line rewritten in place; otherwise a plain
+// line every `every` steps.
 class Progress {
  public:
-  Progress(int64_t total_steps, int64_t every, bool enabled);
+  Progress(int64_t total_steps, int64_t every, bool enabled, bool live);
   void update(int64_t step, double loss, double throughput, const char* unit, double lr);
   void message(const std::string& text);  // a full line (ends the live line first)
   void finish();
 
  private:
   int64_t total_, every_;
-  bool enabled_, tty_, live_line_ = false;
+  bool enabled_, live_, live_line_ = false;
   std::chrono::steady_clock::time_point start_;
   int64_t start_step_ = -1;
 };

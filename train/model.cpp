@@ -5,16 +5,18 @@
 
 namespace winnow::train {
 
-torch::Tensor TransformerModel::loss_sum(const ModelOutput& output, const torch::Tensor& targets) const {
+torch::Tensor TransformerModel::loss_sum(const ModelOutput& output,
+                                         const torch::Tensor& targets) const {
   auto logits = output.logits;
-  TORCH_CHECK(logits.dim() == targets.dim() + 1, "loss: logits ", logits.sizes(), " do not match targets ",
-              targets.sizes());
+  TORCH_CHECK(logits.dim() == targets.dim() + 1, "loss: logits ", logits.sizes(),
+              " do not match targets ", targets.sizes());
   return torch::nn::functional::cross_entropy(
       logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}),
       torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
 }
 
-bool TransformerModel::exempt_from_weight_decay(const std::string& name, const torch::Tensor& p) const {
+bool TransformerModel::exempt_from_weight_decay(const std::string& name,
+                                                const torch::Tensor& p) const {
   if (p.dim() < 2) return true;  // biases and norm weights
   // Learned tokens and embedding tables (the patch projection is a linear map and is decayed).
   return name == "cls_token" || name == "pos_embed" || name == "tok_embed.weight";
@@ -28,9 +30,10 @@ LayerAccounting::LayerAccounting(const BlockOptions& block, int64_t depth)
 void LayerAccounting::record(const compression::TokenState& state) {
   const int64_t batch = state.batch(), tokens = state.tokens();
   tokens_.push_back(batch * tokens);
-  block_flops_ += static_cast<double>(batch) *
-                  compression::block_forward_flops({width_, mlp_hidden_}, static_cast<double>(tokens),
-                                                   static_cast<double>(tokens));
+  block_flops_ +=
+      static_cast<double>(batch) * compression::block_forward_flops({width_, mlp_hidden_},
+                                                                    static_cast<double>(tokens),
+                                                                    static_cast<double>(tokens));
 }
 
 void LayerAccounting::finish(ModelOutput& output) const {

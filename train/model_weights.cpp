@@ -26,11 +26,14 @@ std::string folder_of(const std::string& path) {
   return slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
 }
 
-std::string dataset_name(const std::string& parameter) { return "model/" + parameter; }
+std::string dataset_name(const std::string& parameter) {
+  return "model/" + parameter;
+}
 
 }  // namespace
 
-void save_model_weights(const TransformerModel& model, const std::string& path, const std::string& config_ini) {
+void save_model_weights(const TransformerModel& model, const std::string& path,
+                        const std::string& config_ini) {
   const std::string temporary = path + ".tmp." + std::to_string(::getpid());
   {
     data::H5File file(temporary, data::H5File::Mode::kCreate);
@@ -39,12 +42,15 @@ void save_model_weights(const TransformerModel& model, const std::string& path, 
     file.set_attr_int("/meta", "format_version", 1);
     file.set_attr_string("/meta", "model_kind", model.kind());
     file.set_attr_string("/meta", "config", config_ini);
-    for (const auto& item : model.named_parameters()) file.write_tensor(dataset_name(item.key()), item.value().detach());
-    for (const auto& item : model.named_buffers()) file.write_tensor(dataset_name(item.key()), item.value().detach());
+    for (const auto& item : model.named_parameters())
+      file.write_tensor(dataset_name(item.key()), item.value().detach());
+    for (const auto& item : model.named_buffers())
+      file.write_tensor(dataset_name(item.key()), item.value().detach());
     file.close();
   }
   fsync_path(temporary);
-  TORCH_CHECK(std::rename(temporary.c_str(), path.c_str()) == 0, "cannot rename ", temporary, " to ", path);
+  TORCH_CHECK(std::rename(temporary.c_str(), path.c_str()) == 0, "cannot rename ", temporary,
+              " to ", path);
   fsync_path(folder_of(path));
 }
 
@@ -71,8 +77,8 @@ void load_model_weights(TransformerModel& model, const std::string& path) {
     auto info = file.dataset_info(dataset_name(name));
     if (info.shape != tensor.sizes().vec() || !info.dtype || *info.dtype != tensor.scalar_type()) {
       std::ostringstream s;
-      s << name << " (file " << c10::IntArrayRef(info.shape) << " " << info.type_name << ", model " << tensor.sizes() << " "
-        << tensor.scalar_type() << ")";
+      s << name << " (file " << c10::IntArrayRef(info.shape) << " " << info.type_name << ", model "
+        << tensor.sizes() << " " << tensor.scalar_type() << ")";
       misshaped.push_back(s.str());
     }
   }
@@ -85,7 +91,8 @@ void load_model_weights(TransformerModel& model, const std::string& path) {
       for (const auto& x : v) s += "\n    " + x;
       return v.empty() ? std::string(" none") : s;
     };
-    TORCH_CHECK(false, "weights in '", path, "' do not fit the configured model:\n  missing:", list(missing),
+    TORCH_CHECK(false, "weights in '", path,
+                "' do not fit the configured model:\n  missing:", list(missing),
                 "\n  unexpected:", list(unexpected), "\n  mis-shaped:", list(misshaped));
   }
   torch::NoGradGuard no_grad;

@@ -10,7 +10,8 @@ namespace winnow::train {
 
 // Writes `path` via a temporary file in the same folder, fsync and rename: a crash never leaves a
 // partial file under `path`. `config_ini` is stored as the /meta `config` attribute.
-void save_model_weights(const TransformerModel& model, const std::string& path, const std::string& config_ini);
+void save_model_weights(const TransformerModel& model, const std::string& path,
+                        const std::string& config_ini);
 
 // Loads every parameter and buffer. A mismatch throws one error listing the missing, unexpected
 // and mis-shaped names.

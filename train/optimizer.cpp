@@ -6,8 +6,8 @@ namespace winnow::train {
 void OptimizerOptions::validate() const {
   TORCH_CHECK(lr > 0, "optim.lr: expected > 0, got ", lr);
   TORCH_CHECK(weight_decay >= 0, "optim.weight_decay: expected >= 0, got ", weight_decay);
-  TORCH_CHECK(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1, "optim.beta1/beta2: expected in [0, 1), got ",
-              beta1, ", ", beta2);
+  TORCH_CHECK(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1,
+              "optim.beta1/beta2: expected in [0, 1), got ", beta1, ", ", beta2);
   TORCH_CHECK(eps > 0, "optim.eps: expected > 0, got ", eps);
   TORCH_CHECK(clip_norm >= 0, "optim.clip_norm: expected >= 0 (0 disables), got ", clip_norm);
 }
@@ -27,7 +27,8 @@ ParameterGroups split_parameter_groups(const TransformerModel& model) {
   return groups;
 }
 
-std::unique_ptr<torch::optim::AdamW> make_adamw(const TransformerModel& model, const OptimizerOptions& options) {
+std::unique_ptr<torch::optim::AdamW> make_adamw(const TransformerModel& model,
+                                                const OptimizerOptions& options) {
   options.validate();
   auto groups = split_parameter_groups(model);
   auto base = torch::optim::AdamWOptions(options.lr)

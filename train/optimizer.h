@@ -31,7 +31,8 @@ struct ParameterGroups {
 ParameterGroups split_parameter_groups(const TransformerModel& model);
 
 // Group 0 decays with `weight_decay`; group 1 has weight_decay 0.
-std::unique_ptr<torch::optim::AdamW> make_adamw(const TransformerModel& model, const OptimizerOptions& options);
+std::unique_ptr<torch::optim::AdamW> make_adamw(const TransformerModel& model,
+                                                const OptimizerOptions& options);
 
 // Sets every group's learning rate (the schedule's value for this step).
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);

@@ -27,10 +27,12 @@ std::pair<int64_t, int64_t> rank_share(int64_t total, int rank, int world) {
 
 void TrainerOptions::validate(int world_size) const {
   TORCH_CHECK(steps > 0, "train.steps: expected > 0, got ", steps);
-  TORCH_CHECK(global_batch >= world_size, "train.global_batch: expected at least one sample per rank (",
-              world_size, " ranks), got ", global_batch);
+  TORCH_CHECK(global_batch >= world_size,
+              "train.global_batch: expected at least one sample per rank (", world_size,
+              " ranks), got ", global_batch);
   TORCH_CHECK(accumulation >= 1, "train.accumulation: expected >= 1, got ", accumulation);
-  TORCH_CHECK(eval_every >= 0, "train.eval_every: expected >= 0 (0 = only at the end), got ", eval_every);
+  TORCH_CHECK(eval_every >= 0, "train.eval_every: expected >= 0 (0 = only at the end), got ",
+              eval_every);
   TORCH_CHECK(eval_batch >= 1, "train.eval_batch: expected >= 1, got ", eval_batch);
   TORCH_CHECK(log_every >= 1, "train.log_every: expected >= 1, got ", log_every);
   TORCH_CHECK(bucket_mb >= 1, "dist.bucket_mb: expected >= 1, got ", bucket_mb);
@@ -63,7 +65,8 @@ Trainer::Trainer(std::shared_ptr<TransformerModel> model, std::shared_ptr<data::
   grad_sync_ = std::make_unique<dist::GradSync>(comm_, parameters_, sync_options);
   grad_sync_->broadcast_parameters(state);
 
-  if (comm_->is_root() && !options_.run_dir.empty()) metrics_ = MetricsLog(options_.run_dir + "/metrics.jsonl");
+  if (comm_->is_root() && !options_.run_dir.empty())
+    metrics_ = MetricsLog(options_.run_dir + "/metrics.jsonl");
 }
 
 StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
@@ -74,8 +77,9 @@ StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
 
   // The loss is a sum over samples/tokens divided by the *global* count, so the summed gradients
   // equal those of one process holding the whole global batch, whatever each rank holds.
-  auto count = torch::tensor({static_cast<double>(batch.size() > 0 ? model_->loss_count(batch.targets) : 0)},
-                             torch::kFloat64);
+  auto count =
+      torch::tensor({static_cast<double>(batch.size() > 0 ? model_->loss_count(batch.targets) : 0)},
+                    torch::kFloat64);
   comm_->all_reduce(count, dist::ReduceOp::kSum);
   const double global_count = count.item<double>();
   TORCH_CHECK(global_count > 0, "train: the global batch at step ", step, " is empty");
@@ -84,7 +88,8 @@ StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
   bool finite = true;
   const int64_t local = batch.size();
   for (int64_t micro = 0; micro < options_.accumulation; ++micro) {
-    const auto [begin, end] = rank_share(local, static_cast<int>(micro), static_cast<int>(options_.accumulation));
+    const auto [begin, end] =
+        rank_share(local, static_cast<int>(micro), static_cast<int>(options_.accumulation));
     if (end <= begin) continue;
     ForwardContext context;
     context.step = step;
@@ -97,8 +102,10 @@ StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
     finite = finite && std::isfinite(value);
     loss_sum += value;
     flops += output.forward_flops;
-    if (result.tokens_per_layer.empty()) result.tokens_per_layer.assign(output.tokens_per_layer.size(), 0);
-    for (size_t i = 0; i < output.tokens_per_layer.size(); ++i) result.tokens_per_layer[i] += output.tokens_per_layer[i];
+    if (result.tokens_per_layer.empty())
+      result.tokens_per_layer.assign(output.tokens_per_layer.size(), 0);
+    for (size_t i = 0; i < output.tokens_per_layer.size(); ++i)
+      result.tokens_per_layer[i] += output.tokens_per_layer[i];
     (loss / global_count).backward();
   }
 
@@ -113,7 +120,8 @@ StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
     result.tokens_per_layer.resize(static_cast<size_t>(model_->depth()), 0);
     auto tokens = torch::tensor(result.tokens_per_layer, torch::kInt64);
     comm_->all_reduce(tokens, dist::ReduceOp::kSum);
-    result.tokens_per_layer.assign(tokens.data_ptr<int64_t>(), tokens.data_ptr<int64_t>() + tokens.numel());
+    result.tokens_per_layer.assign(tokens.data_ptr<int64_t>(),
+                                   tokens.data_ptr<int64_t>() + tokens.numel());
   }
 
   if (!result.skipped) {
@@ -141,7 +149,8 @@ EvalResult Trainer::evaluate() {
   return result;
 }
 
-JsonLine Trainer::step_line(int64_t step, const StepResult& r, double lr, double samples_per_second) const {
+JsonLine Trainer::step_line(int64_t step, const StepResult& r, double lr,
+                            double samples_per_second) const {
   JsonLine line;
   line.add("event", "step")
       .add("step", step + 1)
@@ -169,7 +178,8 @@ TrainSummary Trainer::run(int64_t start_step) {
 
   const bool text = model_->kind() == "gpt";
   const char* unit = text ? "tok/s" : "img/s";
-  Progress progress(options_.steps, options_.log_every, options_.progress && comm_->is_root());
+  Progress progress(options_.steps, options_.log_every, options_.progress && comm_->is_root(),
+                    options_.progress_live);
   TrainSummary summary;
   double step_seconds = 0.0, comm_seconds = 0.0;
   const auto start = Clock::now();
@@ -193,15 +203,21 @@ TrainSummary Trainer::run(int64_t start_step) {
       line.add("elapsed_seconds", seconds_since(start));
       metrics_.write(line);
     }
-    if (r.skipped) progress.message("step " + std::to_string(step + 1) + ": non-finite loss on some rank; update skipped");
+    if (r.skipped)
+      progress.message("step " + std::to_string(step + 1) +
+                       ": non-finite loss on some rank; update skipped");
     progress.update(step, r.loss, throughput, unit, lr);
 
     const bool last = step + 1 == options_.steps;
-    if (eval_data_ && (last || (options_.eval_every > 0 && (step + 1) % options_.eval_every == 0))) {
+    if (eval_data_ &&
+        (last || (options_.eval_every > 0 && (step + 1) % options_.eval_every == 0))) {
       auto eval = evaluate();
       summary.eval = eval;
       JsonLine line;
-      line.add("event", "eval").add("step", step + 1).add("loss", eval.loss).add("samples", eval.samples);
+      line.add("event", "eval")
+          .add("step", step + 1)
+          .add("loss", eval.loss)
+          .add("samples", eval.samples);
       line.add(text ? "next_token_accuracy" : "accuracy", eval.accuracy);
       if (text) line.add("perplexity", eval.perplexity);
       line.add("eval_seconds", eval.seconds);
@@ -209,14 +225,18 @@ TrainSummary Trainer::run(int64_t start_step) {
       std::ostringstream text_line;
       text_line.precision(4);
       text_line << "eval @ step " << step + 1 << ": loss " << eval.loss;
-      if (text) text_line << "  perplexity " << eval.perplexity;
-      else text_line << "  accuracy " << 100.0 * eval.accuracy << "%";
+      if (text)
+        text_line << "  perplexity " << eval.perplexity;
+      else
+        text_line << "  accuracy " << 100.0 * eval.accuracy << "%";
       progress.message(text_line.str());
     }
   }
   progress.finish();
   summary.train_seconds = step_seconds;
-  summary.samples_per_second = step_seconds > 0 ? static_cast<double>(summary.steps * options_.global_batch) / step_seconds : 0;
+  summary.samples_per_second =
+      step_seconds > 0 ? static_cast<double>(summary.steps * options_.global_batch) / step_seconds
+                       : 0;
   summary.comm_fraction = step_seconds > 0 ? comm_seconds / step_seconds : 0;
   return summary;
 }

@@ -21,9 +21,9 @@
 namespace winnow::train {
 
 struct TrainerOptions {
-  int64_t steps = 1000;          // optimizer steps
-  int64_t global_batch = 128;    // samples per optimizer step, over all ranks
-  int64_t accumulation = 1;      // micro-batches per rank per step
+  int64_t steps = 1000;        // optimizer steps
+  int64_t global_batch = 128;  // samples per optimizer step, over all ranks
+  int64_t accumulation = 1;    // micro-batches per rank per step
   int64_t warmup_steps = 100;
   double min_lr_ratio = 0.01;
   int64_t eval_every = 0;        // steps between evaluations; 0 = only at the end
@@ -31,16 +31,17 @@ struct TrainerOptions {
   int64_t eval_max_samples = 0;  // 0 = the whole evaluation set
   int64_t log_every = 20;        // steps between metrics lines / plain progress lines
   uint64_t seed = 0;
-  int64_t bucket_mb = 25;        // gradient all-reduce bucket size
-  std::string run_dir;           // where metrics.jsonl goes; empty = no files
-  bool progress = true;          // print progress (rank 0 only)
+  int64_t bucket_mb = 25;      // gradient all-reduce bucket size
+  std::string run_dir;         // where metrics.jsonl goes; empty = no files
+  bool progress = true;        // print progress (rank 0 only)
+  bool progress_live = false;  // one line rewritten in place (a terminal) instead of plain lines
 
   void validate(int world_size) const;
 };
 
 struct StepResult {
-  double loss = 0.0;  // global mean loss of the step
-  bool skipped = false;  // non-finite loss on some rank: no update on any rank
+  double loss = 0.0;           // global mean loss of the step
+  bool skipped = false;        // non-finite loss on some rank: no update on any rank
   double forward_flops = 0.0;  // this rank's analytic forward FLOPs
   std::vector<int64_t> tokens_per_layer;
   double seconds = 0.0;
@@ -50,10 +51,10 @@ struct StepResult {
 struct TrainSummary {
   int64_t steps = 0, skipped_steps = 0;
   double train_seconds = 0.0;
-  double samples_per_second = 0.0;    // global
-  double training_flops = 0.0;        // global, forward + backward (analytic)
+  double samples_per_second = 0.0;  // global
+  double training_flops = 0.0;      // global, forward + backward (analytic)
   double final_loss = 0.0;
-  double comm_fraction = 0.0;         // share of step time inside gradient all-reduce
+  double comm_fraction = 0.0;  // share of step time inside gradient all-reduce
   EvalResult eval;
 };
 
@@ -74,7 +75,8 @@ class Trainer {
   const TrainerOptions& options() const { return options_; }
 
  private:
-  JsonLine step_line(int64_t step, const StepResult& result, double lr, double samples_per_second) const;
+  JsonLine step_line(int64_t step, const StepResult& result, double lr,
+                     double samples_per_second) const;
 
   std::shared_ptr<TransformerModel> model_;
   std::shared_ptr<data::Dataset> train_data_, eval_data_;

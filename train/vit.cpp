@@ -8,11 +8,14 @@ namespace winnow::train {
 
 void VitOptions::validate() const {
   TORCH_CHECK(image_channels > 0 && image_height > 0 && image_width > 0,
-              "vit: expected a positive image shape, got ", image_channels, "x", image_height, "x", image_width);
-  TORCH_CHECK(patch > 0 && image_height % patch == 0 && image_width % patch == 0, "vit: patch size ", patch,
-              " must divide the image size ", image_height, "x", image_width);
-  TORCH_CHECK(dim > 0 && depth > 0 && heads > 0 && dim % heads == 0, "vit: expected dim divisible by heads, got dim=",
-              dim, " heads=", heads, " depth=", depth);
+              "vit: expected a positive image shape, got ", image_channels, "x", image_height, "x",
+              image_width);
+  TORCH_CHECK(patch > 0 && image_height % patch == 0 && image_width % patch == 0,
+              "vit: patch size ", patch, " must divide the image size ", image_height, "x",
+              image_width);
+  TORCH_CHECK(dim > 0 && depth > 0 && heads > 0 && dim % heads == 0,
+              "vit: expected dim divisible by heads, got dim=", dim, " heads=", heads,
+              " depth=", depth);
   TORCH_CHECK(mlp_ratio > 0, "vit: expected mlp_ratio > 0, got ", mlp_ratio);
   TORCH_CHECK(num_classes > 1, "vit: expected at least 2 classes, got ", num_classes);
 }
@@ -47,25 +50,29 @@ VisionTransformerImpl::VisionTransformerImpl(const VitOptions& options_) : optio
 
 PatchEmbedImpl::PatchEmbedImpl(int64_t in_channels_, int64_t patch_, int64_t dim_)
     : in_channels(in_channels_), patch(patch_), dim(dim_) {
-  proj = register_module("proj", torch::nn::Conv2d(torch::nn::Conv2dOptions(in_channels, dim, patch).stride(patch)));
+  proj = register_module(
+      "proj", torch::nn::Conv2d(torch::nn::Conv2dOptions(in_channels, dim, patch).stride(patch)));
 }
 
 torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& images) {
   TORCH_CHECK(images.dim() == 4 && images.size(1) == in_channels && images.size(2) % patch == 0 &&
                   images.size(3) % patch == 0,
-              "patch embedding: expected images [B, ", in_channels, ", H, W] with H and W multiples of ", patch,
-              ", got ", images.sizes());
-  const int64_t batch = images.size(0), rows = images.size(2) / patch, cols = images.size(3) / patch;
+              "patch embedding: expected images [B, ", in_channels,
+              ", H, W] with H and W multiples of ", patch, ", got ", images.sizes());
+  const int64_t batch = images.size(0), rows = images.size(2) / patch,
+                cols = images.size(3) / patch;
   // [B, Cin, rows, p, cols, p] -> [B, rows, cols, Cin, p, p] -> [B*P, Cin*p*p]
   // Images arrive as float32; a model converted to another dtype (float64 tests, bf16) casts them.
   auto patches = images.to(proj->weight.scalar_type())
                      .reshape({batch, in_channels, rows, patch, cols, patch})
                      .permute({0, 2, 4, 1, 3, 5})
                      .reshape({batch * rows * cols, in_channels * patch * patch});
-  return torch::addmm(proj->bias, patches, proj->weight.reshape({dim, -1}).t()).view({batch, rows * cols, dim});
+  return torch::addmm(proj->bias, patches, proj->weight.reshape({dim, -1}).t())
+      .view({batch, rows * cols, dim});
 }
 
-ModelOutput VisionTransformerImpl::forward(const torch::Tensor& images, const ForwardContext& context) {
+ModelOutput VisionTransformerImpl::forward(const torch::Tensor& images,
+                                           const ForwardContext& context) {
   const int64_t batch = images.size(0);
   compression::TokenState state;
   TORCH_CHECK(images.dim() == 4 && images.size(1) == options.image_channels &&
@@ -73,13 +80,14 @@ ModelOutput VisionTransformerImpl::forward(const torch::Tensor& images, const Fo
               "vit: expected images [B, ", options.image_channels, ", ", options.image_height, ", ",
               options.image_width, "], got ", images.sizes());
   auto patches = patch_embed->forward(images);  // [B, P, C]
-  state.x = torch::cat({cls_token.expand({batch, 1, options.dim}), patches}, 1) + pos_embed;  // [B, 1+P, C]
+  state.x = torch::cat({cls_token.expand({batch, 1, options.dim}), patches}, 1) +
+            pos_embed;  // [B, 1+P, C]
   state.protected_count = 1;
 
   LayerAccounting accounting(block_options(), options.depth);
-  accounting.add_flops(compression::linear_forward_flops(static_cast<double>(batch * options.patches()),
-                                                         options.image_channels * options.patch * options.patch,
-                                                         options.dim));
+  accounting.add_flops(compression::linear_forward_flops(
+      static_cast<double>(batch * options.patches()),
+      options.image_channels * options.patch * options.patch, options.dim));
   for (int64_t layer = 0; layer < options.depth; ++layer) {
     BlockHook* hook = context.hook_for ? context.hook_for(layer) : nullptr;
     accounting.record(state);
@@ -88,7 +96,8 @@ ModelOutput VisionTransformerImpl::forward(const torch::Tensor& images, const Fo
   ModelOutput output;
   auto cls = norm->forward(state.x.select(1, 0));  // [B, C]
   output.logits = head->forward(cls);              // [B, classes]
-  accounting.add_flops(compression::linear_forward_flops(static_cast<double>(batch), options.dim, options.num_classes));
+  accounting.add_flops(compression::linear_forward_flops(static_cast<double>(batch), options.dim,
+                                                         options.num_classes));
   accounting.finish(output);
   return output;
 }
@@ -99,7 +108,8 @@ double VisionTransformerImpl::dense_forward_flops_per_sample() const {
   return static_cast<double>(options.depth) *
              compression::block_forward_flops({options.dim, block.mlp_hidden()}, tokens, tokens) +
          compression::linear_forward_flops(static_cast<double>(options.patches()),
-                                           options.image_channels * options.patch * options.patch, options.dim) +
+                                           options.image_channels * options.patch * options.patch,
+                                           options.dim) +
          compression::linear_forward_flops(1.0, options.dim, options.num_classes);
 }
 

@@ -1,4 +1,5 @@
-// Vision Transformer classifier: patch embedding, CLS token, learned positions, pre-LN blocks, head.
+// Vision Transformer classifier: patch embedding, CLS token, learned positions, pre-LN blocks,
+// head.
 #pragma once
 
 #include <torch/torch.h>
@@ -50,8 +51,8 @@ class VisionTransformerImpl : public TransformerModel {
 
   VitOptions options;
   PatchEmbed patch_embed{nullptr};
-  torch::Tensor cls_token;                 // [1, 1, C]
-  torch::Tensor pos_embed;                 // [1, 1 + P, C]
+  torch::Tensor cls_token;  // [1, 1, C]
+  torch::Tensor pos_embed;  // [1, 1 + P, C]
   torch::nn::ModuleList blocks{nullptr};
   torch::nn::LayerNorm norm{nullptr};
   torch::nn::Linear head{nullptr};

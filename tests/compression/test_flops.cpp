@@ -6,7 +6,8 @@
 using namespace winnow::compression;
 
 TEST(Flops, BlockFormula) {
-  // C = 4, M = 16, N = 10 tokens: qkv 2·10·4·12 + attention 4·10·10·4 + proj 2·10·4·4 + MLP 4·10·4·16
+  // C = 4, M = 16, N = 10 tokens: qkv 2·10·4·12 + attention 4·10·10·4 + proj 2·10·4·4 + MLP
+  // 4·10·4·16
   EXPECT_DOUBLE_EQ(block_forward_flops({4, 16}, 10, 10), 960 + 1600 + 320 + 2560);
 }
 
@@ -19,4 +20,6 @@ TEST(Flops, HalvingTokensQuartersAttentionAndHalvesTheRest) {
   EXPECT_DOUBLE_EQ(half, linear_full / 2 + attention_full / 4);
 }
 
-TEST(Flops, Linear) { EXPECT_DOUBLE_EQ(linear_forward_flops(3, 5, 7), 210); }
+TEST(Flops, Linear) {
+  EXPECT_DOUBLE_EQ(linear_forward_flops(3, 5, 7), 210);
+}

@@ -3,8 +3,8 @@
 
 #include <gtest/gtest.h>
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <numeric>
 
@@ -140,7 +140,8 @@ TEST(SyntheticSplits, HeldOutImagesShareClassesButNotSamples) {
   for (int64_t k = 0; k < 2; ++k) {
     auto mean_a = a.inputs.index({a.targets == k}).mean(0).flatten();
     auto mean_b = b.inputs.index({b.targets == k}).mean(0).flatten();
-    const double cosine = (mean_a * mean_b).sum().item<double>() / (mean_a.norm() * mean_b.norm()).item<double>();
+    const double cosine =
+        (mean_a * mean_b).sum().item<double>() / (mean_a.norm() * mean_b.norm()).item<double>();
     EXPECT_GT(cosine, 0.9) << "class " << k;
   }
 }
@@ -158,7 +159,8 @@ TEST(SyntheticSplits, HeldOutTokensFollowTheSameChain) {
   // The most frequent successor of each token in split 0 predicts split 1 as well as the chain
   // allows (~90% with 10% noise); another chain would match ~1/16 of the time.
   std::map<int32_t, std::map<int32_t, int>> counts;
-  for (int64_t i = 0; i + 1 < a.size(0); ++i) ++counts[a[i].item<int32_t>()][a[i + 1].item<int32_t>()];
+  for (int64_t i = 0; i + 1 < a.size(0); ++i)
+    ++counts[a[i].item<int32_t>()][a[i + 1].item<int32_t>()];
   int matches = 0, total = 0;
   for (int64_t i = 0; i + 1 < b.size(0); ++i) {
     const auto& next = counts[b[i].item<int32_t>()];

@@ -50,4 +50,21 @@ awk -v a="$acc" -v b="$eval_acc" 'BEGIN { d = a * 100 - b; exit !(d < 1e-3 && d 
   fail "eval accuracy $eval_acc% differs from the training run's $acc"
 # Weights that do not fit the configured model are rejected with the name list.
 expect_exit 1 "mis-shaped" -- "$winnow" eval --weights "$run/model.h5" --model.dim 64
+
+# Text: prepare byte tokens from fortune-style files, train a tiny GPT, evaluate perplexity.
+for i in 1 2 3; do
+  for j in $(seq 1 40); do printf 'the quick brown fox %s jumps over the lazy dog %s\n%%\n' "$i" "$j"; done > "$work/text$i"
+done
+"$winnow" prepare text --in "$work/text1" "$work/text2" "$work/text3" --out "$work/text" > "$work/prep.log" 2>&1 ||
+  { cat "$work/prep.log"; fail "prepare text"; }
+grep -q "120 documents" "$work/prep.log" || fail "prepare text: expected 120 documents: $(cat "$work/prep.log")"
+"$winnow" train --data.train "$work/text/train.h5" --data.eval "$work/text/val.h5" --data.context 16 \
+  --model.kind gpt --model.dim 32 --model.depth 2 --model.heads 2 --train.steps 40 --train.global_batch 16 \
+  --optim.lr 0.003 --optim.warmup_steps 5 --train.run_dir "$work/gpt" > "$work/gpt.log" 2>&1 ||
+  { cat "$work/gpt.log"; fail "gpt training"; }
+ppl=$(sed -n 's/.*"eval_perplexity":\([0-9.]*\).*/\1/p' "$work/gpt/summary.json")
+awk -v p="$ppl" 'BEGIN { exit !(p > 1 && p < 64) }' || fail "gpt perplexity $ppl not below 64 (of a 256-byte vocabulary)"
+"$winnow" eval --weights "$work/gpt/model.h5" | grep -q "perplexity" || fail "gpt eval printed no perplexity"
+# A text file is not image data: the model kind must fit.
+expect_exit 1 "images need model.kind=vit" -- "$winnow" train --data.train "$work/text/train.h5" --model.kind vit
 echo "cli_e2e: all checks passed"

@@ -15,7 +15,8 @@ namespace {
 
 std::string write_ini(const std::string& text) {
   static int counter = 0;
-  const std::string path = testing::TempDir() + "/winnow_config_" + std::to_string(counter++) + ".ini";
+  const std::string path =
+      testing::TempDir() + "/winnow_config_" + std::to_string(counter++) + ".ini";
   std::ofstream(path) << text;
   return path;
 }
@@ -58,7 +59,8 @@ TEST(Config, IniSectionsMapToDottedNamesAndCommandLineWins) {
 
 TEST(Config, BaseIniHasTheLowestPriority) {
   auto path = write_ini("[model]\ndepth = 5\n");
-  auto c = parse({"--config", path, "--model.heads=4"}, "[model]\ndepth = 9\nheads = 2\ndim = 32\n");
+  auto c =
+      parse({"--config", path, "--model.heads=4"}, "[model]\ndepth = 9\nheads = 2\ndim = 32\n");
   EXPECT_EQ(c.model.depth, 5);
   EXPECT_EQ(c.model.heads, 4);
   EXPECT_EQ(c.model.dim, 32);
@@ -76,16 +78,20 @@ TEST(Config, EffectiveIniRoundTrips) {
 TEST(Config, ErrorsNameTheOption) {
   EXPECT_THAT(error_of({"--model.dim=abc"}), HasSubstr("--model.dim"));
   EXPECT_THAT(error_of({"--no.such=1"}), HasSubstr("--no.such"));
-  EXPECT_THAT(error_of({"--data.synthetic=images", "--model.dim=0"}), HasSubstr("model.dim: expected >= 1"));
+  EXPECT_THAT(error_of({"--data.synthetic=images", "--model.dim=0"}),
+              HasSubstr("model.dim: expected >= 1"));
   EXPECT_THAT(error_of({"--data.synthetic=images", "--model.dim=10", "--model.heads=3"}),
               HasSubstr("multiple of model.heads"));
-  EXPECT_THAT(error_of({"--data.synthetic=images", "--optim.lr=-1"}), HasSubstr("optim.lr: expected > 0"));
+  EXPECT_THAT(error_of({"--data.synthetic=images", "--optim.lr=-1"}),
+              HasSubstr("optim.lr: expected > 0"));
   EXPECT_THAT(error_of({"--data.synthetic=images", "--train.steps=10", "--optim.warmup_steps=11"}),
               HasSubstr("optim.warmup_steps: expected in [0, 10]"));
   EXPECT_THAT(error_of({"--data.synthetic=images", "--dist.backend=gloo"}),
               HasSubstr("dist.backend: expected one of local, mpi, auto"));
-  EXPECT_THAT(error_of({"--data.synthetic=images", "--model.kind=resnet"}), HasSubstr("model.kind: expected one of"));
+  EXPECT_THAT(error_of({"--data.synthetic=images", "--model.kind=resnet"}),
+              HasSubstr("model.kind: expected one of"));
   EXPECT_THAT(error_of({}), HasSubstr("data.train: no training data"));
-  EXPECT_THAT(error_of({"--config", "/nonexistent/x.ini"}), HasSubstr("cannot read the config file"));
+  EXPECT_THAT(error_of({"--config", "/nonexistent/x.ini"}),
+              HasSubstr("cannot read the config file"));
   EXPECT_THAT(error_of({"--config", write_ini("[model]\nwidth = 3\n")}), HasSubstr("model.width"));
 }

@@ -56,22 +56,25 @@ TEST(Vit, OutputShapeAndTokenAccounting) {
   EXPECT_EQ(out.logits.sizes(), torch::IntArrayRef({5, 3}));
   ASSERT_EQ(out.tokens_per_layer.size(), 2u);
   EXPECT_EQ(out.tokens_per_layer[0], 5 * (4 + 1));  // 4 patches + CLS, summed over the batch
-  EXPECT_NEAR(out.forward_flops, 5 * vit.dense_forward_flops_per_sample(), 1e-6 * out.forward_flops);
+  EXPECT_NEAR(out.forward_flops, 5 * vit.dense_forward_flops_per_sample(),
+              1e-6 * out.forward_flops);
 }
 
 TEST(Vit, ParameterNamesFollowTimm) {
   VisionTransformerImpl vit(tiny_vit());
   auto names = names_of(vit);
   // A module's own parameters come before its children's, as in PyTorch (and timm's state_dict).
-  std::vector<std::string> expected = {"cls_token", "pos_embed", "patch_embed.proj.weight", "patch_embed.proj.bias"};
+  std::vector<std::string> expected = {"cls_token", "pos_embed", "patch_embed.proj.weight",
+                                       "patch_embed.proj.bias"};
   for (int b = 0; b < 2; ++b) {
     const std::string p = "blocks." + std::to_string(b) + ".";
-    for (const char* s : {"norm1.weight", "norm1.bias", "attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight",
-                          "attn.proj.bias", "norm2.weight", "norm2.bias", "mlp.fc1.weight", "mlp.fc1.bias",
-                          "mlp.fc2.weight", "mlp.fc2.bias"})
+    for (const char* s : {"norm1.weight", "norm1.bias", "attn.qkv.weight", "attn.qkv.bias",
+                          "attn.proj.weight", "attn.proj.bias", "norm2.weight", "norm2.bias",
+                          "mlp.fc1.weight", "mlp.fc1.bias", "mlp.fc2.weight", "mlp.fc2.bias"})
       expected.push_back(p + s);
   }
-  for (const char* s : {"norm.weight", "norm.bias", "head.weight", "head.bias"}) expected.push_back(s);
+  for (const char* s : {"norm.weight", "norm.bias", "head.weight", "head.bias"})
+    expected.push_back(s);
   EXPECT_EQ(names, expected);
   EXPECT_EQ(vit.patch_embed->proj->weight.sizes(), torch::IntArrayRef({8, 1, 4, 4}));
   EXPECT_EQ(vit.pos_embed.sizes(), torch::IntArrayRef({1, 5, 8}));
@@ -81,7 +84,7 @@ TEST(Vit, PatchEmbeddingEqualsStridedConvolution) {
   torch::manual_seed(1);
   VisionTransformerImpl vit(tiny_vit());
   auto images = torch::randn({3, 1, 8, 8});
-  auto ours = vit.patch_embed->forward(images);                                  // [B, P, C]
+  auto ours = vit.patch_embed->forward(images);                                   // [B, P, C]
   auto conv = vit.patch_embed->proj->forward(images).flatten(2).transpose(1, 2);  // [B, P, C]
   EXPECT_TRUE(torch::allclose(ours, conv, 1e-5, 1e-6));
 }
@@ -92,7 +95,8 @@ TEST(Vit, RejectsWrongImageShapeWithClearMessage) {
     vit.forward(torch::randn({2, 3, 8, 8}), {});
     FAIL() << "expected an error";
   } catch (const c10::Error& e) {
-    EXPECT_NE(std::string(e.msg()).find("expected images [B, 1, 8, 8]"), std::string::npos) << e.msg();
+    EXPECT_NE(std::string(e.msg()).find("expected images [B, 1, 8, 8]"), std::string::npos)
+        << e.msg();
   }
 }
 
@@ -243,7 +247,8 @@ TEST(Gradients, FiniteDifferencesAgreeWithAutograd) {
       flat[i] = original;
       const double numeric = (up - down) / (2 * h);
       const double analytic = grad[i].item<double>();
-      EXPECT_NEAR(analytic, numeric, 1e-6 + 1e-5 * std::abs(numeric)) << item.key() << "[" << i << "]";
+      EXPECT_NEAR(analytic, numeric, 1e-6 + 1e-5 * std::abs(numeric))
+          << item.key() << "[" << i << "]";
       ++checked;
     }
   }

@@ -52,7 +52,8 @@ TEST(Optimizer, NoDecayOnNormsBiasesAndEmbeddings) {
   auto adamw = make_adamw(vit, opt);
   ASSERT_EQ(adamw->param_groups().size(), 2u);
   auto wd = [&](size_t g) {
-    return static_cast<torch::optim::AdamWOptions&>(adamw->param_groups()[g].options()).weight_decay();
+    return static_cast<torch::optim::AdamWOptions&>(adamw->param_groups()[g].options())
+        .weight_decay();
   };
   EXPECT_DOUBLE_EQ(wd(0), 0.1);
   EXPECT_DOUBLE_EQ(wd(1), 0.0);

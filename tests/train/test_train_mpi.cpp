@@ -21,8 +21,10 @@ std::shared_ptr<dist::Communicator> world_ptr() {
 }
 
 // Trains `steps` steps of `model` with `comm`, each rank reading its slice of the global batch.
-void train_steps(const std::shared_ptr<TransformerModel>& model, const std::shared_ptr<data::Dataset>& data,
-                 const std::shared_ptr<dist::Communicator>& comm, int64_t global_batch, int64_t steps) {
+void train_steps(const std::shared_ptr<TransformerModel>& model,
+                 const std::shared_ptr<data::Dataset>& data,
+                 const std::shared_ptr<dist::Communicator>& comm, int64_t global_batch,
+                 int64_t steps) {
   TrainerOptions t;
   t.steps = steps;
   t.global_batch = global_batch;
@@ -42,7 +44,8 @@ void train_steps(const std::shared_ptr<TransformerModel>& model, const std::shar
 
 void expect_same_parameters(const TransformerModel& distributed, const TransformerModel& single,
                             const TransformerModel& initial) {
-  auto a = distributed.named_parameters(), b = single.named_parameters(), c = initial.named_parameters();
+  auto a = distributed.named_parameters(), b = single.named_parameters(),
+       c = initial.named_parameters();
   ASSERT_EQ(a.size(), b.size());
   double moved = 0.0;
   for (size_t i = 0; i < a.size(); ++i) {
@@ -62,7 +65,8 @@ void expect_same_parameters(const TransformerModel& distributed, const Transform
 // Adam's normalisation turns that noise into lr-sized steps. In float64 the noise (~1e-17) sits
 // far below Adam's eps and the comparison measures the distributed algorithm, not rounding.
 template <typename MakeModel>
-void check_rank_invariance(MakeModel make_model_float32, const std::shared_ptr<data::Dataset>& data, int64_t global_batch) {
+void check_rank_invariance(MakeModel make_model_float32, const std::shared_ptr<data::Dataset>& data,
+                           int64_t global_batch) {
   auto make_model = [&] {
     auto model = make_model_float32();
     model->to(torch::kFloat64);

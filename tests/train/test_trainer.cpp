@@ -69,7 +69,8 @@ TEST(TrainerEndToEnd, TinyVitLossDecreases) {
   lo.global_batch_size = 32;
   data::Loader loader(data, lo);
   std::vector<double> losses;
-  for (int64_t step = 0; step < 50; ++step) losses.push_back(trainer.train_step(loader.next(), step).loss);
+  for (int64_t step = 0; step < 50; ++step)
+    losses.push_back(trainer.train_step(loader.next(), step).loss);
   const double first = mean_loss(losses, 0, 5), last = mean_loss(losses, 45, 50);
   EXPECT_LT(last, 0.6 * first) << "first " << first << " last " << last;
 }
@@ -96,7 +97,8 @@ TEST(TrainerEndToEnd, TinyGptLossDecreases) {
   lo.global_batch_size = 32;
   data::Loader loader(data, lo);
   std::vector<double> losses;
-  for (int64_t step = 0; step < 50; ++step) losses.push_back(trainer.train_step(loader.next(), step).loss);
+  for (int64_t step = 0; step < 50; ++step)
+    losses.push_back(trainer.train_step(loader.next(), step).loss);
   const double first = mean_loss(losses, 0, 5), last = mean_loss(losses, 45, 50);
   EXPECT_LT(last, 0.75 * first) << "first " << first << " last " << last;
 }
