@@ -67,6 +67,7 @@ int train_command(const Args& args) {
   if (root) print_run_header(config, data, *model, *comm);
 
   train::TrainerOptions trainer_options = config.train;
+  trainer_options.prefetch = config.data.prefetch;
   // A live progress line only on a real terminal: mpirun hands ranks a pseudo-terminal even when
   // its own output goes to a log file, so under a launcher progress is plain lines.
   trainer_options.progress_live = isatty(STDOUT_FILENO) && !dist::started_by_mpi_launcher();

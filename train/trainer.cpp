@@ -174,6 +174,7 @@ TrainSummary Trainer::run(int64_t start_step) {
   loader_options.seed = options_.seed;
   loader_options.shuffle = true;
   loader_options.start_position = start_step * options_.global_batch;
+  loader_options.prefetch_depth = options_.prefetch;
   data::Loader loader(train_data_, loader_options);
 
   const bool text = model_->kind() == "gpt";

@@ -32,6 +32,7 @@ struct TrainerOptions {
   int64_t log_every = 20;        // steps between metrics lines / plain progress lines
   uint64_t seed = 0;
   int64_t bucket_mb = 25;      // gradient all-reduce bucket size
+  int64_t prefetch = 2;        // batches the loader thread prepares ahead
   std::string run_dir;         // where metrics.jsonl goes; empty = no files
   bool progress = true;        // print progress (rank 0 only)
   bool progress_live = false;  // one line rewritten in place (a terminal) instead of plain lines
