@@ -14,10 +14,17 @@ struct TokenState {
   torch::Tensor pos;   // [B, N] int64: original position of each slot (causal masks, scatter-back)
   torch::Tensor keep;  // [B, N] float in [0, 1]: soft keep mask (mask-mode training)
   int64_t protected_count = 0;  // leading tokens no strategy may drop (CLS)
+  // Patch grid (rows × columns) formed by the reducible tokens (those after the protected ones) in
+  // row-major order, e.g. 14 × 14 for a ViT with patch 16 on 224². 0 = unknown, or no longer a
+  // grid (after prune or merge). Spatial pooling reads it and writes the pooled grid.
+  int64_t grid_height = 0;
+  int64_t grid_width = 0;
 
   int64_t batch() const { return x.size(0); }
   int64_t tokens() const { return x.size(1); }
   int64_t width() const { return x.size(2); }
+  // Tokens a strategy may drop or merge: all but the protected leading ones.
+  int64_t reducible() const { return tokens() - protected_count; }
 
   // Positions as a tensor even when trivial: [B, N] int64.
   torch::Tensor positions() const {

@@ -1,0 +1,24 @@
+// Criterion defaults and the shared check of attention extras.
+#include "compression/criterion.h"
+
+namespace winnow::compression {
+
+torch::Tensor Criterion::metric(const TokenState& /*state*/,
+                                const ScoreContext& /*context*/) const {
+  TORCH_CHECK(false, "criterion '", name(),
+              "' provides no matching metric; merging needs one (criterion 'similarity')");
+  return {};
+}
+
+void check_context_extra(const torch::Tensor& extra, const TokenState& state,
+                         const std::string& criterion, const char* what, int64_t dims) {
+  TORCH_CHECK(extra.defined(), "criterion '", criterion, "' needs ScoreContext::", what,
+              ", got an undefined tensor (request it from the attention via needs())");
+  TORCH_CHECK(
+      extra.dim() == dims && extra.size(0) == state.batch() && extra.size(1) == state.tokens(),
+      "criterion '", criterion, "': expected ScoreContext::", what, " of ", dims,
+      " dimensions starting [B, N] = [", state.batch(), ", ", state.tokens(), "], got ",
+      extra.sizes());
+}
+
+}  // namespace winnow::compression

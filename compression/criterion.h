@@ -1,0 +1,65 @@
+// Criterion: the "which tokens matter" half of a token-reduction method, and the inputs it may
+// read.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+
+#include "compression/token_state.h"
+
+namespace winnow::compression {
+
+// Attention extras a criterion reads. It mirrors train's AttentionRequest (compression does not
+// depend on train), so that the attention computes only what the active criterion asks for.
+struct CriterionNeeds {
+  bool cls_row = false;    // ScoreContext::cls_row
+  bool received = false;   // ScoreContext::received
+  bool mean_keys = false;  // ScoreContext::keys
+};
+
+// Everything a criterion may read besides the token state. Extras are undefined unless the
+// criterion's needs() asked for them.
+struct ScoreContext {
+  int64_t layer = 0;         // block index
+  int64_t step = 0;          // optimizer step (keyed randomness)
+  uint64_t seed = 0;         // run seed (keyed randomness)
+  torch::Tensor sample_ids;  // [B] int64: global sample ids, identical on any number of ranks
+  torch::Tensor cls_row;     // [B, N]: attention of query 0 to every key, mean over heads
+  torch::Tensor received;    // [B, N]: attention each key receives, mean over heads and queries
+  torch::Tensor keys;        // [B, N, D]: attention keys averaged over heads
+};
+
+// A criterion scores tokens; higher means "keep". It is a pure function of its inputs: the same
+// state and context give bitwise the same scores, and each sample's scores depend only on that
+// sample (so a batch split over ranks scores exactly as the whole batch).
+class Criterion {
+ public:
+  virtual ~Criterion() = default;
+
+  // Registry name, as the configuration spells it.
+  virtual std::string name() const = 0;
+
+  // Attention extras score() or metric() read.
+  virtual CriterionNeeds needs() const { return {}; }
+
+  // Scores of every token, protected ones included (strategies ignore those): [B, N].
+  virtual torch::Tensor score(const TokenState& state, const ScoreContext& context) const = 0;
+
+  // Features whose cosine similarity pairs tokens for merging: [B, N, D]. Only criteria with
+  // provides_metric() implement it; the others throw.
+  virtual torch::Tensor metric(const TokenState& state, const ScoreContext& context) const;
+  virtual bool provides_metric() const { return false; }
+
+  // True when scores are non-negative attention probabilities, so that they can weight tokens
+  // (EViT's fused token); false when they only rank.
+  virtual bool scores_are_weights() const { return false; }
+};
+
+// Checks a context extra against the state: defined, `dims` dimensions, and leading sizes [B, N]
+// (so [B, N] for dims = 2, [B, N, D] for dims = 3). `criterion` and `what` name it in the message.
+void check_context_extra(const torch::Tensor& extra, const TokenState& state,
+                         const std::string& criterion, const char* what, int64_t dims);
+
+}  // namespace winnow::compression

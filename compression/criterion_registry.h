@@ -1,0 +1,26 @@
+// The registry of token criteria: an explicit list, one line per criterion.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "compression/criterion.h"
+
+namespace winnow::compression {
+
+// Options of every criterion; each reads only its own.
+struct CriterionOptions {
+  // uniform: the original patch grid (rows × columns) of the reducible tokens.
+  TORCH_ARG(int64_t, grid_height) = 0;
+  TORCH_ARG(int64_t, grid_width) = 0;
+};
+
+// The criterion registered as `name`; an unknown name throws, listing the known ones.
+std::unique_ptr<Criterion> make_criterion(const std::string& name,
+                                          const CriterionOptions& options = {});
+
+// Registered names, in registry order.
+std::vector<std::string> known_criteria();
+
+}  // namespace winnow::compression

@@ -1,0 +1,133 @@
+// Bipartite soft matching and size-weighted merging.
+#include "compression/merge.h"
+
+#include <algorithm>
+#include <limits>
+#include <vector>
+
+#include "compression/similarity_criterion.h"
+
+namespace winnow::compression {
+namespace {
+
+// Rows `index` [B, M] of t [B, L, F].
+torch::Tensor take_rows(const torch::Tensor& t, const torch::Tensor& index) {
+  return t.gather(1, index.unsqueeze(-1).expand({t.size(0), index.size(1), t.size(2)}));
+}
+
+// Arranges merged A rows (unmerged, in matching order) and B rows [B, ·, F] in ToMe's output
+// order: the protected tokens in original order, then the other A rows, then the other B rows.
+torch::Tensor arrange(const torch::Tensor& a_rows, const torch::Tensor& b_rows,
+                      int64_t protected_count) {
+  const int64_t protected_a = (protected_count + 1) / 2, protected_b = protected_count / 2;
+  std::vector<torch::Tensor> parts;
+  for (int64_t i = 0; i < protected_count; ++i) {
+    parts.push_back(i % 2 == 0 ? a_rows.slice(1, i / 2, i / 2 + 1)
+                               : b_rows.slice(1, i / 2, i / 2 + 1));
+  }
+  parts.push_back(a_rows.slice(1, protected_a));
+  parts.push_back(b_rows.slice(1, protected_b));
+  return torch::cat(parts, 1);
+}
+
+}  // namespace
+
+int64_t merge_count_limit(int64_t tokens, int64_t protected_count) {
+  return std::max<int64_t>((tokens - protected_count) / 2, 0);
+}
+
+BipartiteMatching bipartite_soft_matching(const torch::Tensor& metric, int64_t merge_count,
+                                          int64_t protected_count) {
+  TORCH_CHECK(metric.dim() == 3, "bipartite_soft_matching: expected metric [B, N, D], got ",
+              metric.sizes());
+  const int64_t batch = metric.size(0), tokens = metric.size(1);
+  TORCH_CHECK(protected_count >= 0 && protected_count <= tokens,
+              "bipartite_soft_matching: expected 0 <= protected_count <= N = ", tokens, ", got ",
+              protected_count);
+  const int64_t r = std::min(merge_count, merge_count_limit(tokens, protected_count));
+  const int64_t a_count = (tokens + 1) / 2;
+  const auto index_options = metric.options().dtype(torch::kInt64);
+  BipartiteMatching matching;
+  matching.protected_count = protected_count;
+  if (r <= 0) {
+    matching.unmerged = torch::arange(a_count, index_options).expand({batch, a_count});
+    matching.sources = torch::empty({batch, 0}, index_options);
+    matching.destinations = torch::empty({batch, 0}, index_options);
+    return matching;
+  }
+
+  torch::NoGradGuard no_grad;
+  const auto unit = unit_rows(metric);
+  const auto a = unit.slice(1, 0, tokens, 2), b = unit.slice(1, 1, tokens, 2);
+  auto similarity = torch::matmul(a, b.transpose(1, 2));  // [B, ceil(N/2), floor(N/2)]
+  const double minus_inf = -std::numeric_limits<double>::infinity();
+  const int64_t protected_a = (protected_count + 1) / 2, protected_b = protected_count / 2;
+  if (protected_a > 0) similarity.slice(1, 0, protected_a).fill_(minus_inf);
+  if (protected_b > 0) similarity.slice(2, 0, protected_b).fill_(minus_inf);
+
+  const auto best = similarity.max(-1);
+  const auto& node_max = std::get<0>(best);  // [B, ceil(N/2)]
+  const auto& node_idx = std::get<1>(best);  // [B, ceil(N/2)]
+  const auto edges = std::get<1>(node_max.sort(/*stable=*/true, /*dim=*/1, /*descending=*/true));
+  matching.unmerged = edges.slice(1, r);
+  matching.sources = edges.slice(1, 0, r);
+  matching.destinations = node_idx.gather(1, matching.sources);
+  if (protected_count > 0) matching.unmerged = std::get<0>(matching.unmerged.sort(1));
+  return matching;
+}
+
+TokenState merge_tokens(const TokenState& state, const BipartiteMatching& matching) {
+  const int64_t batch = state.batch(), tokens = state.tokens();
+  const int64_t protect = matching.protected_count;
+  TORCH_CHECK(protect == state.protected_count, "merge_tokens: matching protects ", protect,
+              " tokens, the state ", state.protected_count);
+  TORCH_CHECK(matching.unmerged.size(1) + matching.sources.size(1) == (tokens + 1) / 2,
+              "merge_tokens: matching is for ",
+              2 * (matching.unmerged.size(1) + matching.sources.size(1)),
+              " or one fewer tokens, the state has ", tokens);
+  if (matching.sources.size(1) == 0) return state;
+
+  const auto size =
+      state.size.defined() ? state.size : torch::ones({batch, tokens, 1}, state.x.options());
+  // One scatter-add for x·size and size together, as ToMe's two merge(…, "sum") calls.
+  const auto weighted = torch::cat({state.x * size, size}, -1);  // [B, N, C + 1]
+  const auto src_all = weighted.slice(1, 0, tokens, 2), dst_all = weighted.slice(1, 1, tokens, 2);
+  const auto sources = take_rows(src_all, matching.sources);
+  const auto destination_index = matching.destinations.unsqueeze(-1).expand(sources.sizes());
+  const auto merged_dst = dst_all.scatter_add(1, destination_index, sources);
+  const auto merged = arrange(take_rows(src_all, matching.unmerged), merged_dst, protect);
+
+  TokenState out;
+  const int64_t width = state.width();
+  out.size = merged.slice(-1, width);
+  out.x = merged.slice(-1, 0, width) / out.size;
+  const auto pos = state.positions().unsqueeze(-1);
+  out.pos = arrange(take_rows(pos.slice(1, 0, tokens, 2), matching.unmerged),
+                    pos.slice(1, 1, tokens, 2), protect)
+                .squeeze(-1);
+  if (state.keep.defined()) {
+    const auto keep = state.keep.unsqueeze(-1);
+    const auto keep_src = keep.slice(1, 0, tokens, 2), keep_dst = keep.slice(1, 1, tokens, 2);
+    const auto kept_dst = keep_dst.scatter_reduce(1, matching.destinations.unsqueeze(-1),
+                                                  take_rows(keep_src, matching.sources), "amax",
+                                                  /*include_self=*/true);
+    out.keep = arrange(take_rows(keep_src, matching.unmerged), kept_dst, protect).squeeze(-1);
+  }
+  out.protected_count = state.protected_count;
+  return out;
+}
+
+int64_t MergeStrategy::output_tokens(int64_t tokens, int64_t protected_count,
+                                     int64_t keep_count) const {
+  const int64_t wanted = std::max<int64_t>(tokens - protected_count - keep_count, 0);
+  return tokens - std::min(wanted, merge_count_limit(tokens, protected_count));
+}
+
+TokenState MergeStrategy::reduce(const TokenState& state, const torch::Tensor& /*scores*/,
+                                 int64_t keep_count, const torch::Tensor& metric) const {
+  const auto matching =
+      bipartite_soft_matching(metric, state.reducible() - keep_count, state.protected_count);
+  return merge_tokens(state, matching);
+}
+
+}  // namespace winnow::compression

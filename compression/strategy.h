@@ -1,0 +1,79 @@
+// Strategy: the "what happens to the other tokens" half of a token-reduction method.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+
+#include "compression/token_state.h"
+
+namespace winnow::compression {
+
+// Options of every strategy; each reads only its own.
+struct StrategyOptions {
+  // prune: append EViT's fused token, Σ_j s_j·x_j over the dropped tokens (raw scores).
+  TORCH_ARG(bool, fuse) = false;
+  // prune: order the kept tokens by descending score, as EViT does, instead of original order.
+  TORCH_ARG(bool, descending_order) = false;
+  // pool: patch grid of the reducible tokens, used when the state carries none.
+  TORCH_ARG(int64_t, grid_height) = 0;
+  TORCH_ARG(int64_t, grid_width) = 0;
+  // pool: side of the square window; 0 = the smallest window whose output fits keep_count.
+  TORCH_ARG(int64_t, window) = 0;
+  // mask: straight-through soft mask (forward hard 0/1, gradient of a sigmoid to the scores).
+  TORCH_ARG(bool, straight_through) = false;
+  // mask: temperature of that sigmoid, in score units.
+  TORCH_ARG(double, temperature) = 1.0;
+};
+
+// A strategy reduces a TokenState given per-token scores and the number of reducible tokens to
+// keep. Common contract, enforced by apply() and checked for every registered strategy by the
+// conformance suite:
+//   - the protected leading tokens stay first, unchanged, in order;
+//   - keep_count >= state.reducible() returns the state unchanged (keep-all is the identity);
+//   - size, pos and keep travel with the tokens (pos is always defined in a reduced state);
+//   - gradients flow to x (selection itself is discrete and takes none);
+//   - each sample is reduced independently and deterministically (N ranks ≡ 1 rank).
+// Tokens whose keep is 0 (masked earlier) rank below every live token.
+class Strategy {
+ public:
+  virtual ~Strategy() = default;
+
+  // Registry name, as the configuration spells it.
+  virtual std::string name() const = 0;
+
+  virtual bool uses_scores() const { return true; }           // false: pool
+  virtual bool needs_metric() const { return false; }         // true: merge (criterion similarity)
+  virtual bool needs_score_weights() const { return false; }  // true: prune with fuse
+  virtual bool keeps_length() const { return false; }         // true: mask
+  virtual bool conserves_size() const { return false; }  // true: merge, pool (Σ size constant)
+  // True for route: apply() gives the tokens that run the block; the caller scatters the block's
+  // output back with route_scatter (see route.h).
+  virtual bool wraps_block() const { return false; }
+
+  // Number of tokens apply() returns for a state of `tokens` tokens, `protected_count` of them
+  // protected, and this keep_count: for plans and FLOPs budgets.
+  virtual int64_t output_tokens(int64_t tokens, int64_t protected_count,
+                                int64_t keep_count) const = 0;
+
+  // Checks the inputs, returns `state` itself when keep_count keeps every reducible token, and
+  // reduces otherwise. scores may be undefined when !uses_scores(); metric is needed only when
+  // needs_metric().
+  TokenState apply(const TokenState& state,
+                   const torch::Tensor& scores,  // [B, N], higher = keep
+                   int64_t keep_count,           // reducible tokens to keep (EViT's left_tokens)
+                   const torch::Tensor& metric = torch::Tensor()) const;  // [B, N, D]
+
+ protected:
+  // Called with checked inputs and keep_count < state.reducible().
+  virtual TokenState reduce(const TokenState& state,
+                            const torch::Tensor& scores,  // [B, N]
+                            int64_t keep_count,
+                            const torch::Tensor& metric) const = 0;  // [B, N, D]
+};
+
+// EViT's kept count for a keep rate: ceil(keep_rate · reducible), with 0 < keep_rate <= 1.
+int64_t keep_count_for_rate(double keep_rate, int64_t reducible);
+
+}  // namespace winnow::compression
