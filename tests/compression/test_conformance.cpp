@@ -7,6 +7,7 @@
 #include <functional>
 
 #include "compression/criterion_registry.h"
+#include "compression/method.h"
 #include "compression/pairing.h"
 #include "compression/route.h"
 #include "compression/strategy_registry.h"
@@ -179,6 +180,24 @@ TEST_P(Conformance, KeepAllIsTheIdentity) {
   }
 }
 
+TEST_P(Conformance, MethodComposesThePair) {
+  const auto method = Method::make(GetParam().criterion, GetParam().strategy, criterion_options(),
+                                   GetParam().options);
+  EXPECT_EQ(method.name(), GetParam().criterion + "+" + GetParam().strategy);
+  const auto state = make_state();
+  expect_same_state(method.apply(state, make_context(state), keep),
+                    run(state, make_context(state), keep), "Method::apply");
+  // Only the extras the strategy actually reads are requested.
+  const auto needs = method.needs();
+  if (!strategy->uses_scores() && !strategy->needs_metric()) {
+    EXPECT_FALSE(needs.cls_row || needs.received || needs.mean_keys);
+  } else {
+    EXPECT_EQ(needs.cls_row, criterion->needs().cls_row);
+    EXPECT_EQ(needs.received, criterion->needs().received);
+    EXPECT_EQ(needs.mean_keys, criterion->needs().mean_keys);
+  }
+}
+
 // Pairs whose strategy announces conserves_size() (merge, pool).
 class SizeConformance : public Conformance {};
 
@@ -280,6 +299,31 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::ValuesIn(all_pairs(true, [](const Strategy& s) { return s.wraps_block(); })),
     pair_name);
 
+// Every valid pair gives the same tokens on CUDA tensors as on CPU (skipped without a GPU).
+TEST(ConformanceDevices, AllPairsMatchCpu_CUDA) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  const torch::Device cuda(torch::kCUDA);
+  const auto state = make_state();
+  const auto context = make_context(state);
+  TokenState device_state = state;
+  device_state.x = state.x.to(cuda);
+  ScoreContext device_context = context;
+  device_context.sample_ids = context.sample_ids.to(cuda);
+  device_context.keys = context.keys.to(cuda);
+  device_context.cls_row = context.cls_row.to(cuda);
+  device_context.received = context.received.to(cuda);
+  for (const auto& pair : all_pairs(true)) {
+    SCOPED_TRACE(pair.criterion + " x " + pair.strategy + " (" + pair.variant + ")");
+    const auto method =
+        Method::make(pair.criterion, pair.strategy, criterion_options(), pair.options);
+    const auto on_cpu = method.apply(state, context, 4);
+    const auto on_cuda = method.apply(device_state, device_context, 4);
+    EXPECT_TRUE(on_cuda.x.is_cuda());
+    EXPECT_TRUE(torch::allclose(on_cuda.x.cpu(), on_cpu.x, 1e-5, 1e-5));
+    EXPECT_TRUE(torch::equal(on_cuda.positions().cpu(), on_cpu.positions()));
+  }
+}
+
 TEST(Pairing, RejectedPairsAreDocumented) {
   // The invalid pairs are exactly: merge with every criterion but similarity, and prune with
   // fuse with every criterion whose scores are not attention probabilities (docs/methods.md).
@@ -292,6 +336,8 @@ TEST(Pairing, RejectedPairsAreDocumented) {
         << pair.criterion << " × " << pair.strategy << " (" << pair.variant << ")";
   }
   EXPECT_FALSE(all_pairs(true).empty());
+  EXPECT_THROW(Method::make("norm", "merge"), c10::Error);
+  EXPECT_THROW(Method::make("random", "prune", {}, StrategyOptions().fuse(true)), c10::Error);
 }
 
 }  // namespace
