@@ -117,6 +117,32 @@ TokenState merge_tokens(const TokenState& state, const BipartiteMatching& matchi
   return out;
 }
 
+torch::Tensor merge_destinations(const BipartiteMatching& matching, int64_t tokens) {
+  const int64_t batch = matching.unmerged.size(0), protect = matching.protected_count;
+  const int64_t a_count = (tokens + 1) / 2, b_count = tokens / 2;
+  const int64_t unmerged_count = matching.unmerged.size(1);
+  TORCH_CHECK(unmerged_count + matching.sources.size(1) == a_count,
+              "merge_destinations: matching is not for ", tokens, " tokens");
+  const int64_t protected_a = (protect + 1) / 2, protected_b = protect / 2;
+  const auto options = matching.unmerged.options();
+  // Output slots (see arrange): protected tokens keep their index; then the other unmerged A
+  // tokens; then the other B tokens.
+  const auto u = torch::arange(unmerged_count, options);
+  const auto unmerged_slot =
+      torch::where(u < protected_a, 2 * u, protect + u - protected_a).expand({batch, -1});
+  const auto j = torch::arange(b_count, options);
+  const auto b_slot = torch::where(j < protected_b, 2 * j + 1,
+                                   protect + unmerged_count - protected_a + j - protected_b)
+                          .expand({batch, -1});
+  auto a_slot = torch::zeros({batch, a_count}, options);
+  a_slot.scatter_(1, matching.unmerged, unmerged_slot);
+  a_slot.scatter_(1, matching.sources, b_slot.gather(1, matching.destinations));
+  auto destinations = torch::empty({batch, tokens}, options);
+  destinations.slice(1, 0, tokens, 2).copy_(a_slot);
+  destinations.slice(1, 1, tokens, 2).copy_(b_slot);
+  return destinations;
+}
+
 int64_t MergeStrategy::output_tokens(int64_t tokens, int64_t protected_count,
                                      int64_t keep_count) const {
   const int64_t wanted = std::max<int64_t>(tokens - protected_count - keep_count, 0);

@@ -35,6 +35,13 @@ BipartiteMatching bipartite_soft_matching(const torch::Tensor& metric,  // [B, N
 // A destination keeps its own position; keep merges by maximum. Gradients flow through x.
 TokenState merge_tokens(const TokenState& state, const BipartiteMatching& matching);
 
+// For each token before the merge, the index of the token it became part of in merge_tokens'
+// output: [B, N] int64. merged.x.gather(1, index) "unmerges" (ToMe's unmerge: every original
+// token gets its group's value), and maps compose over layers: source ← destinations.gather(1,
+// source) tracks each original token to its final slot (ToMe's trace_source, as an index map
+// instead of an N × N adjacency matrix), e.g. to restore order for dense tasks.
+torch::Tensor merge_destinations(const BipartiteMatching& matching, int64_t tokens);
+
 // merge: r = reducible − keep_count, capped at merge_count_limit; pairs with criterion
 // 'similarity', whose metric it consumes; scores are not used.
 class MergeStrategy : public Strategy {

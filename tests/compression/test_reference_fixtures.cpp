@@ -41,6 +41,17 @@ TEST_P(ToMeFixture, MergeMatchesBipartiteSoftMatchingWithMergeWavg) {
   (out.x * entry(f, "weight")).sum().backward();
   expect_close(state.x.grad(), entry(f, "grad_x"), "dL/dx");
 
+  // ToMe's unmerge: every original token gets its group's merged value.
+  const auto destinations = merge_destinations(matching, state.tokens());
+  const auto spread = out.x.detach().gather(
+      1, destinations.unsqueeze(-1).expand({state.batch(), state.tokens(), state.width()}));
+  if (f.count("unmerged_x")) expect_close(spread, entry(f, "unmerged_x"), "unmerged x");
+  // Each token's slot holds its own position or its destination's.
+  const auto slot_positions = out.pos.gather(1, destinations);
+  const auto own = torch::arange(state.tokens(), torch::kInt64).expand_as(slot_positions);
+  const auto merged_into_b = own.remainder(2).eq(0).logical_and(slot_positions.remainder(2).eq(1));
+  EXPECT_TRUE(slot_positions.eq(own).logical_or(merged_into_b).all().item<bool>());
+
   // The Strategy entry point gives the same tokens for the equivalent keep_count.
   const int64_t capped =
       std::min(merge_count, merge_count_limit(state.tokens(), state.protected_count));

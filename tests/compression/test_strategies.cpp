@@ -108,6 +108,32 @@ TEST(Merge, KeepMergesByMaximum) {
   EXPECT_TRUE(torch::equal(out.keep, torch::tensor({{0.0f, 1.0f}})));
 }
 
+TEST(Merge, DestinationMapsComposeOverLayers) {
+  torch::manual_seed(5);
+  TokenState state;
+  state.x = torch::randn({2, 21, 3});
+  state.protected_count = 1;
+  const auto original = state.x;
+  auto source = torch::arange(21, torch::kInt64).expand({2, 21}).contiguous();
+  for (const int64_t r : {6, 4, 3}) {
+    const auto matching = bipartite_soft_matching(torch::randn({2, state.tokens(), 4}), r, 1);
+    const auto destinations = merge_destinations(matching, state.tokens());
+    state = merge_tokens(state, matching);
+    source = destinations.gather(1, source);
+  }
+  ASSERT_EQ(state.tokens(), 21 - 13);
+  // Each final token is the plain mean of the original tokens mapped to it, and its size their
+  // count (all original sizes are 1).
+  const auto index = source.unsqueeze(-1);
+  const auto sums =
+      torch::zeros({2, state.tokens(), 3}).scatter_add(1, index.expand({2, 21, 3}), original);
+  const auto counts =
+      torch::zeros({2, state.tokens(), 1}).scatter_add(1, index, torch::ones({2, 21, 1}));
+  EXPECT_TRUE(torch::equal(counts, state.size));
+  EXPECT_TRUE(torch::allclose(sums / counts, state.x, 1e-5, 1e-6));
+  EXPECT_TRUE(source.select(1, 0).eq(0).all().item<bool>());  // CLS stays in slot 0
+}
+
 TEST(Pool, TwoByTwoWindowsOnAFourByFourGrid) {
   TokenState state = numbered_state(2, 17, 3);
   const PoolStrategy pool;
