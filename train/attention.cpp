@@ -76,7 +76,10 @@ AttentionOutput MultiHeadAttentionImpl::forward(const torch::Tensor& x,
   const bool need_probabilities = request.probabilities || request.cls_row || request.received;
   if (!need_probabilities) {
     // Fused kernel (flash/memory-efficient on GPU) when nobody needs the probabilities.
-    context = at::scaled_dot_product_attention(q, k, v, bias.defined() ? bias : torch::Tensor());
+    // The additive bias broadcasts over heads like a float attn_mask; none = plain attention.
+    const c10::optional<at::Tensor> mask =
+        bias.defined() ? c10::optional<at::Tensor>(bias) : c10::nullopt;
+    context = at::scaled_dot_product_attention(q, k, v, mask);
   }
 #endif
   if (!context.defined()) {
