@@ -17,7 +17,11 @@ class MaskStrategy : public Strategy {
  public:
   explicit MaskStrategy(const StrategyOptions& options = {}) : options_(options) {}
   std::string name() const override { return "mask"; }
-  bool keeps_length() const override { return true; }
+  StrategyTraits traits() const override {
+    StrategyTraits traits;
+    traits.keeps_length = true;
+    return traits;
+  }
   int64_t output_tokens(int64_t tokens, int64_t protected_count, int64_t keep_count) const override;
 
  protected:

@@ -47,9 +47,13 @@ torch::Tensor merge_destinations(const BipartiteMatching& matching, int64_t toke
 class MergeStrategy : public Strategy {
  public:
   std::string name() const override { return "merge"; }
-  bool uses_scores() const override { return false; }
-  bool needs_metric() const override { return true; }
-  bool conserves_size() const override { return true; }
+  StrategyTraits traits() const override {
+    StrategyTraits traits;
+    traits.uses_scores = false;
+    traits.needs_metric = true;
+    traits.conserves_size = true;
+    return traits;
+  }
   int64_t output_tokens(int64_t tokens, int64_t protected_count, int64_t keep_count) const override;
 
  protected:

@@ -24,17 +24,17 @@ std::string Method::name() const {
 }
 
 CriterionNeeds Method::needs() const {
-  if (!strategy_->uses_scores() && !strategy_->needs_metric()) return {};
+  const auto traits = strategy_->traits();
+  if (!traits.uses_scores && !traits.needs_metric) return {};
   return criterion_->needs();
 }
 
 TokenState Method::apply(const TokenState& state, const ScoreContext& context,
                          int64_t keep_count) const {
   if (keep_count >= state.reducible()) return state;  // skip scoring when nothing is reduced
-  const auto scores =
-      strategy_->uses_scores() ? criterion_->score(state, context) : torch::Tensor();
-  const auto metric =
-      strategy_->needs_metric() ? criterion_->metric(state, context) : torch::Tensor();
+  const auto traits = strategy_->traits();
+  const auto scores = traits.uses_scores ? criterion_->score(state, context) : torch::Tensor();
+  const auto metric = traits.needs_metric ? criterion_->metric(state, context) : torch::Tensor();
   return strategy_->apply(state, scores, keep_count, metric);
 }
 

@@ -4,11 +4,11 @@
 namespace winnow::compression {
 
 std::string pairing_problem(const Criterion& criterion, const Strategy& strategy) {
-  if (strategy.needs_metric() && !criterion.provides_metric()) {
+  if (strategy.traits().needs_metric && !criterion.provides_metric()) {
     return "strategy '" + strategy.name() + "' needs a matching metric, which criterion '" +
            criterion.name() + "' does not provide (use criterion 'similarity')";
   }
-  if (strategy.needs_score_weights() && !criterion.scores_are_weights()) {
+  if (strategy.traits().needs_score_weights && !criterion.scores_are_weights()) {
     return "strategy '" + strategy.name() + "' weights tokens by their scores, but criterion '" +
            criterion.name() +
            "' gives rankings, not attention probabilities (use 'cls_attention' or "

@@ -26,8 +26,12 @@ class PoolStrategy : public Strategy {
  public:
   explicit PoolStrategy(const StrategyOptions& options = {}) : options_(options) {}
   std::string name() const override { return "pool"; }
-  bool uses_scores() const override { return false; }
-  bool conserves_size() const override { return true; }
+  StrategyTraits traits() const override {
+    StrategyTraits traits;
+    traits.uses_scores = false;
+    traits.conserves_size = true;
+    return traits;
+  }
   // Resolves the grid from the options or as a square (a state's own grid is not known here).
   int64_t output_tokens(int64_t tokens, int64_t protected_count, int64_t keep_count) const override;
 

@@ -17,7 +17,11 @@ class PruneStrategy : public Strategy {
  public:
   explicit PruneStrategy(const StrategyOptions& options = {}) : options_(options) {}
   std::string name() const override { return "prune"; }
-  bool needs_score_weights() const override { return options_.fuse(); }
+  StrategyTraits traits() const override {
+    StrategyTraits traits;
+    traits.needs_score_weights = options_.fuse();
+    return traits;
+  }
   int64_t output_tokens(int64_t tokens, int64_t protected_count, int64_t keep_count) const override;
 
  protected:

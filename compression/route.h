@@ -30,12 +30,16 @@ TokenState route_scatter(const TokenState& full,         // [B, N, C]
                          const torch::Tensor& indices);  // [B, P + K] int64
 
 // route as a Strategy: apply() is route_gather(...).state, the tokens that run the block
-// (wraps_block()). The model keeps the full state and the indices around the block and calls
+// (traits().wraps_block). The model keeps the full state and the indices around the block and calls
 // route_scatter afterwards; use route_gather directly to get the indices.
 class RouteStrategy : public Strategy {
  public:
   std::string name() const override { return "route"; }
-  bool wraps_block() const override { return true; }
+  StrategyTraits traits() const override {
+    StrategyTraits traits;
+    traits.wraps_block = true;
+    return traits;
+  }
   int64_t output_tokens(int64_t tokens, int64_t protected_count, int64_t keep_count) const override;
 
  protected:

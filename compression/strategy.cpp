@@ -26,14 +26,15 @@ TokenState Strategy::apply(const TokenState& state, const torch::Tensor& scores,
     TORCH_CHECK(state.keep.sizes() == torch::IntArrayRef({batch, tokens}), name(),
                 ": expected keep [B, N] = [", batch, ", ", tokens, "], got ", state.keep.sizes());
   }
-  if (uses_scores()) {
+  const StrategyTraits traits = this->traits();
+  if (traits.uses_scores) {
     TORCH_CHECK(scores.defined() && scores.sizes() == torch::IntArrayRef({batch, tokens}), name(),
                 ": expected scores [B, N] = [", batch, ", ", tokens, "], got ",
                 scores.defined() ? scores.sizes() : torch::IntArrayRef{});
     TORCH_CHECK(scores.is_floating_point(), name(), ": expected floating-point scores, got ",
                 scores.scalar_type());
   }
-  if (needs_metric()) {
+  if (traits.needs_metric) {
     TORCH_CHECK(metric.defined() && metric.dim() == 3 && metric.size(0) == batch &&
                     metric.size(1) == tokens,
                 name(), ": expected a matching metric [B, N, D] with [B, N] = [", batch, ", ",

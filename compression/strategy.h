@@ -27,6 +27,18 @@ struct StrategyOptions {
   TORCH_ARG(double, temperature) = 1.0;
 };
 
+// What a strategy reads and guarantees, for pairing rules, hooks and plans.
+struct StrategyTraits {
+  bool uses_scores = true;           // false: pool (the criterion need not run)
+  bool needs_metric = false;         // true: merge (a criterion with a matching metric)
+  bool needs_score_weights = false;  // true: prune with fuse (scores must be probabilities)
+  bool keeps_length = false;         // true: mask (shapes kept, keep mask updated)
+  bool conserves_size = false;       // true: merge, pool (Σ size and Σ size·x constant)
+  // True for route: apply() gives the tokens that run the block; the caller scatters the block's
+  // output back with route_scatter (see route.h).
+  bool wraps_block = false;
+};
+
 // A strategy reduces a TokenState given per-token scores and the number of reducible tokens to
 // keep. Common contract, enforced by apply() and checked for every registered strategy by the
 // conformance suite:
@@ -43,14 +55,7 @@ class Strategy {
   // Registry name, as the configuration spells it.
   virtual std::string name() const = 0;
 
-  virtual bool uses_scores() const { return true; }           // false: pool
-  virtual bool needs_metric() const { return false; }         // true: merge (criterion similarity)
-  virtual bool needs_score_weights() const { return false; }  // true: prune with fuse
-  virtual bool keeps_length() const { return false; }         // true: mask
-  virtual bool conserves_size() const { return false; }  // true: merge, pool (Σ size constant)
-  // True for route: apply() gives the tokens that run the block; the caller scatters the block's
-  // output back with route_scatter (see route.h).
-  virtual bool wraps_block() const { return false; }
+  virtual StrategyTraits traits() const { return {}; }
 
   // Number of tokens apply() returns for a state of `tokens` tokens, `protected_count` of them
   // protected, and this keep_count: for plans and FLOPs budgets.
@@ -58,8 +63,8 @@ class Strategy {
                                 int64_t keep_count) const = 0;
 
   // Checks the inputs, returns `state` itself when keep_count keeps every reducible token, and
-  // reduces otherwise. scores may be undefined when !uses_scores(); metric is needed only when
-  // needs_metric().
+  // reduces otherwise. scores may be undefined when !traits().uses_scores; metric is needed
+  // only when traits().needs_metric.
   TokenState apply(const TokenState& state,
                    const torch::Tensor& scores,  // [B, N], higher = keep
                    int64_t keep_count,           // reducible tokens to keep (EViT's left_tokens)

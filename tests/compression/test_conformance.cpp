@@ -129,7 +129,7 @@ class Conformance : public ::testing::TestWithParam<Pair> {
   TokenState run(const TokenState& state, const ScoreContext& context, int64_t keep) const {
     const auto scores = criterion->score(state, context);
     const auto metric =
-        strategy->needs_metric() ? criterion->metric(state, context) : torch::Tensor();
+        strategy->traits().needs_metric ? criterion->metric(state, context) : torch::Tensor();
     return strategy->apply(state, scores, keep, metric);
   }
   std::unique_ptr<Criterion> criterion;
@@ -144,7 +144,7 @@ TEST_P(Conformance, ShapesMatchTheAnnouncedCount) {
   const auto out = run(state, make_context(state), keep);
   const int64_t tokens = strategy->output_tokens(kTokens, 1, keep);
   EXPECT_EQ(out.x.sizes(), torch::IntArrayRef({kBatch, tokens, kChannels}));
-  if (strategy->keeps_length())
+  if (strategy->traits().keeps_length)
     EXPECT_EQ(tokens, kTokens);
   else
     EXPECT_LT(tokens, kTokens);
@@ -189,7 +189,7 @@ TEST_P(Conformance, MethodComposesThePair) {
                     run(state, make_context(state), keep), "Method::apply");
   // Only the extras the strategy actually reads are requested.
   const auto needs = method.needs();
-  if (!strategy->uses_scores() && !strategy->needs_metric()) {
+  if (!strategy->traits().uses_scores && !strategy->traits().needs_metric) {
     EXPECT_FALSE(needs.cls_row || needs.received || needs.mean_keys);
   } else {
     EXPECT_EQ(needs.cls_row, criterion->needs().cls_row);
@@ -198,7 +198,7 @@ TEST_P(Conformance, MethodComposesThePair) {
   }
 }
 
-// Pairs whose strategy announces conserves_size() (merge, pool).
+// Pairs whose strategy announces traits().conserves_size (merge, pool).
 class SizeConformance : public Conformance {};
 
 TEST_P(SizeConformance, SizeMassIsConserved) {
@@ -290,13 +290,13 @@ std::string pair_name(const ::testing::TestParamInfo<Pair>& info) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllPairs, Conformance, ::testing::ValuesIn(all_pairs(true)), pair_name);
-INSTANTIATE_TEST_SUITE_P(
-    AllPairs, SizeConformance,
-    ::testing::ValuesIn(all_pairs(true, [](const Strategy& s) { return s.conserves_size(); })),
-    pair_name);
+INSTANTIATE_TEST_SUITE_P(AllPairs, SizeConformance,
+                         ::testing::ValuesIn(all_pairs(
+                             true, [](const Strategy& s) { return s.traits().conserves_size; })),
+                         pair_name);
 INSTANTIATE_TEST_SUITE_P(
     AllPairs, RouteConformance,
-    ::testing::ValuesIn(all_pairs(true, [](const Strategy& s) { return s.wraps_block(); })),
+    ::testing::ValuesIn(all_pairs(true, [](const Strategy& s) { return s.traits().wraps_block; })),
     pair_name);
 
 // Every valid pair gives the same tokens on CUDA tensors as on CPU (skipped without a GPU).
