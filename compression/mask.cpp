@@ -1,8 +1,6 @@
 // Attention masking of unselected tokens, hard or straight-through.
 #include "compression/mask.h"
 
-#include <limits>
-
 #include "compression/token_selection.h"
 
 namespace winnow::compression {
@@ -22,12 +20,8 @@ TokenState MaskStrategy::reduce(const TokenState& state, const torch::Tensor& sc
     TORCH_CHECK(options_.temperature() > 0, "mask: expected temperature > 0, got ",
                 options_.temperature());
     const int64_t protect = state.protected_count;
-    auto live = scores.slice(1, protect).detach();  // [B, R]
-    if (state.keep.defined()) {
-      live = live.masked_fill(state.keep.slice(1, protect).detach().le(0),
-                              -std::numeric_limits<double>::infinity());
-    }
-    const auto sorted = std::get<0>(live.sort(/*stable=*/true, /*dim=*/1, /*descending=*/true));
+    const auto sorted = std::get<0>(
+        live_scores(state, scores).sort(/*stable=*/true, /*dim=*/1, /*descending=*/true));
     const auto last_kept = sorted.select(1, keep_count > 0 ? keep_count - 1 : 0);
     const auto first_dropped = sorted.select(1, keep_count);
     const auto zero = torch::zeros_like(last_kept);

@@ -5,18 +5,24 @@
 
 namespace winnow::compression {
 
+torch::Tensor live_scores(const TokenState& state, const torch::Tensor& scores) {
+  const int64_t protect = state.protected_count;
+  auto live = scores.slice(1, protect).detach();
+  if (state.keep.defined()) {
+    live = live.masked_fill(state.keep.slice(1, protect).detach().le(0),
+                            -std::numeric_limits<double>::infinity());
+  }
+  return live;
+}
+
 TokenSelection select_tokens(const TokenState& state, const torch::Tensor& scores,
                              int64_t keep_count, bool descending_order) {
   const int64_t batch = state.batch(), protect = state.protected_count;
   const int64_t reducible = state.reducible();
   TORCH_CHECK(keep_count >= 0 && keep_count <= reducible, "select_tokens: expected 0 <= keep_count",
               " <= reducible tokens = ", reducible, ", got ", keep_count);
-  auto ranked = scores.slice(1, protect).detach();  // [B, R]
-  if (state.keep.defined()) {
-    ranked = ranked.masked_fill(state.keep.slice(1, protect).detach().le(0),
-                                -std::numeric_limits<double>::infinity());
-  }
-  const auto order = std::get<1>(ranked.sort(/*stable=*/true, /*dim=*/1, /*descending=*/true));
+  const auto order =
+      std::get<1>(live_scores(state, scores).sort(/*stable=*/true, /*dim=*/1, /*descending=*/true));
   auto chosen = order.slice(1, 0, keep_count);
   if (!descending_order) chosen = std::get<0>(chosen.sort(1));
   const auto rest = std::get<0>(order.slice(1, keep_count).sort(1));

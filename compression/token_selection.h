@@ -13,6 +13,11 @@ struct TokenSelection {
   torch::Tensor dropped;  // [B, R - K] int64: the other reducible tokens, ascending
 };
 
+// The reducible tokens' scores, detached, with tokens whose keep is 0 (masked by an earlier
+// layer) at −inf so that they rank below every live token: [B, R].
+torch::Tensor live_scores(const TokenState& state,
+                          const torch::Tensor& scores);  // [B, N]
+
 // Chooses the keep_count highest-scoring reducible tokens of each sample. Ties go to the lower
 // index (stable sort), so the choice is deterministic on every device; tokens whose keep is 0 rank
 // below all others. The chosen tokens come in ascending index order (original order), or by
