@@ -1,6 +1,8 @@
 // pool: size-weighted average pooling of the patch grid in square windows.
 #pragma once
 
+#include <utility>
+
 #include "compression/strategy.h"
 
 namespace winnow::compression {

@@ -11,8 +11,8 @@ namespace winnow::compression {
 //   descending_order: kept tokens by descending score, EViT's topk(sorted=True) order;
 //   fuse: append x_fused = Σ_{j dropped} s_j · x_j, weighted by the raw, unnormalised scores
 //     exactly as EViT weights by CLS attention (so it needs scores_are_weights() criteria). The
-//     fused token has position −1 (no original position), size 1 and keep 1, as EViT treats it as
-//     one ordinary token in later layers.
+//     fused token has position −1 (no original position), and size 1 and keep 1 where the state
+//     carries them: EViT treats it as one ordinary token in later layers.
 class PruneStrategy : public Strategy {
  public:
   explicit PruneStrategy(const StrategyOptions& options = {}) : options_(options) {}
