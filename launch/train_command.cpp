@@ -112,8 +112,8 @@ int train_command(const Args& args) {
           .add("comm_fraction", summary.comm_fraction)
           .add("final_loss", summary.final_loss)
           .add("eval_loss", summary.eval.loss)
-          .add("eval_accuracy", summary.eval.accuracy)
-          .add("eval_perplexity", summary.eval.perplexity);
+          .add("eval_accuracy", summary.eval.accuracy);
+      if (text) line.add("eval_perplexity", summary.eval.perplexity);
       std::ofstream(config.train.run_dir + "/summary.json") << line.str() << "\n";
       std::cout << "  saved          " << weights << ", " << config.train.run_dir
                 << "/metrics.jsonl, summary.json\n";
