@@ -30,6 +30,18 @@ torch::Tensor arrange(const torch::Tensor& a_rows, const torch::Tensor& b_rows,
   return torch::cat(parts, 1);
 }
 
+// The permutation [B, N'] that puts merge_tokens' ToMe-ordered output in current-token order: each
+// output token is represented by its unmerged A token or its destination B token.
+torch::Tensor current_order(const BipartiteMatching& matching, int64_t tokens) {
+  const int64_t batch = matching.unmerged.size(0), b_count = tokens / 2;
+  const auto a_index = (2 * matching.unmerged).unsqueeze(-1);
+  const auto b_index =
+      (2 * torch::arange(b_count, matching.unmerged.options()) + 1).expand({batch, b_count});
+  const auto representative =
+      arrange(a_index, b_index.unsqueeze(-1), matching.protected_count).squeeze(-1);
+  return std::get<1>(representative.sort(/*stable=*/true, /*dim=*/1, /*descending=*/false));
+}
+
 }  // namespace
 
 int64_t merge_count_limit(int64_t tokens, int64_t protected_count) {
@@ -76,7 +88,8 @@ BipartiteMatching bipartite_soft_matching(const torch::Tensor& metric, int64_t m
   return matching;
 }
 
-TokenState merge_tokens(const TokenState& state, const BipartiteMatching& matching) {
+TokenState merge_tokens(const TokenState& state, const BipartiteMatching& matching,
+                        bool keep_order) {
   const int64_t batch = state.batch(), tokens = state.tokens();
   const int64_t protect = matching.protected_count;
   TORCH_CHECK(protect == state.protected_count, "merge_tokens: matching protects ", protect,
@@ -114,10 +127,18 @@ TokenState merge_tokens(const TokenState& state, const BipartiteMatching& matchi
     out.keep = arrange(take_rows(keep_src, matching.unmerged), kept_dst, protect).squeeze(-1);
   }
   out.protected_count = state.protected_count;
+  if (keep_order) {
+    const auto order = current_order(matching, tokens);
+    out.x = take_rows(out.x, order);
+    out.size = take_rows(out.size, order);
+    out.pos = out.pos.gather(1, order);
+    if (out.keep.defined()) out.keep = out.keep.gather(1, order);
+  }
   return out;
 }
 
-torch::Tensor merge_destinations(const BipartiteMatching& matching, int64_t tokens) {
+torch::Tensor merge_destinations(const BipartiteMatching& matching, int64_t tokens,
+                                 bool keep_order) {
   const int64_t batch = matching.unmerged.size(0), protect = matching.protected_count;
   const int64_t a_count = (tokens + 1) / 2, b_count = tokens / 2;
   const int64_t unmerged_count = matching.unmerged.size(1);
@@ -140,7 +161,10 @@ torch::Tensor merge_destinations(const BipartiteMatching& matching, int64_t toke
   auto destinations = torch::empty({batch, tokens}, options);
   destinations.slice(1, 0, tokens, 2).copy_(a_slot);
   destinations.slice(1, 1, tokens, 2).copy_(b_slot);
-  return destinations;
+  if (!keep_order) return destinations;
+  // Slot s of ToMe's order moves to inverse[s] in current order.
+  const auto inverse = std::get<1>(current_order(matching, tokens).sort(1));
+  return inverse.gather(1, destinations);
 }
 
 int64_t MergeStrategy::output_tokens(int64_t tokens, int64_t protected_count,
@@ -153,7 +177,7 @@ TokenState MergeStrategy::reduce(const TokenState& state, const torch::Tensor& /
                                  int64_t keep_count, const torch::Tensor& metric) const {
   const auto matching =
       bipartite_soft_matching(metric, state.reducible() - keep_count, state.protected_count);
-  return merge_tokens(state, matching);
+  return merge_tokens(state, matching, options_.keep_order());
 }
 
 }  // namespace winnow::compression

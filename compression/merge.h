@@ -33,19 +33,25 @@ BipartiteMatching bipartite_soft_matching(const torch::Tensor& metric,  // [B, N
 // output order [protected tokens in original order, other unmerged A tokens, other B tokens in
 // original order] (for P ≤ 2 exactly ToMe's cat([unm, dst]) and its distill-token variant).
 // A destination keeps its own position; keep merges by maximum. Gradients flow through x.
-TokenState merge_tokens(const TokenState& state, const BipartiteMatching& matching);
+// With keep_order, the output is instead ordered by each output token's representative (an
+// unmerged A token itself, or the destination B token), i.e. tokens stay in their current order.
+TokenState merge_tokens(const TokenState& state, const BipartiteMatching& matching,
+                        bool keep_order = false);
 
 // For each token before the merge, the index of the token it became part of in merge_tokens'
 // output: [B, N] int64. merged.x.gather(1, index) "unmerges" (ToMe's unmerge: every original
 // token gets its group's value), and maps compose over layers: source ← destinations.gather(1,
 // source) tracks each original token to its final slot (ToMe's trace_source, as an index map
 // instead of an N × N adjacency matrix), e.g. to restore order for dense tasks.
-torch::Tensor merge_destinations(const BipartiteMatching& matching, int64_t tokens);
+torch::Tensor merge_destinations(const BipartiteMatching& matching, int64_t tokens,
+                                 bool keep_order = false);
 
 // merge: r = reducible − keep_count, capped at merge_count_limit; pairs with criterion
-// 'similarity', whose metric it consumes; scores are not used.
+// 'similarity', whose metric it consumes; scores are not used. Option keep_order (see
+// merge_tokens); ToMe's order by default.
 class MergeStrategy : public Strategy {
  public:
+  explicit MergeStrategy(const StrategyOptions& options = {}) : options_(options) {}
   std::string name() const override { return "merge"; }
   StrategyTraits traits() const override {
     StrategyTraits traits;
@@ -59,6 +65,9 @@ class MergeStrategy : public Strategy {
  protected:
   TokenState reduce(const TokenState& state, const torch::Tensor& scores, int64_t keep_count,
                     const torch::Tensor& metric) const override;
+
+ private:
+  StrategyOptions options_;
 };
 
 }  // namespace winnow::compression

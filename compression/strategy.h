@@ -16,6 +16,9 @@ struct StrategyOptions {
   TORCH_ARG(bool, fuse) = false;
   // prune: order the kept tokens by descending score, as EViT does, instead of original order.
   TORCH_ARG(bool, descending_order) = false;
+  // merge: output in the tokens' current order (each merged token where its destination was)
+  // instead of ToMe's [unmerged A, B] order; keeps causal order for decoders and dense tasks.
+  TORCH_ARG(bool, keep_order) = false;
   // pool: patch grid of the reducible tokens, used when the state carries none.
   TORCH_ARG(int64_t, grid_height) = 0;
   TORCH_ARG(int64_t, grid_width) = 0;

@@ -19,7 +19,7 @@ using Options = StrategyOptions;
 const std::vector<std::pair<std::string, Factory>>& registry() {
   static const std::vector<std::pair<std::string, Factory>> entries = {
       {"prune", [](const Options& o) { return std::make_unique<PruneStrategy>(o); }},
-      {"merge", [](const Options&) { return std::make_unique<MergeStrategy>(); }},
+      {"merge", [](const Options& o) { return std::make_unique<MergeStrategy>(o); }},
       {"pool", [](const Options& o) { return std::make_unique<PoolStrategy>(o); }},
       {"route", [](const Options&) { return std::make_unique<RouteStrategy>(); }},
       {"mask", [](const Options& o) { return std::make_unique<MaskStrategy>(o); }},

@@ -29,6 +29,9 @@ std::vector<Variant> variants_of(const std::string& strategy) {
     variants.push_back({"fuse", StrategyOptions().fuse(true)});
     variants.push_back({"evit", StrategyOptions().fuse(true).descending_order(true)});
   }
+  if (strategy == "merge") {
+    variants.push_back({"keep_order", StrategyOptions().keep_order(true)});
+  }
   if (strategy == "mask") {
     variants.push_back({"straight_through", StrategyOptions().straight_through(true)});
   }

@@ -108,6 +108,25 @@ TEST(Merge, KeepMergesByMaximum) {
   EXPECT_TRUE(torch::equal(out.keep, torch::tensor({{0.0f, 1.0f}})));
 }
 
+TEST(Merge, KeepOrderPermutesToMesOutputIntoCurrentOrder) {
+  torch::manual_seed(9);
+  TokenState state;
+  state.x = torch::randn({2, 13, 3});
+  state.protected_count = 1;
+  const auto matching = bipartite_soft_matching(torch::randn({2, 13, 4}), 4, 1);
+  const auto tome = merge_tokens(state, matching);
+  const auto ordered = merge_tokens(state, matching, /*keep_order=*/true);
+  EXPECT_TRUE(torch::equal(ordered.pos, std::get<0>(tome.pos.sort(1))));
+  const auto order = std::get<1>(tome.pos.sort(1));
+  EXPECT_TRUE(torch::equal(ordered.x, tome.x.gather(1, order.unsqueeze(-1).expand({2, 9, 3}))));
+  // Destination maps follow the same permutation.
+  const auto spread = [&](const TokenState& out, bool keep_order) {
+    const auto index = merge_destinations(matching, 13, keep_order);
+    return out.x.gather(1, index.unsqueeze(-1).expand({2, 13, 3}));
+  };
+  EXPECT_TRUE(torch::equal(spread(ordered, true), spread(tome, false)));
+}
+
 TEST(Merge, DestinationMapsComposeOverLayers) {
   torch::manual_seed(5);
   TokenState state;
