@@ -119,12 +119,15 @@ TokenState merge_tokens(const TokenState& state, const BipartiteMatching& matchi
                     pos.slice(1, 1, tokens, 2), protect)
                 .squeeze(-1);
   if (state.keep.defined()) {
-    const auto keep = state.keep.unsqueeze(-1);
-    const auto keep_src = keep.slice(1, 0, tokens, 2), keep_dst = keep.slice(1, 1, tokens, 2);
-    const auto kept_dst = keep_dst.scatter_reduce(1, matching.destinations.unsqueeze(-1),
-                                                  take_rows(keep_src, matching.sources), "amax",
-                                                  /*include_self=*/true);
-    out.keep = arrange(take_rows(keep_src, matching.unmerged), kept_dst, protect).squeeze(-1);
+    // A destination's keep is the maximum over itself and its sources (dense [B, r, N_B] one-hot:
+    // r and N_B are at most N/2, and this avoids the beta scatter_reduce).
+    const auto keep_src = state.keep.slice(1, 0, tokens, 2);
+    const auto keep_dst = state.keep.slice(1, 1, tokens, 2);
+    const auto hits = torch::one_hot(matching.destinations, keep_dst.size(1)).to(keep_dst.dtype());
+    const auto from_sources = (hits * keep_src.gather(1, matching.sources).unsqueeze(-1)).amax(1);
+    const auto kept_dst = torch::maximum(keep_dst, from_sources).unsqueeze(-1);
+    out.keep = arrange(take_rows(keep_src.unsqueeze(-1), matching.unmerged), kept_dst, protect)
+                   .squeeze(-1);
   }
   out.protected_count = state.protected_count;
   if (keep_order) {
