@@ -3,14 +3,20 @@
 
 namespace winnow::compression {
 
-double block_forward_flops(const BlockShape& shape, double tokens, double keys) {
+double attention_forward_flops(const BlockShape& shape, double tokens, double keys) {
   const double c = static_cast<double>(shape.width);
-  const double m = static_cast<double>(shape.mlp_hidden);
   const double qkv = 2.0 * tokens * c * 3.0 * c;
   const double attention = 2.0 * 2.0 * tokens * keys * c;
   const double proj = 2.0 * tokens * c * c;
-  const double mlp = 2.0 * 2.0 * tokens * c * m;
-  return qkv + attention + proj + mlp;
+  return qkv + attention + proj;
+}
+
+double mlp_forward_flops(const BlockShape& shape, double tokens) {
+  return 2.0 * 2.0 * tokens * static_cast<double>(shape.width) * static_cast<double>(shape.mlp_hidden);
+}
+
+double block_forward_flops(const BlockShape& shape, double tokens, double keys) {
+  return attention_forward_flops(shape, tokens, keys) + mlp_forward_flops(shape, tokens);
 }
 
 double linear_forward_flops(double rows, int64_t in_features, int64_t out_features) {

@@ -17,6 +17,10 @@ struct BlockShape {
 //   qkv 2·N·C·3C + scores 2·N·K·C + weighted sum 2·N·K·C + proj 2·N·C·C + MLP 2·2·N·C·M.
 // Norms, softmax and activations are O(N·C) and ignored, as is customary (Kaplan et al. 2020).
 double block_forward_flops(const BlockShape& shape, double tokens, double keys);
+// The attention half (qkv, scores, weighted sum, proj) and the MLP half of the same sum, for
+// blocks whose MLP sees fewer tokens than their attention (a merge or prune after attention).
+double attention_forward_flops(const BlockShape& shape, double tokens, double keys);
+double mlp_forward_flops(const BlockShape& shape, double tokens);
 
 // Forward FLOPs of a linear map applied to `rows` rows: 2·rows·in·out.
 double linear_forward_flops(double rows, int64_t in_features, int64_t out_features);

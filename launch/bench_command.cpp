@@ -96,6 +96,8 @@ int bench_command(const Args& args) {
   config.train.run_dir.clear();
   config.train.progress = false;
   train::Trainer trainer(model, data.train, nullptr, comm, config.train, config.optim);
+  auto reduction = make_reduction_schedule(config, data.model);
+  trainer.set_reduction(reduction);
   data::LoaderOptions loader_options;
   loader_options.global_batch_size = config.train.global_batch;
   loader_options.rank = comm->rank();

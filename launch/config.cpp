@@ -5,6 +5,8 @@
 #include <iomanip>
 #include <sstream>
 
+#include "compression/criterion_registry.h"
+#include "compression/strategy_registry.h"
 #include "dist/communicator.h"
 
 namespace winnow::launch {
@@ -89,8 +91,36 @@ po::options_description run_options(RunConfig& c) {
       "dist.bucket_mb", po::value(&c.train.bucket_mb)->default_value(c.train.bucket_mb),
       "gradient all-reduce bucket size in MiB (>= 1)");
 
+  std::string criteria = "none", strategies;
+  for (const auto& n : compression::known_criteria()) criteria += ", " + n;
+  for (const auto& n : compression::known_strategies())
+    strategies += (strategies.empty() ? "" : ", ") + n;
+  auto& r = c.compress.reduction;
+  po::options_description compress("Token reduction [compress] (docs/methods.md)");
+  compress.add_options()("compress.criterion", po::value(&r.criterion)->default_value(r.criterion),
+                         ("which tokens matter: " + criteria).c_str())(
+      "compress.strategy", po::value(&r.strategy)->default_value(r.strategy),
+      ("what happens to the others: " + strategies).c_str())(
+      "compress.site", po::value(&r.site)->default_value(r.site),
+      "auto | pre_block | post_attention | around_block (auto: route around the block, "
+      "attention-based "
+      "criteria after attention, others before the block)")(
+      "compress.layers", po::value(&c.compress.layers)->default_value(c.compress.layers),
+      "reducing layers, e.g. 3,6,9 (empty: all but the first; route: all but the first and last)")(
+      "compress.keep", po::value(&c.compress.keep)->default_value(c.compress.keep),
+      "fraction of reducible tokens each reducing layer keeps, in (0, 1]: one value or one per "
+      "layer")("compress.fuse", po::value(&r.fuse)->default_value(r.fuse),
+               "prune: fuse the dropped tokens into one (EViT)")(
+      "compress.warmup_steps", po::value(&r.warmup_steps)->default_value(r.warmup_steps),
+      "training steps without reduction")(
+      "compress.ramp_steps", po::value(&r.ramp_steps)->default_value(r.ramp_steps),
+      "then keep goes from 1 to its target over this many steps")(
+      "compress.ramp", po::value(&r.ramp)->default_value(r.ramp), "linear | cosine")(
+      "compress.eval", po::value(&r.eval)->default_value(r.eval),
+      "evaluate with the method (same), without it (dense), or auto (route: dense, others: same)");
+
   po::options_description all;
-  all.add(data).add(model).add(optim).add(train).add(dist);
+  all.add(data).add(model).add(optim).add(train).add(dist).add(compress);
   return all;
 }
 
@@ -141,7 +171,31 @@ std::string str(T value) {
   return out.str();
 }
 
+template <typename T>
+std::vector<T> parse_list(const std::string& text, const std::string& option) {
+  std::vector<T> values;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    std::istringstream one(item);
+    T value;
+    if (!(one >> value) || !(one >> std::ws).eof())
+      throw ConfigError(option + ": expected a comma-separated list of numbers, got '" + text +
+                        "'");
+    values.push_back(value);
+  }
+  return values;
+}
+
 }  // namespace
+
+compression::ReductionConfig reduction_config(const RunConfig& c) {
+  compression::ReductionConfig r = c.compress.reduction;
+  r.layers = parse_list<int64_t>(c.compress.layers, "compress.layers");
+  r.keep = parse_list<double>(c.compress.keep, "compress.keep");
+  if (r.keep.empty()) throw ConfigError("compress.keep: expected at least one value");
+  return r;
+}
 
 void validate(const RunConfig& c, int world_size) {
   require(c.data.synthetic == "none" || c.data.synthetic == "images" || c.data.synthetic == "text",
@@ -204,6 +258,14 @@ std::string to_ini(const RunConfig& c) {
       << "\neval_max_samples = " << c.train.eval_max_samples
       << "\nlog_every = " << c.train.log_every << "\nseed = " << c.train.seed << "\n";
   if (!c.train.run_dir.empty()) out << "run_dir = " << c.train.run_dir << "\n";
+  out << "\n[compress]\ncriterion = " << c.compress.reduction.criterion
+      << "\nstrategy = " << c.compress.reduction.strategy
+      << "\nsite = " << c.compress.reduction.site << "\nlayers = " << c.compress.layers
+      << "\nkeep = " << c.compress.keep << "\nfuse = " << c.compress.reduction.fuse
+      << "\nwarmup_steps = " << c.compress.reduction.warmup_steps
+      << "\nramp_steps = " << c.compress.reduction.ramp_steps
+      << "\nramp = " << c.compress.reduction.ramp << "\neval = " << c.compress.reduction.eval
+      << "\n";
   out << "\n[dist]\nbackend = " << c.dist.backend << "\nthreads = " << c.dist.threads
       << "\nbucket_mb = " << c.train.bucket_mb << "\n";
   return out.str();

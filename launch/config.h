@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "compression/schedule.h"
 #include "train/optimizer.h"
 #include "train/trainer.h"
 
@@ -43,8 +44,16 @@ struct DistConfig {
   int64_t threads = 0;           // intra-op threads per rank; 0 = cores / ranks on this node
 };
 
+// [compress]: token reduction (compression::ReductionConfig), with its lists as text.
+struct CompressConfig {
+  compression::ReductionConfig reduction;
+  std::string layers;        // "1,2,5" or "" (default layers)
+  std::string keep = "0.7";  // "0.7" or one value per layer: "0.9,0.8,0.7"
+};
+
 struct RunConfig {
   DataConfig data;
+  CompressConfig compress;
   ModelConfig model;
   train::OptimizerOptions optim;
   train::TrainerOptions train;
@@ -64,6 +73,9 @@ void parse_run_config(const std::vector<std::string>& args,
 
 // Range and consistency checks of everything that does not need the data; throws ConfigError.
 void validate(const RunConfig& config, int world_size);
+
+// compress.* as a ReductionConfig (lists parsed); throws ConfigError naming the option.
+compression::ReductionConfig reduction_config(const RunConfig& config);
 
 // The effective configuration as an INI file (loadable with --config).
 std::string to_ini(const RunConfig& config);

@@ -47,10 +47,13 @@ int eval_command(const Args& args) {
   options.batch = config.train.eval_batch;
   options.max_samples = config.train.eval_max_samples;
   options.seed = config.train.seed;
+  auto reduction = make_reduction_schedule(config, data.model);
+  options.reduction = reduction.get();
   auto result = train::evaluate_model(*model, *data.eval, *comm, options);
   if (comm->is_root()) {
-    std::cout << "eval " << data.eval->describe() << "\n  samples     " << result.samples
-              << "\n  loss        " << result.loss << "\n";
+    std::cout << "eval " << data.eval->describe() << "\n  tokens      "
+              << (reduction->reduce_in_eval() ? reduction->describe() : std::string("dense"))
+              << "\n  samples     " << result.samples << "\n  loss        " << result.loss << "\n";
     if (model->kind() == "gpt") {
       std::cout << "  perplexity  " << result.perplexity << "\n  next-token accuracy "
                 << 100.0 * result.accuracy << "%\n";

@@ -106,6 +106,19 @@ RunData open_run_data(const RunConfig& config) {
   return run;
 }
 
+std::shared_ptr<compression::ReductionSchedule> make_reduction_schedule(
+    const RunConfig& config, const train::ModelSpec& model) {
+  const auto reduction = reduction_config(config);
+  const bool vit = model.kind == "vit";
+  try {
+    return std::make_shared<compression::ReductionSchedule>(
+        reduction, model.depth, vit ? model.image_height / model.patch : 0,
+        vit ? model.image_width / model.patch : 0);
+  } catch (const c10::Error& e) {
+    throw ConfigError(e.msg());
+  }
+}
+
 std::string si(double value) {
   const char* prefixes[] = {"", " k", " M", " G", " T", " P", " E"};
   int i = 0;

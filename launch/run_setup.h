@@ -33,6 +33,11 @@ RunData open_run_data(const RunConfig& config);
 // Opens one HDF5 data file of either format (read from its `format` attribute).
 std::shared_ptr<data::Dataset> open_data_file(const std::string& path, int64_t context);
 
+// The token-reduction schedule of config.compress for `model` (grid from the data's image shape);
+// configuration errors become ConfigError.
+std::shared_ptr<compression::ReductionSchedule> make_reduction_schedule(
+    const RunConfig& config, const train::ModelSpec& model);
+
 // "12.3 M", "4.56 G": a number with an SI prefix.
 std::string si(double value);
 

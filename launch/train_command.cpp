@@ -57,6 +57,7 @@ int train_command(const Args& args) {
   auto data = open_run_data(config);
   torch::manual_seed(config.train.seed);
   auto model = train::make_model(data.model);
+  auto reduction = make_reduction_schedule(config, data.model);
   const bool root = comm->is_root();
 
   if (root && !config.train.run_dir.empty()) {
@@ -64,7 +65,10 @@ int train_command(const Args& args) {
     std::ofstream(config.train.run_dir + "/config.ini") << to_ini(config);
   }
   comm->barrier();  // the run directory exists before anyone writes to it
-  if (root) print_run_header(config, data, *model, *comm);
+  if (root) {
+    print_run_header(config, data, *model, *comm);
+    std::cout << "  tokens  " << reduction->describe() << std::endl;
+  }
 
   train::TrainerOptions trainer_options = config.train;
   trainer_options.prefetch = config.data.prefetch;
@@ -72,6 +76,7 @@ int train_command(const Args& args) {
   // its own output goes to a log file, so under a launcher progress is plain lines.
   trainer_options.progress_live = isatty(STDOUT_FILENO) && !dist::started_by_mpi_launcher();
   train::Trainer trainer(model, data.train, data.eval, comm, trainer_options, config.optim);
+  trainer.set_reduction(reduction);
   auto summary = trainer.run();
 
   if (root) {

@@ -24,20 +24,28 @@ BlockImpl::BlockImpl(const BlockOptions& options_) : options(options_) {
   mlp = register_module("mlp", Mlp(options.dim(), options.mlp_hidden()));
 }
 
-AttentionOutput BlockImpl::forward(compression::TokenState& state, BlockHook* hook) {
-  if (hook) hook->pre_block(state);
-
-  AttentionInputs inputs;
-  if (state.size.defined()) inputs.key_bias = torch::log(state.size.squeeze(-1));  // [B, N]
-  inputs.key_keep = state.keep;
-  inputs.positions = state.pos;
-  const AttentionRequest request = hook ? hook->attention_request() : AttentionRequest{};
-
-  AttentionOutput attention = attn->forward(norm1->forward(state.x), inputs, request);
-  state.x = state.x + attention.out;
-  if (hook) hook->post_attention(state, attention);
-  state.x = state.x + mlp->forward(norm2->forward(state.x));
-  return attention;
+BlockTokens BlockImpl::forward(compression::TokenState& state, BlockHook* hook) {
+  BlockTokens tokens;
+  auto body = [&](compression::TokenState& s) {
+    if (hook) hook->pre_block(s);
+    AttentionInputs inputs;
+    if (s.size.defined()) inputs.key_bias = torch::log(s.size.squeeze(-1));  // [B, N]
+    inputs.key_keep = s.keep;
+    inputs.positions = s.pos;
+    const AttentionRequest request = hook ? hook->attention_request() : AttentionRequest{};
+    tokens.attention = s.batch() * s.tokens();
+    AttentionOutput attention = attn->forward(norm1->forward(s.x), inputs, request);
+    s.x = s.x + attention.out;
+    if (hook) hook->post_attention(s, attention);
+    tokens.mlp = s.batch() * s.tokens();
+    s.x = s.x + mlp->forward(norm2->forward(s.x));
+  };
+  if (hook) {
+    hook->around_block(state, body);
+  } else {
+    body(state);
+  }
+  return tokens;
 }
 
 }  // namespace winnow::train

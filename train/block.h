@@ -4,6 +4,8 @@
 
 #include <torch/torch.h>
 
+#include <functional>
+
 #include "compression/token_state.h"
 #include "train/attention.h"
 
@@ -41,16 +43,28 @@ class BlockHook {
   // Between the attention residual and the MLP (site post_attn; ToMe, EViT).
   virtual void post_attention(compression::TokenState& /*state*/, const AttentionOutput& /*attn*/) {
   }
+  // Around the whole block (site around_block; route): runs `block` on the state it chooses and
+  // puts the result back into `state`. The default runs the block on every token.
+  virtual void around_block(compression::TokenState& state,
+                            const std::function<void(compression::TokenState&)>& block) {
+    block(state);
+  }
+};
+
+// Tokens a block processed, summed over the batch: its attention's queries (= keys) and its MLP's
+// rows. They differ when a method acts between the two (merge, prune at post_attention).
+struct BlockTokens {
+  int64_t attention = 0;
+  int64_t mlp = 0;
 };
 
 class BlockImpl : public torch::nn::Module {
  public:
   explicit BlockImpl(const BlockOptions& options);
 
-  // Runs the block on `state` in place. Attention sees log(size) as key bias (proportional
-  // attention), keep as key mask, pos for causal masks. Returns the attention output (with the
-  // extras the hook asked for).
-  AttentionOutput forward(compression::TokenState& state, BlockHook* hook = nullptr);
+  // Runs the block on `state` in place, calling the hook (if any) at its sites. Attention sees
+  // log(size) as key bias (proportional attention), keep as key mask, pos for causal masks.
+  BlockTokens forward(compression::TokenState& state, BlockHook* hook = nullptr);
 
   BlockOptions options;
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};

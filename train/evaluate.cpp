@@ -1,6 +1,8 @@
 // Evaluation over a whole dataset, sliced over ranks.
 #include "train/evaluate.h"
 
+#include "train/reduction_hook.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -28,6 +30,13 @@ EvalResult evaluate_model(TransformerModel& model, const data::Dataset& dataset,
     ForwardContext context;
     context.seed = options.seed;
     context.sample_ids = batch.sample_ids;
+    std::unique_ptr<StepHooks> hooks;
+    if (options.reduction) {
+      hooks = std::make_unique<StepHooks>(*options.reduction, model.depth(), 0, options.seed,
+                                          batch.sample_ids,
+                                          /*training=*/false);
+      if (hooks->any()) context.hook_for = [&hooks](int64_t layer) { return (*hooks)(layer); };
+    }
     auto output = model.forward(batch.inputs, context);
     loss_sum += model.loss_sum(output, batch.targets).item<double>();
     correct += output.logits.argmax(-1).eq(batch.targets).sum().item<double>();

@@ -3,6 +3,7 @@
 
 #include <memory>
 
+#include "compression/schedule.h"
 #include "data/dataset.h"
 #include "dist/communicator.h"
 #include "train/model.h"
@@ -21,6 +22,8 @@ struct EvalOptions {
   int64_t batch = 512;      // global samples per evaluation batch
   int64_t max_samples = 0;  // 0 = the whole dataset (the first max_samples otherwise)
   uint64_t seed = 0;
+  // Token reduction applied while evaluating (when the schedule says so); null = dense.
+  const compression::ReductionSchedule* reduction = nullptr;
 };
 
 // Samples are taken in dataset order, each evaluation batch split into contiguous rank slices,

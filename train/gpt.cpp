@@ -46,8 +46,7 @@ ModelOutput GptImpl::forward(const torch::Tensor& tokens, const ForwardContext& 
   LayerAccounting accounting(block_options(), options.depth);
   for (int64_t layer = 0; layer < options.depth; ++layer) {
     BlockHook* hook = context.hook_for ? context.hook_for(layer) : nullptr;
-    accounting.record(state);
-    blocks[layer]->as<BlockImpl>()->forward(state, hook);
+    accounting.record(blocks[layer]->as<BlockImpl>()->forward(state, hook), batch);
   }
   TORCH_CHECK(state.tokens() == length,
               "gpt: a causal LM needs every position back after the blocks (use the "

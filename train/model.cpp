@@ -27,13 +27,14 @@ LayerAccounting::LayerAccounting(const BlockOptions& block, int64_t depth)
   tokens_.reserve(static_cast<size_t>(depth));
 }
 
-void LayerAccounting::record(const compression::TokenState& state) {
-  const int64_t batch = state.batch(), tokens = state.tokens();
-  tokens_.push_back(batch * tokens);
-  block_flops_ +=
-      static_cast<double>(batch) * compression::block_forward_flops({width_, mlp_hidden_},
-                                                                    static_cast<double>(tokens),
-                                                                    static_cast<double>(tokens));
+void LayerAccounting::record(const BlockTokens& tokens, int64_t batch) {
+  tokens_.push_back(tokens.attention);
+  if (batch == 0) return;
+  const compression::BlockShape shape{width_, mlp_hidden_};
+  const double per_sample = static_cast<double>(tokens.attention) / static_cast<double>(batch);
+  block_flops_ += static_cast<double>(batch) *
+                      compression::attention_forward_flops(shape, per_sample, per_sample) +
+                  compression::mlp_forward_flops(shape, static_cast<double>(tokens.mlp));
 }
 
 void LayerAccounting::finish(ModelOutput& output) const {

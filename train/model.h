@@ -52,7 +52,8 @@ class TransformerModel : public torch::nn::Module {
 class LayerAccounting {
  public:
   LayerAccounting(const BlockOptions& block, int64_t depth);
-  void record(const compression::TokenState& state);  // before a block runs
+  // After a block ran on a batch of `batch` samples.
+  void record(const BlockTokens& tokens, int64_t batch);
   void add_flops(double flops) { extra_flops_ += flops; }
   void finish(ModelOutput& output) const;
 

@@ -8,6 +8,7 @@
 
 #include "compression/flops.h"
 #include "data/loader.h"
+#include "train/reduction_hook.h"
 
 namespace winnow::train {
 namespace {
@@ -95,6 +96,13 @@ StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
     context.step = step;
     context.seed = options_.seed;
     context.sample_ids = batch.sample_ids.slice(0, begin, end);
+    std::unique_ptr<StepHooks> hooks;
+    if (reduction_) {
+      hooks = std::make_unique<StepHooks>(*reduction_, model_->depth(), step, options_.seed,
+                                          context.sample_ids,
+                                          /*training=*/true);
+      if (hooks->any()) context.hook_for = [&hooks](int64_t layer) { return (*hooks)(layer); };
+    }
     auto output = model_->forward(batch.inputs.slice(0, begin, end), context);
     auto targets = batch.targets.slice(0, begin, end);
     auto loss = model_->loss_sum(output, targets);
@@ -144,6 +152,7 @@ EvalResult Trainer::evaluate() {
   eval_options.batch = options_.eval_batch;
   eval_options.max_samples = options_.eval_max_samples;
   eval_options.seed = options_.seed;
+  eval_options.reduction = reduction_.get();
   auto result = evaluate_model(*model_, *eval_data_, *comm_, eval_options);
   model_->train();
   return result;

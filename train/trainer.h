@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "compression/schedule.h"
 #include "data/batch.h"
 #include "data/dataset.h"
 #include "dist/communicator.h"
@@ -65,6 +66,11 @@ class Trainer {
           std::shared_ptr<data::Dataset> eval_data, std::shared_ptr<dist::Communicator> comm,
           TrainerOptions options, OptimizerOptions optimizer_options);
 
+  // Token reduction for training and evaluation (none = dense). Must be set before run().
+  void set_reduction(std::shared_ptr<const compression::ReductionSchedule> schedule) {
+    reduction_ = std::move(schedule);
+  }
+
   // Trains options.steps steps from `start_step`, evaluating every eval_every steps and at the end.
   TrainSummary run(int64_t start_step = 0);
   // One optimizer step on this rank's slice of a global batch.
@@ -89,6 +95,7 @@ class Trainer {
   std::unique_ptr<dist::GradSync> grad_sync_;
   std::vector<torch::Tensor> parameters_;
   MetricsLog metrics_;
+  std::shared_ptr<const compression::ReductionSchedule> reduction_;
 };
 
 }  // namespace winnow::train

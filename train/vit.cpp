@@ -83,6 +83,8 @@ ModelOutput VisionTransformerImpl::forward(const torch::Tensor& images,
   state.x = torch::cat({cls_token.expand({batch, 1, options.dim}), patches}, 1) +
             pos_embed;  // [B, 1+P, C]
   state.protected_count = 1;
+  state.grid_height = options.image_height / options.patch;
+  state.grid_width = options.image_width / options.patch;
 
   LayerAccounting accounting(block_options(), options.depth);
   accounting.add_flops(compression::linear_forward_flops(
@@ -90,8 +92,7 @@ ModelOutput VisionTransformerImpl::forward(const torch::Tensor& images,
       options.image_channels * options.patch * options.patch, options.dim));
   for (int64_t layer = 0; layer < options.depth; ++layer) {
     BlockHook* hook = context.hook_for ? context.hook_for(layer) : nullptr;
-    accounting.record(state);
-    blocks[layer]->as<BlockImpl>()->forward(state, hook);
+    accounting.record(blocks[layer]->as<BlockImpl>()->forward(state, hook), batch);
   }
   ModelOutput output;
   auto cls = norm->forward(state.x.select(1, 0));  // [B, C]

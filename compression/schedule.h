@@ -1,0 +1,64 @@
+// ReductionSchedule: which layers reduce tokens, at which site of the block, and how many tokens
+// they keep at each training step (warmup without reduction, then a linear or cosine ramp).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "compression/method.h"
+
+namespace winnow::compression {
+
+// Where in a block the method acts.
+enum class Site {
+  kPreBlock,       // before the block (random, norm, uniform criteria; prune, pool, mask)
+  kPostAttention,  // after the attention residual, before the MLP (ToMe, EViT: needs attention)
+  kAroundBlock,    // route: the block runs on the kept tokens, the rest skip it (random-LTD)
+};
+std::string site_name(Site site);
+
+struct ReductionConfig {
+  std::string criterion = "none";  // none = dense; else a registry name (known_criteria())
+  std::string strategy = "prune";  // a registry name (known_strategies())
+  std::string site = "auto";       // auto | pre_block | post_attention | around_block
+  // Layers that reduce. Empty = every layer but the first (route: but the first and the last).
+  std::vector<int64_t> layers;
+  // Fraction of the reducible tokens entering a reducing layer that it keeps (route: that run the
+  // layer). One value for every reducing layer, or one per entry of `layers`.
+  std::vector<double> keep = {0.7};
+  bool fuse = false;            // prune: fuse the dropped tokens into one (EViT)
+  int64_t warmup_steps = 0;     // steps without reduction
+  int64_t ramp_steps = 0;       // then keep goes from 1 to its target over this many steps
+  std::string ramp = "cosine";  // linear | cosine
+  std::string eval = "auto";    // auto (route: dense, else same) | same | dense
+};
+
+class ReductionSchedule {
+ public:
+  // Validates everything against a model of `depth` blocks and `grid` (patch rows × columns, 0
+  // for sequences); errors name the option (compress.*) and the accepted values.
+  ReductionSchedule(const ReductionConfig& config, int64_t depth, int64_t grid_height = 0,
+                    int64_t grid_width = 0);
+
+  bool enabled() const { return method_ != nullptr; }
+  bool reduce_in_eval() const { return enabled() && reduce_in_eval_; }
+  Site site() const { return site_; }
+  const Method& method() const { return *method_; }
+  const std::vector<int64_t>& layers() const { return layers_; }
+  // Keep fraction at `layer` for training step `step`; 1 = the layer does not reduce.
+  double keep_at(int64_t layer, int64_t step) const;
+  // The same at the end of the ramp (evaluation).
+  double target_keep(int64_t layer) const;
+  std::string describe() const;
+
+ private:
+  std::unique_ptr<Method> method_;
+  Site site_ = Site::kPreBlock;
+  std::vector<int64_t> layers_;
+  std::vector<double> keep_by_layer_;  // [depth], 1 where the layer does not reduce
+  int64_t warmup_steps_ = 0, ramp_steps_ = 0;
+  bool cosine_ = true, reduce_in_eval_ = true;
+};
+
+}  // namespace winnow::compression
