@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "compression/schedule.h"
 #include "data/loader.h"
 #include "data/synthetic_dataset.h"
 #include "dist/communicator.h"
@@ -24,7 +25,8 @@ std::shared_ptr<dist::Communicator> world_ptr() {
 void train_steps(const std::shared_ptr<TransformerModel>& model,
                  const std::shared_ptr<data::Dataset>& data,
                  const std::shared_ptr<dist::Communicator>& comm, int64_t global_batch,
-                 int64_t steps) {
+                 int64_t steps,
+                 const std::shared_ptr<const compression::ReductionSchedule>& reduction) {
   TrainerOptions t;
   t.steps = steps;
   t.global_batch = global_batch;
@@ -33,6 +35,7 @@ void train_steps(const std::shared_ptr<TransformerModel>& model,
   OptimizerOptions opt;
   opt.lr = 3e-3;
   Trainer trainer(model, data, nullptr, comm, t, opt);
+  trainer.set_reduction(reduction);
   data::LoaderOptions lo;
   lo.global_batch_size = global_batch;
   lo.rank = comm->rank();
@@ -65,8 +68,9 @@ void expect_same_parameters(const TransformerModel& distributed, const Transform
 // Adam's normalisation turns that noise into lr-sized steps. In float64 the noise (~1e-17) sits
 // far below Adam's eps and the comparison measures the distributed algorithm, not rounding.
 template <typename MakeModel>
-void check_rank_invariance(MakeModel make_model_float32, const std::shared_ptr<data::Dataset>& data,
-                           int64_t global_batch) {
+void check_rank_invariance(
+    MakeModel make_model_float32, const std::shared_ptr<data::Dataset>& data, int64_t global_batch,
+    std::shared_ptr<const compression::ReductionSchedule> reduction = nullptr) {
   auto make_model = [&] {
     auto model = make_model_float32();
     model->to(torch::kFloat64);
@@ -75,11 +79,11 @@ void check_rank_invariance(MakeModel make_model_float32, const std::shared_ptr<d
   auto comm = world_ptr();
   torch::manual_seed(11);
   auto distributed = make_model();
-  train_steps(distributed, data, comm, global_batch, 5);
+  train_steps(distributed, data, comm, global_batch, 5, reduction);
 
   torch::manual_seed(11);
   auto single = make_model();
-  train_steps(single, data, dist::make_communicator("local"), global_batch, 5);
+  train_steps(single, data, dist::make_communicator("local"), global_batch, 5, reduction);
   torch::manual_seed(11);
   auto initial = make_model();
   expect_same_parameters(*distributed, *single, *initial);
@@ -122,4 +126,52 @@ TEST(RankInvariance, DenseGptMatchesOneProcess) {
     return std::make_shared<GptImpl>(g);
   };
   check_rank_invariance(make, data, 12);
+}
+
+namespace {
+
+std::shared_ptr<const compression::ReductionSchedule> reduction(const std::string& criterion,
+                                                                const std::string& strategy,
+                                                                int64_t depth, int64_t grid) {
+  compression::ReductionConfig c;
+  c.criterion = criterion;
+  c.strategy = strategy;
+  c.layers = {1};
+  c.keep = {0.5};
+  return std::make_shared<compression::ReductionSchedule>(c, depth, grid, grid);
+}
+
+std::shared_ptr<VisionTransformerImpl> tiny_vit() {
+  VitOptions v;
+  v.image_height = v.image_width = 8;
+  v.patch = 2;
+  v.dim = 16;
+  v.depth = 2;
+  v.heads = 2;
+  v.num_classes = 4;
+  return std::make_shared<VisionTransformerImpl>(v);
+}
+
+std::shared_ptr<data::Dataset> tiny_images() {
+  data::SyntheticImageOptions o;
+  o.size = 256;
+  o.height = o.width = 8;
+  o.num_classes = 4;
+  return std::make_shared<data::SyntheticImageDataset>(o);
+}
+
+}  // namespace
+
+// Random token choices are keyed on (seed, step, layer, sample id, token), so a sample loses the
+// same tokens whichever rank holds it.
+TEST(RankInvariance, RandomPruningMatchesOneProcess) {
+  check_rank_invariance(tiny_vit, tiny_images(), 20, reduction("random", "prune", 2, 4));
+}
+
+TEST(RankInvariance, AttentionPruningMatchesOneProcess) {
+  check_rank_invariance(tiny_vit, tiny_images(), 20, reduction("cls_attention", "prune", 2, 4));
+}
+
+TEST(RankInvariance, RandomRoutingMatchesOneProcess) {
+  check_rank_invariance(tiny_vit, tiny_images(), 20, reduction("random", "route", 2, 4));
 }
