@@ -13,5 +13,6 @@ int prepare_command(const Args& args);
 int train_command(const Args& args);
 int eval_command(const Args& args);
 int bench_command(const Args& args);
+int bench_tokens_command(const Args& args);
 
 }  // namespace winnow::launch

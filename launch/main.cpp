@@ -29,13 +29,15 @@ const Subcommand kSubcommands[] = {
     {"eval", winnow::launch::eval_command, "evaluate the weights a training run saved"},
     {"bench", winnow::launch::bench_command,
      "time training steps against the machine's matmul rate"},
+    {"bench-tokens", winnow::launch::bench_tokens_command,
+     "time dense vs token-reduction methods at matched FLOPs, interleaved"},
 };
 
 void print_usage(std::ostream& out) {
   out << "usage: winnow <command> [options]\n\n"
          "Trains transformers with token reduction inside the forward pass.\n\ncommands:\n";
   for (const auto& c : kSubcommands)
-    out << "  " << c.name << std::string(10 - std::strlen(c.name), ' ') << c.summary << "\n";
+    out << "  " << c.name << std::string(14 - std::strlen(c.name), ' ') << c.summary << "\n";
   out << "\n`winnow <command> --help` lists every option of a command with its default and "
          "meaning.\n";
 }
