@@ -15,7 +15,7 @@ function(winnow_library name)
   cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
   add_library(${name} STATIC ${ARG_SOURCES})
   target_include_directories(${name} PUBLIC $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>
-                                            $<INSTALL_INTERFACE:include/winnow>)
+                                            $<INSTALL_INTERFACE:include/winnow> $<INSTALL_INTERFACE:include>)
   target_link_libraries(${name} PUBLIC ${TORCH_LIBRARIES} ${ARG_DEPS})
   target_compile_options(${name} PRIVATE ${WINNOW_WARNINGS})
   if(WINNOW_USE_PCH)

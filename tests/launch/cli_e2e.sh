@@ -51,6 +51,19 @@ awk -v a="$acc" -v b="$eval_acc" 'BEGIN { d = a * 100 - b; exit !(d < 1e-3 && d 
 # Weights that do not fit the configured model are rejected with the name list.
 expect_exit 1 "mis-shaped" -- "$winnow" eval --weights "$run/model.h5" --model.dim 64
 
+# Token reduction from the command line: random pruning at every block but the first halves the
+# tokens per layer; metrics record it; a bad method lists the known ones.
+"$winnow" train --data.synthetic images --data.synthetic_samples 256 --model.dim 32 --model.depth 3 \
+  --model.heads 2 --model.patch 7 --train.steps 4 --train.global_batch 8 --optim.warmup_steps 1 --train.log_every 4 \
+  --compress.criterion random --compress.strategy prune --compress.keep 0.5 --train.run_dir "$work/pruned" \
+  > "$work/pruned.log" 2>&1 || { cat "$work/pruned.log"; fail "training with random pruning"; }
+grep -q "random+prune at pre_block, layers 1:0.5 2:0.5" "$work/pruned.log" || fail "no reduction plan printed: $(cat "$work/pruned.log")"
+grep -q '"tokens_per_layer":\[136,72,40\]' "$work/pruned/metrics.jsonl" ||
+  fail "expected tokens per layer [136,72,40] (8 x 17, 8 x 9, 8 x 5): $(cat "$work/pruned/metrics.jsonl")"
+expect_exit 2 "known criteria" -- "$winnow" train --data.synthetic images --compress.criterion magic
+expect_exit 2 "compress.keep" -- "$winnow" train --data.synthetic images --compress.criterion random --compress.keep 2
+expect_exit 0 "cls_attention" -- "$winnow" train --help
+
 # Text: prepare byte tokens from fortune-style files, train a tiny GPT, evaluate perplexity.
 for i in 1 2 3; do
   for j in $(seq 1 40); do printf 'the quick brown fox %s jumps over the lazy dog %s\n%%\n' "$i" "$j"; done > "$work/text$i"
@@ -59,7 +72,7 @@ done
   { cat "$work/prep.log"; fail "prepare text"; }
 grep -q "120 documents" "$work/prep.log" || fail "prepare text: expected 120 documents: $(cat "$work/prep.log")"
 "$winnow" train --data.train "$work/text/train.h5" --data.eval "$work/text/val.h5" --data.context 16 \
-  --model.kind gpt --model.dim 32 --model.depth 2 --model.heads 2 --train.steps 40 --train.global_batch 16 \
+  --compress.criterion random --compress.strategy route --compress.keep 0.5 --model.kind gpt --model.dim 32 --model.depth 3 --model.heads 2 --train.steps 40 --train.global_batch 16 \
   --optim.lr 0.003 --optim.warmup_steps 5 --train.run_dir "$work/gpt" > "$work/gpt.log" 2>&1 ||
   { cat "$work/gpt.log"; fail "gpt training"; }
 ppl=$(sed -n 's/.*"eval_perplexity":\([0-9.]*\).*/\1/p' "$work/gpt/summary.json")
