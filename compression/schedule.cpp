@@ -66,15 +66,28 @@ ReductionSchedule::ReductionSchedule(const ReductionConfig& c, int64_t depth, in
     for (int64_t l = 1; l < depth - (route ? 1 : 0); ++l) layers_.push_back(l);
   }
   TORCH_CHECK(!layers_.empty(), "compress.layers: no layer to reduce in a model of depth ", depth);
-  TORCH_CHECK(c.keep.size() == 1 || c.keep.size() == layers_.size(),
-              "compress.keep: expected one value or one per "
-              "reducing layer (",
-              layers_.size(), "), got ", c.keep.size());
-  for (size_t i = 0; i < layers_.size(); ++i) {
+  TORCH_CHECK(c.keep_schedule == "list" || c.keep_schedule == "linear",
+              "compress.keep_schedule: expected list or linear, got '", c.keep_schedule, "'");
+  const bool linear = c.keep_schedule == "linear";
+  TORCH_CHECK(!linear || c.keep.size() == 2,
+              "compress.keep: keep_schedule=linear takes two values (first and last "
+              "reducing layer), got ",
+              c.keep.size());
+  TORCH_CHECK(linear || c.keep.size() == 1 || c.keep.size() == layers_.size(),
+              "compress.keep: expected one value or one per reducing layer (", layers_.size(),
+              "), got ", c.keep.size());
+  const size_t count = layers_.size();
+  for (size_t i = 0; i < count; ++i) {
     const int64_t layer = layers_[i];
     TORCH_CHECK(layer >= 0 && layer < depth, "compress.layers: layer ", layer, " outside [0, ",
                 depth, ")");
-    const double keep = c.keep.size() == 1 ? c.keep[0] : c.keep[i];
+    double keep;
+    if (linear) {
+      const double t = count > 1 ? static_cast<double>(i) / static_cast<double>(count - 1) : 0.0;
+      keep = c.keep[0] + (c.keep[1] - c.keep[0]) * t;
+    } else {
+      keep = c.keep.size() == 1 ? c.keep[0] : c.keep[i];
+    }
     TORCH_CHECK(keep > 0.0 && keep <= 1.0, "compress.keep: expected values in (0, 1], got ", keep);
     keep_by_layer_[static_cast<size_t>(layer)] = keep;
   }

@@ -27,6 +27,10 @@ struct ReductionConfig {
   // Fraction of the reducible tokens entering a reducing layer that it keeps (route: that run the
   // layer). One value for every reducing layer, or one per entry of `layers`.
   std::vector<double> keep = {0.7};
+  // How `keep` maps to the reducing layers: "list" (one value for all, or one per layer) or
+  // "linear" (two values: the first and the last reducing layer, interpolated in between; a
+  // decreasing keep is ToMe's inflected schedule of merge counts, in keep terms).
+  std::string keep_schedule = "list";
   bool fuse = false;            // prune: fuse the dropped tokens into one (EViT)
   int64_t warmup_steps = 0;     // steps without reduction
   int64_t ramp_steps = 0;       // then keep goes from 1 to its target over this many steps

@@ -109,8 +109,11 @@ po::options_description run_options(RunConfig& c) {
       "reducing layers, e.g. 3,6,9 (empty: all but the first; route: all but the first and last)")(
       "compress.keep", po::value(&c.compress.keep)->default_value(c.compress.keep),
       "fraction of reducible tokens each reducing layer keeps, in (0, 1]: one value or one per "
-      "layer")("compress.fuse", po::value(&r.fuse)->default_value(r.fuse),
-               "prune: fuse the dropped tokens into one (EViT)")(
+      "layer")(
+      "compress.keep_schedule", po::value(&r.keep_schedule)->default_value(r.keep_schedule),
+      "list (compress.keep: one value or one per layer) | linear (two values: first and last "
+      "reducing layer, interpolated)")("compress.fuse", po::value(&r.fuse)->default_value(r.fuse),
+                                       "prune: fuse the dropped tokens into one (EViT)")(
       "compress.warmup_steps", po::value(&r.warmup_steps)->default_value(r.warmup_steps),
       "training steps without reduction")(
       "compress.ramp_steps", po::value(&r.ramp_steps)->default_value(r.ramp_steps),
@@ -261,7 +264,9 @@ std::string to_ini(const RunConfig& c) {
   out << "\n[compress]\ncriterion = " << c.compress.reduction.criterion
       << "\nstrategy = " << c.compress.reduction.strategy
       << "\nsite = " << c.compress.reduction.site << "\nlayers = " << c.compress.layers
-      << "\nkeep = " << c.compress.keep << "\nfuse = " << c.compress.reduction.fuse
+      << "\nkeep = " << c.compress.keep
+      << "\nkeep_schedule = " << c.compress.reduction.keep_schedule
+      << "\nfuse = " << c.compress.reduction.fuse
       << "\nwarmup_steps = " << c.compress.reduction.warmup_steps
       << "\nramp_steps = " << c.compress.reduction.ramp_steps
       << "\nramp = " << c.compress.reduction.ramp << "\neval = " << c.compress.reduction.eval

@@ -104,3 +104,16 @@ TEST(ReductionSchedule, ErrorsNameTheOption) {
   EXPECT_THAT(error_of(c), HasSubstr("compress.ramp"));
   EXPECT_THAT(error_of(config("magic", "prune")), HasSubstr("magic"));
 }
+
+TEST(ReductionSchedule, LinearKeepInterpolatesAcrossTheReducingLayers) {
+  auto c = config("random", "prune");
+  c.layers = {1, 2, 3, 4, 5};
+  c.keep = {0.9, 0.5};
+  c.keep_schedule = "linear";
+  ReductionSchedule s(c, 6);
+  EXPECT_DOUBLE_EQ(s.target_keep(1), 0.9);
+  EXPECT_DOUBLE_EQ(s.target_keep(3), 0.7);
+  EXPECT_DOUBLE_EQ(s.target_keep(5), 0.5);
+  c.keep = {0.9};
+  EXPECT_THAT(error_of(c), HasSubstr("takes two values"));
+}
