@@ -12,7 +12,8 @@ double attention_forward_flops(const BlockShape& shape, double tokens, double ke
 }
 
 double mlp_forward_flops(const BlockShape& shape, double tokens) {
-  return 2.0 * 2.0 * tokens * static_cast<double>(shape.width) * static_cast<double>(shape.mlp_hidden);
+  return 2.0 * 2.0 * tokens * static_cast<double>(shape.width) *
+         static_cast<double>(shape.mlp_hidden);
 }
 
 double block_forward_flops(const BlockShape& shape, double tokens, double keys) {

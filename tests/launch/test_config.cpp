@@ -48,7 +48,7 @@ TEST(Config, DefaultsAreValid) {
   EXPECT_NO_THROW(validate(c, 1));
 }
 
-TEST(Config, IniSectionsMapToDottedNamesAndCommandLineWins) {
+TEST(Config, IniSectionsBecomeDottedOptionsAndCommandLineWins) {
   auto path = write_ini("[model]\ndim = 64\ndepth = 3\n[train]\nsteps = 77\n[optim]\nlr = 0.01\n");
   auto c = parse({"--config", path, "--model.dim=96", "--data.synthetic", "images"});
   EXPECT_EQ(c.model.dim, 96);  // command line overrides the file
