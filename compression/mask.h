@@ -15,7 +15,7 @@ namespace winnow::compression {
 // criteria that must stay differentiable.
 class MaskStrategy : public Strategy {
  public:
-  explicit MaskStrategy(const StrategyOptions& options = {}) : options_(options) {}
+  using Strategy::Strategy;
   std::string name() const override { return "mask"; }
   StrategyTraits traits() const override {
     StrategyTraits traits;
@@ -27,9 +27,6 @@ class MaskStrategy : public Strategy {
  protected:
   TokenState reduce(const TokenState& state, const torch::Tensor& scores, int64_t keep_count,
                     const torch::Tensor& metric) const override;
-
- private:
-  StrategyOptions options_;
 };
 
 }  // namespace winnow::compression

@@ -51,7 +51,7 @@ torch::Tensor merge_destinations(const BipartiteMatching& matching, int64_t toke
 // merge_tokens); ToMe's order by default.
 class MergeStrategy : public Strategy {
  public:
-  explicit MergeStrategy(const StrategyOptions& options = {}) : options_(options) {}
+  using Strategy::Strategy;
   std::string name() const override { return "merge"; }
   StrategyTraits traits() const override {
     StrategyTraits traits;
@@ -65,9 +65,6 @@ class MergeStrategy : public Strategy {
  protected:
   TokenState reduce(const TokenState& state, const torch::Tensor& scores, int64_t keep_count,
                     const torch::Tensor& metric) const override;
-
- private:
-  StrategyOptions options_;
 };
 
 }  // namespace winnow::compression

@@ -26,7 +26,7 @@ int64_t pool_window(int64_t grid_height, int64_t grid_width, int64_t keep_count,
 // that pools chain. Scores are not used. The average-pooling baseline of arXiv 2505.19147 App. B.
 class PoolStrategy : public Strategy {
  public:
-  explicit PoolStrategy(const StrategyOptions& options = {}) : options_(options) {}
+  using Strategy::Strategy;
   std::string name() const override { return "pool"; }
   StrategyTraits traits() const override {
     StrategyTraits traits;
@@ -40,9 +40,6 @@ class PoolStrategy : public Strategy {
  protected:
   TokenState reduce(const TokenState& state, const torch::Tensor& scores, int64_t keep_count,
                     const torch::Tensor& metric) const override;
-
- private:
-  StrategyOptions options_;
 };
 
 }  // namespace winnow::compression

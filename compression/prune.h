@@ -15,7 +15,7 @@ namespace winnow::compression {
 //     carries them: EViT treats it as one ordinary token in later layers.
 class PruneStrategy : public Strategy {
  public:
-  explicit PruneStrategy(const StrategyOptions& options = {}) : options_(options) {}
+  using Strategy::Strategy;
   std::string name() const override { return "prune"; }
   StrategyTraits traits() const override {
     StrategyTraits traits;
@@ -27,9 +27,6 @@ class PruneStrategy : public Strategy {
  protected:
   TokenState reduce(const TokenState& state, const torch::Tensor& scores, int64_t keep_count,
                     const torch::Tensor& metric) const override;
-
- private:
-  StrategyOptions options_;
 };
 
 }  // namespace winnow::compression

@@ -53,7 +53,10 @@ struct StrategyTraits {
 // Tokens whose keep is 0 (masked earlier) rank below every live token.
 class Strategy {
  public:
+  explicit Strategy(StrategyOptions options = {}) : options_(std::move(options)) {}
   virtual ~Strategy() = default;
+
+  const StrategyOptions& options() const { return options_; }
 
   // Registry name, as the configuration spells it.
   virtual std::string name() const = 0;
@@ -79,6 +82,8 @@ class Strategy {
                             const torch::Tensor& scores,  // [B, N]
                             int64_t keep_count,
                             const torch::Tensor& metric) const = 0;  // [B, N, D]
+
+  StrategyOptions options_;  // the fields a strategy reads are listed in its header
 };
 
 // EViT's kept count for a keep rate: ceil(keep_rate · reducible), with 0 < keep_rate <= 1.

@@ -26,4 +26,30 @@ void check_format_attrs(const H5File& file, const std::string& expected_format,
               version > expected_version ? " (written by a newer winnow?)" : "");
 }
 
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
+  return out + "]";
+}
+
+H5DatasetInfo require_dataset(const H5File& file, const std::string& who, const std::string& name,
+                              torch::ScalarType dtype, int64_t rank, const std::string& dims) {
+  TORCH_CHECK(file.exists(name), who, ": '", file.path(), "' has no dataset '", name, "'");
+  H5DatasetInfo info = file.dataset_info(name);
+  TORCH_CHECK(info.dtype == dtype, who, ": '", file.path(), "' dataset '", name,
+              "': expected dtype ", h5_dtype_name(dtype), ", got ", info.type_name);
+  TORCH_CHECK(rank < 0 || static_cast<int64_t>(info.shape.size()) == rank, who, ": '", file.path(),
+              "' dataset '", name, "': expected rank ", rank, " ", dims, ", got shape ",
+              shape_text(info.shape));
+  return info;
+}
+
+void require_root_attrs(const H5File& file, const std::string& who,
+                        const std::vector<std::string>& keys) {
+  for (const auto& key : keys) {
+    TORCH_CHECK(file.has_attr("/", key), who, ": '", file.path(), "' has no root attribute '", key,
+                "'");
+  }
+}
+
 }  // namespace winnow::data

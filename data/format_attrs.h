@@ -17,4 +17,18 @@ void write_format_attrs(H5File& file, const std::string& format, int64_t version
 void check_format_attrs(const H5File& file, const std::string& expected_format,
                         int64_t expected_version);
 
+// "[60000, 28, 28, 1]": a shape as the error messages print it.
+std::string shape_text(const std::vector<int64_t>& shape);
+
+// Checks that dataset `name` exists with `dtype` and, when rank >= 0, that rank; `dims` names the
+// dimensions in the message ("[N, H, W, C]"). Messages start with `who` ("image_file") and the
+// file path. Returns the dataset's info for further checks.
+H5DatasetInfo require_dataset(const H5File& file, const std::string& who, const std::string& name,
+                              torch::ScalarType dtype, int64_t rank = -1,
+                              const std::string& dims = "");
+
+// Checks that every key is a root attribute of `file`.
+void require_root_attrs(const H5File& file, const std::string& who,
+                        const std::vector<std::string>& keys);
+
 }  // namespace winnow::data

@@ -7,15 +7,6 @@
 #include "data/h5_file.h"
 
 namespace winnow::data {
-namespace {
-
-std::string shape_of(const std::vector<int64_t>& shape) {
-  std::string out = "[";
-  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
-  return out + "]";
-}
-
-}  // namespace
 
 void validate_image_contents(const ImageFileContents& contents, const std::string& where) {
   const auto& images = contents.images;
@@ -25,18 +16,18 @@ void validate_image_contents(const ImageFileContents& contents, const std::strin
               images.defined() ? h5_dtype_name(images.scalar_type()) : "nothing");
   TORCH_CHECK(images.dim() == 4, "image_file: '", where,
               "' dataset '/images': expected rank 4 [N, H, W, C], got shape ",
-              shape_of(images.sizes().vec()));
+              shape_text(images.sizes().vec()));
   TORCH_CHECK(images.size(0) > 0, "image_file: '", where,
               "' dataset '/images': expected at least one image, got N = 0 (empty dataset)");
   TORCH_CHECK(images.size(1) > 0 && images.size(2) > 0 && images.size(3) > 0, "image_file: '",
               where, "' dataset '/images': expected H, W, C > 0, got shape ",
-              shape_of(images.sizes().vec()));
+              shape_text(images.sizes().vec()));
   TORCH_CHECK(labels.defined() && labels.scalar_type() == torch::kInt64, "image_file: '", where,
               "' dataset '/labels': expected dtype int64, got ",
               labels.defined() ? h5_dtype_name(labels.scalar_type()) : "nothing");
   TORCH_CHECK(labels.dim() == 1 && labels.size(0) == images.size(0), "image_file: '", where,
               "' dataset '/labels': expected shape [", images.size(0),
-              "] (one label per image), got ", shape_of(labels.sizes().vec()));
+              "] (one label per image), got ", shape_text(labels.sizes().vec()));
   TORCH_CHECK(contents.num_classes >= 1, "image_file: '", where,
               "' attribute 'num_classes': expected >= 1, got ", contents.num_classes);
   const int64_t min_label = labels.min().item<int64_t>();
@@ -85,27 +76,15 @@ ImageFileContents read_image_file(const std::string& path) {
   const H5File file(path, H5File::Mode::kRead);
   check_format_attrs(file, kImageFormatName, kImageFormatVersion);
 
-  for (const char* name : {"/images", "/labels"}) {
-    TORCH_CHECK(file.exists(name), "image_file: '", path, "' has no dataset '", name, "'");
-  }
-  const H5DatasetInfo images_info = file.dataset_info("/images");
-  TORCH_CHECK(images_info.dtype == torch::kUInt8, "image_file: '", path,
-              "' dataset '/images': expected dtype uint8, got ", images_info.type_name);
-  TORCH_CHECK(images_info.shape.size() == 4, "image_file: '", path,
-              "' dataset '/images': expected rank 4 [N, H, W, C], got shape ",
-              shape_of(images_info.shape));
+  const H5DatasetInfo images_info =
+      require_dataset(file, "image_file", "/images", torch::kUInt8, 4, "[N, H, W, C]");
   TORCH_CHECK(images_info.shape[0] > 0, "image_file: '", path,
               "' dataset '/images': expected at least one image, got N = 0 (empty dataset)");
-  const H5DatasetInfo labels_info = file.dataset_info("/labels");
-  TORCH_CHECK(labels_info.dtype == torch::kInt64, "image_file: '", path,
-              "' dataset '/labels': expected dtype int64, got ", labels_info.type_name);
+  const H5DatasetInfo labels_info = require_dataset(file, "image_file", "/labels", torch::kInt64);
   TORCH_CHECK(labels_info.shape.size() == 1 && labels_info.shape[0] == images_info.shape[0],
               "image_file: '", path, "' dataset '/labels': expected shape [", images_info.shape[0],
-              "] (one label per image), got ", shape_of(labels_info.shape));
-  for (const char* key : {"num_classes", "class_names", "mean", "std"}) {
-    TORCH_CHECK(file.has_attr("/", key), "image_file: '", path, "' has no root attribute '", key,
-                "'");
-  }
+              "] (one label per image), got ", shape_text(labels_info.shape));
+  require_root_attrs(file, "image_file", {"num_classes", "class_names", "mean", "std"});
 
   ImageFileContents contents;
   contents.num_classes = file.attr_int("/", "num_classes");

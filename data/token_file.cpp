@@ -5,15 +5,6 @@
 #include "data/h5_file.h"
 
 namespace winnow::data {
-namespace {
-
-std::string shape_of(const std::vector<int64_t>& shape) {
-  std::string out = "[";
-  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
-  return out + "]";
-}
-
-}  // namespace
 
 void validate_token_contents(const TokenFileContents& contents, const std::string& where) {
   const auto& tokens = contents.tokens;
@@ -25,7 +16,7 @@ void validate_token_contents(const TokenFileContents& contents, const std::strin
               tokens.defined() ? h5_dtype_name(tokens.scalar_type()) : "nothing");
   TORCH_CHECK(tokens.dim() == 1, "token_file: '", where,
               "' dataset '/tokens': expected rank 1 [T], got shape ",
-              shape_of(tokens.sizes().vec()));
+              shape_text(tokens.sizes().vec()));
   TORCH_CHECK(tokens.size(0) > 0, "token_file: '", where,
               "' dataset '/tokens': expected at least one token, got T = 0 (empty dataset)");
   const int64_t min_token = tokens.min().item<int64_t>();
@@ -42,7 +33,7 @@ void validate_token_contents(const TokenFileContents& contents, const std::strin
               offsets.defined() ? h5_dtype_name(offsets.scalar_type()) : "nothing");
   TORCH_CHECK(offsets.dim() == 1 && offsets.size(0) >= 2, "token_file: '", where,
               "' dataset '/doc_offsets': expected shape [D + 1] with D >= 1 documents, got ",
-              shape_of(offsets.sizes().vec()));
+              shape_text(offsets.sizes().vec()));
   const int64_t first = offsets[0].item<int64_t>();
   const int64_t last = offsets[-1].item<int64_t>();
   TORCH_CHECK(first == 0, "token_file: '", where,
@@ -75,24 +66,12 @@ TokenFileContents read_token_file(const std::string& path) {
   const H5File file(path, H5File::Mode::kRead);
   check_format_attrs(file, kTokenFormatName, kTokenFormatVersion);
 
-  for (const char* name : {"/tokens", "/doc_offsets"}) {
-    TORCH_CHECK(file.exists(name), "token_file: '", path, "' has no dataset '", name, "'");
-  }
-  const H5DatasetInfo tokens_info = file.dataset_info("/tokens");
-  TORCH_CHECK(tokens_info.dtype == torch::kInt32, "token_file: '", path,
-              "' dataset '/tokens': expected dtype int32, got ", tokens_info.type_name);
-  TORCH_CHECK(tokens_info.shape.size() == 1, "token_file: '", path,
-              "' dataset '/tokens': expected rank 1 [T], got shape ", shape_of(tokens_info.shape));
+  const H5DatasetInfo tokens_info =
+      require_dataset(file, "token_file", "/tokens", torch::kInt32, 1, "[T]");
   TORCH_CHECK(tokens_info.shape[0] > 0, "token_file: '", path,
               "' dataset '/tokens': expected at least one token, got T = 0 (empty dataset)");
-  const H5DatasetInfo offsets_info = file.dataset_info("/doc_offsets");
-  TORCH_CHECK(offsets_info.dtype == torch::kInt64, "token_file: '", path,
-              "' dataset '/doc_offsets': expected dtype int64, got ", offsets_info.type_name);
-  TORCH_CHECK(offsets_info.shape.size() == 1, "token_file: '", path,
-              "' dataset '/doc_offsets': expected rank 1 [D + 1], got shape ",
-              shape_of(offsets_info.shape));
-  TORCH_CHECK(file.has_attr("/", "vocab_size"), "token_file: '", path,
-              "' has no root attribute 'vocab_size'");
+  require_dataset(file, "token_file", "/doc_offsets", torch::kInt64, 1, "[D + 1]");
+  require_root_attrs(file, "token_file", {"vocab_size"});
 
   TokenFileContents contents;
   contents.vocab_size = file.attr_int("/", "vocab_size");

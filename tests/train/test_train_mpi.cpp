@@ -89,47 +89,6 @@ void check_rank_invariance(
   expect_same_parameters(*distributed, *single, *initial);
 }
 
-}  // namespace
-
-TEST(RankInvariance, DenseVitMatchesOneProcess) {
-  data::SyntheticImageOptions o;
-  o.size = 256;
-  o.height = o.width = 8;
-  o.num_classes = 4;
-  auto data = std::make_shared<data::SyntheticImageDataset>(o);
-  auto make = [] {
-    VitOptions v;
-    v.image_height = v.image_width = 8;
-    v.patch = 2;
-    v.dim = 16;
-    v.depth = 2;
-    v.heads = 2;
-    v.num_classes = 4;
-    return std::make_shared<VisionTransformerImpl>(v);
-  };
-  check_rank_invariance(make, data, 20);  // 20 samples: uneven slices on 3 ranks
-}
-
-TEST(RankInvariance, DenseGptMatchesOneProcess) {
-  data::SyntheticTokenOptions o;
-  o.num_windows = 128;
-  o.vocab_size = 16;
-  o.context_length = 8;
-  auto data = data::make_synthetic_token_dataset(o);
-  auto make = [] {
-    GptOptions g;
-    g.vocab_size = 16;
-    g.context = 8;
-    g.dim = 16;
-    g.depth = 2;
-    g.heads = 2;
-    return std::make_shared<GptImpl>(g);
-  };
-  check_rank_invariance(make, data, 12);
-}
-
-namespace {
-
 std::shared_ptr<const compression::ReductionSchedule> reduction(const std::string& criterion,
                                                                 const std::string& strategy,
                                                                 int64_t depth, int64_t grid) {
@@ -161,6 +120,28 @@ std::shared_ptr<data::Dataset> tiny_images() {
 }
 
 }  // namespace
+
+TEST(RankInvariance, DenseVitMatchesOneProcess) {
+  check_rank_invariance(tiny_vit, tiny_images(), 20);  // 20 samples: uneven slices on 3 ranks
+}
+
+TEST(RankInvariance, DenseGptMatchesOneProcess) {
+  data::SyntheticTokenOptions o;
+  o.num_windows = 128;
+  o.vocab_size = 16;
+  o.context_length = 8;
+  auto data = data::make_synthetic_token_dataset(o);
+  auto make = [] {
+    GptOptions g;
+    g.vocab_size = 16;
+    g.context = 8;
+    g.dim = 16;
+    g.depth = 2;
+    g.heads = 2;
+    return std::make_shared<GptImpl>(g);
+  };
+  check_rank_invariance(make, data, 12);
+}
 
 // Random token choices are keyed on (seed, step, layer, sample id, token), so a sample loses the
 // same tokens whichever rank holds it.
