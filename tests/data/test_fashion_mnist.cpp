@@ -12,22 +12,14 @@
 #include "data/idx_file.h"
 #include "data/image_dataset.h"
 #include "data/image_file.h"
-#include "tests/data/temp_dir.h"
+#include "tests/data/test_support.h"
 
 namespace winnow::data {
 namespace {
 
+using testing::error_of;
 using ::testing::HasSubstr;
 using testing::TempDir;
-
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const c10::Error& e) {
-    return e.what_without_backtrace();
-  }
-  return "<no error>";
-}
 
 void put_int32(std::string& out, int32_t value) {
   const auto v = static_cast<uint32_t>(value);

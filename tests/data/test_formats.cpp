@@ -10,22 +10,14 @@
 #include "data/image_file.h"
 #include "data/token_dataset.h"
 #include "data/token_file.h"
-#include "tests/data/temp_dir.h"
+#include "tests/data/test_support.h"
 
 namespace winnow::data {
 namespace {
 
+using testing::error_of;
 using ::testing::HasSubstr;
 using testing::TempDir;
-
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const c10::Error& e) {
-    return e.what_without_backtrace();
-  }
-  return "<no error>";
-}
 
 ImageFileContents small_images() {
   ImageFileContents c;

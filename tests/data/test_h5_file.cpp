@@ -6,22 +6,14 @@
 
 #include <fstream>
 
-#include "tests/data/temp_dir.h"
+#include "tests/data/test_support.h"
 
 namespace winnow::data {
 namespace {
 
+using testing::error_of;
 using ::testing::HasSubstr;
 using testing::TempDir;
-
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const c10::Error& e) {
-    return e.what_without_backtrace();
-  }
-  return "<no error>";
-}
 
 TEST(H5File, TensorRoundTripAllDtypes) {
   TempDir dir;

@@ -9,23 +9,15 @@
 
 #include "data/token_dataset.h"
 #include "data/token_file.h"
-#include "tests/data/temp_dir.h"
+#include "tests/data/test_support.h"
 
 namespace winnow::data {
 namespace {
 
 using ::testing::ElementsAre;
+using testing::error_of;
 using ::testing::HasSubstr;
 using testing::TempDir;
-
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const c10::Error& e) {
-    return e.what_without_backtrace();
-  }
-  return "<no error>";
-}
 
 std::string write_text(const TempDir& dir, const std::string& name, const std::string& text) {
   std::ofstream(dir.file(name), std::ios::binary) << text;

@@ -1,7 +1,11 @@
-// TempDir: a fresh directory under the system temp folder, removed with everything in it.
+// Helpers shared by the data tests: TempDir (a fresh directory under the system temp folder,
+// removed with everything in it) and error_of (the message of the error an action throws).
 #pragma once
 
+#include <c10/util/Exception.h>
+
 #include <filesystem>
+#include <functional>
 #include <random>
 #include <string>
 
@@ -29,5 +33,15 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// The message (without backtrace) of the c10::Error `action` throws, or "<no error>".
+inline std::string error_of(const std::function<void()>& action) {
+  try {
+    action();
+  } catch (const c10::Error& e) {
+    return e.what_without_backtrace();
+  }
+  return "<no error>";
+}
 
 }  // namespace winnow::data::testing
