@@ -11,6 +11,7 @@ packages=(
   libhdf5-dev hdf5-tools zlib1g-dev      # data and checkpoints; h5ls/h5dump to inspect them
   libboost-program-options-dev           # CLI and config files
   libopenmpi-dev openmpi-bin             # multi-process training
+  slurm-wlm munge                        # Slurm launch test: a private single-node cluster
   libgtest-dev libgmock-dev              # tests
   dataset-fashion-mnist fortunes         # the demo's image and text data
 )
