@@ -3,7 +3,8 @@
 # slurmctld and slurmd with their own key, socket, ports and state under a temporary directory),
 # submits launch/slurm/winnow.sbatch with `sbatch --wait` for 2 tasks training a tiny synthetic
 # ViT, and checks that the job completed with 2 MPI ranks and wrote its run directory. Everything
-# it started is stopped on exit, also on failure.
+# it started is stopped on exit, also on failure. A second job checks the template's preemption path:
+# SIGUSR1 forwarded to every task, requeue, and the requeued attempt started with --resume.
 # usage: slurm_e2e.sh WINNOW_BINARY SOURCE_DIR
 # Exit 77 (skipped) only when Slurm or munge is not installed or this is not root.
 # SLURM_E2E_KEEP=1 keeps the temporary directory (configuration, logs, run) for inspection.
@@ -100,7 +101,8 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$work/munge/socket
+# cred_expire also sets how long a requeued job waits before it may start again (default 120 s).
+AuthInfo=socket=$work/munge/socket,cred_expire=5
 StateSaveLocation=$work/state
 SlurmdSpoolDir=$work/spool/%n
 SlurmctldPidFile=$work/slurmctld.pid
@@ -117,6 +119,8 @@ AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 ReturnToService=2
 MailProg=/bin/true
+# Try pending jobs every second (default 60 s) so a requeued job starts once eligible.
+SchedulerParameters=sched_interval=1
 ${node_line/NodeName=$node /NodeName=$node NodeAddr=127.0.0.1 } State=UNKNOWN
 PartitionName=e2e Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
@@ -164,4 +168,64 @@ grep -q "step 20/20" "$job_log" || fail "the job did not reach step 20/20: $(cat
 for f in summary.json metrics.jsonl model.h5 config.ini; do [ -s "$run/$f" ] || fail "missing $run/$f"; done
 grep -q '"world_size":2' "$run/summary.json" || fail "summary.json lacks world_size 2: $(cat "$run/summary.json")"
 grep -q '"steps":20' "$run/summary.json" || fail "summary.json lacks steps 20: $(cat "$run/summary.json")"
+
+# Preemption path of the template: Slurm's advance warning (--signal=B:USR1@120) reaches only the
+# batch shell; the template must forward it to every task, requeue the unfinished job, and start
+# the requeued attempt with --resume RUN_DIR. `scancel --batch --signal=USR1` sends exactly that
+# warning. The tasks here are a small stand-in trainer that waits for SIGUSR1 on every rank and
+# then stops, and on --resume finishes (what `winnow train` does on SIGUSR1 is tested with it).
+fake=$work/fake-trainer
+cat > "$fake" <<'TRAINER'
+#!/usr/bin/env bash
+# Stand-in for `winnow train` in slurm_e2e.sh's preemption check.
+set -u
+[ "$1 ${2:-}" = "train --help" ] && { echo "  --resume DIR   continue the run in DIR"; exit 0; }
+run_dir="" resume=""
+while [ $# -gt 0 ]; do
+  case $1 in --train.run_dir) run_dir=$2; shift ;; --resume) resume=$2; shift ;; esac
+  shift
+done
+rank=${SLURM_PROCID:?no SLURM_PROCID}
+if [ -n "$resume" ]; then
+  [ "$resume" = "$run_dir" ] || { echo "rank $rank: --resume $resume is not the run dir $run_dir"; exit 4; }
+  echo "rank $rank: resumed from $resume"
+  [ "$rank" -ne 0 ] || echo '{"event":"summary","steps":20}' > "$run_dir/summary.json"
+  exit 0
+fi
+mkdir -p "$run_dir"
+[ "$rank" -ne 0 ] || printf '[train]\nsteps = 20\n' > "$run_dir/config.ini"
+stop=0
+trap 'stop=1' USR1
+echo "rank $rank: training, waiting for SIGUSR1"
+for _ in $(seq 600); do [ "$stop" -eq 1 ] && break; sleep 0.1; done
+[ "$stop" -eq 1 ] || { echo "rank $rank: no SIGUSR1 within 60 s"; exit 3; }
+echo "rank $rank: SIGUSR1, checkpoint saved, stopping"
+TRAINER
+chmod +x "$fake"
+run=$work/preempted
+job_start=$(date +%s)
+WINNOW=$fake WINNOW_RUN_DIR=$run timeout --kill-after=10 180 \
+  sbatch --wait --parsable --job-name=winnow-preempt --ntasks=2 --cpus-per-task=1 "${overcommit[@]}" \
+  --time=5 --chdir="$work" --output="$work/log/preempt-%j.out" "$template" > "$work/sbatch-preempt.out" 2>&1 < /dev/null &
+sbatch_pid=$!
+wait_for 30 "a job id from sbatch" -- grep -q '^[0-9]' "$work/sbatch-preempt.out"
+job=$(grep -m1 -o '^[0-9]*' "$work/sbatch-preempt.out")
+job_log=$work/log/preempt-$job.out
+both_waiting() { [ "$(grep -c 'waiting for SIGUSR1' "$job_log" 2>/dev/null)" -eq 2 ]; }
+wait_for 60 "both tasks of job $job starting" -- both_waiting
+scancel --batch --signal=USR1 "$job"
+set +e
+wait "$sbatch_pid"
+rc=$?
+set -e
+[ "$rc" -eq 0 ] || fail "preempted job $job exited $rc: $(cat "$work/sbatch-preempt.out"); job log: $(cat "$job_log")"
+for expected in "received SIGUSR1; forwarding it to the training step" "rank 0: SIGUSR1, checkpoint saved" \
+    "rank 1: SIGUSR1, checkpoint saved" "requeueing job $job to resume from $run" "job $job (restart 1)" \
+    "train --train.run_dir $run --dist.threads 1 --resume $run" "rank 0: resumed from $run" "rank 1: resumed from $run"; do
+  grep -qF -- "$expected" "$job_log" || fail "preempted job $job: log lacks '$expected': $(cat "$job_log")"
+done
+state=$(scontrol show job -o "$job")
+grep -q "JobState=COMPLETED" <<<"$state" || fail "preempted job $job: expected COMPLETED after the requeue: $state"
+grep -q "Restarts=1 " <<<"$state" || fail "preempted job $job: expected Restarts=1: $state"
+echo "slurm_e2e: preempted job $job forwarded SIGUSR1, requeued and resumed in $(( $(date +%s) - job_start )) s"
 echo "slurm_e2e: all checks passed in $(( $(date +%s) - start )) s"
