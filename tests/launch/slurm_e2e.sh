@@ -28,13 +28,20 @@ chmod 711 "$work"
 mkdir -p "$work/munge" "$work/state" "$work/log"
 chmod 711 "$work/munge"
 pids=()
+sbatch_pid=""
 
 stop_all() {
   local rc=$?
   set +e
-  if [ -f "$work/slurm.conf" ] && [ ${#pids[@]} -ge 3 ]; then
-    # Every job of this private cluster is ours.
-    SLURM_CONF=$work/slurm.conf timeout 10 scancel --quiet --user="$(id -un)" 2>/dev/null
+  trap '' PIPE  # a closed stdout must not cut the teardown short
+  [ -z "$sbatch_pid" ] || kill "$sbatch_pid" 2>/dev/null
+  if [ ${#pids[@]} -ge 3 ] && kill -0 "${pids[1]}" 2>/dev/null; then
+    # Every job of this private cluster is ours; let them end while slurmctld still runs.
+    SLURM_CONF=$work/slurm.conf timeout 5 scancel --quiet --user="$(id -un)" 2>/dev/null
+    for _ in $(seq 20); do
+      [ -z "$(SLURM_CONF=$work/slurm.conf timeout 2 squeue -h 2>/dev/null)" ] && break
+      sleep 0.5
+    done
   fi
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null; done
   for pid in "${pids[@]}"; do
@@ -66,6 +73,21 @@ free_port() {
     fi
   done
   fail "found no free TCP port in 20000-59999"
+}
+
+# `sbatch --wait` runs in the background so that a signal to this script is handled at once
+# (bash defers traps while a foreground command runs). submit OUT_FILE sbatch-arguments...
+submit() {
+  local out=$1; shift
+  timeout --kill-after=10 120 sbatch --wait --parsable "$@" > "$out" 2>&1 < /dev/null &
+  sbatch_pid=$!
+}
+# The exit status of the last submit (sbatch --wait returns the job's).
+submitted_status() {
+  local status=0
+  wait "$sbatch_pid" || status=$?
+  sbatch_pid=""
+  return "$status"
 }
 
 wait_for() {  # wait_for SECONDS WHAT -- command...
@@ -142,15 +164,12 @@ overcommit=()
 [ "$cpus" -ge 2 ] || overcommit=(--overcommit)
 run=$work/run
 job_start=$(date +%s)
-set +e
-WINNOW=$winnow WINNOW_RUN_DIR=$run timeout --kill-after=10 240 \
-  sbatch --wait --parsable --job-name=winnow-e2e --ntasks=2 --cpus-per-task=1 "${overcommit[@]}" \
-  --time=5 --chdir="$work" --output="$work/log/job-%j.out" "$template" \
+WINNOW=$winnow WINNOW_RUN_DIR=$run submit "$work/sbatch.out" --job-name=winnow-e2e --ntasks=2 \
+  --cpus-per-task=1 "${overcommit[@]}" --time=5 --chdir="$work" --output="$work/log/job-%j.out" "$template" \
   --data.synthetic images --data.synthetic_samples 512 --model.dim 32 --model.depth 2 --model.heads 2 \
-  --model.patch 7 --train.steps 20 --train.global_batch 32 --optim.warmup_steps 5 --train.log_every 10 \
-  > "$work/sbatch.out" 2>&1 < /dev/null
-rc=$?
-set -e
+  --model.patch 7 --train.steps 20 --train.global_batch 32 --optim.warmup_steps 5 --train.log_every 10
+rc=0
+submitted_status || rc=$?
 job=$(grep -m1 -o '^[0-9]*' "$work/sbatch.out" || true)
 job_log=$work/log/job-$job.out
 [ -n "$job" ] || fail "sbatch printed no job id: $(cat "$work/sbatch.out")"
@@ -204,20 +223,16 @@ TRAINER
 chmod +x "$fake"
 run=$work/preempted
 job_start=$(date +%s)
-WINNOW=$fake WINNOW_RUN_DIR=$run timeout --kill-after=10 180 \
-  sbatch --wait --parsable --job-name=winnow-preempt --ntasks=2 --cpus-per-task=1 "${overcommit[@]}" \
-  --time=5 --chdir="$work" --output="$work/log/preempt-%j.out" "$template" > "$work/sbatch-preempt.out" 2>&1 < /dev/null &
-sbatch_pid=$!
+WINNOW=$fake WINNOW_RUN_DIR=$run submit "$work/sbatch-preempt.out" --job-name=winnow-preempt --ntasks=2 \
+  --cpus-per-task=1 "${overcommit[@]}" --time=5 --chdir="$work" --output="$work/log/preempt-%j.out" "$template"
 wait_for 30 "a job id from sbatch" -- grep -q '^[0-9]' "$work/sbatch-preempt.out"
 job=$(grep -m1 -o '^[0-9]*' "$work/sbatch-preempt.out")
 job_log=$work/log/preempt-$job.out
 both_waiting() { [ "$(grep -c 'waiting for SIGUSR1' "$job_log" 2>/dev/null)" -eq 2 ]; }
 wait_for 60 "both tasks of job $job starting" -- both_waiting
 scancel --batch --signal=USR1 "$job"
-set +e
-wait "$sbatch_pid"
-rc=$?
-set -e
+rc=0
+submitted_status || rc=$?
 [ "$rc" -eq 0 ] || fail "preempted job $job exited $rc: $(cat "$work/sbatch-preempt.out"); job log: $(cat "$job_log")"
 for expected in "received SIGUSR1; forwarding it to the training step" "rank 0: SIGUSR1, checkpoint saved" \
     "rank 1: SIGUSR1, checkpoint saved" "requeueing job $job to resume from $run" "job $job (restart 1)" \
