@@ -49,9 +49,10 @@ stop_all() {
     kill -9 "$pid" 2>/dev/null
   done
   # slurmstepd detaches from slurmd; end any of ours still holding a file under $work.
-  for fd_dir in /proc/[0-9]*/fd; do
-    pid=${fd_dir#/proc/}; pid=${pid%/fd}
-    if ls -l "$fd_dir" 2>/dev/null | grep -q -- "-> $work/"; then kill -9 "$pid" 2>/dev/null; fi
+  for fd in /proc/[0-9]*/fd/*; do
+    case $(readlink "$fd" 2>/dev/null) in
+      "$work"/*) pid=${fd#/proc/}; kill -9 "${pid%%/*}" 2>/dev/null ;;
+    esac
   done
   if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
     echo "--- logs of the private cluster ($work/log) ---" >&2
