@@ -3,8 +3,8 @@
 # slurmctld and slurmd with their own key, socket, ports and state under a temporary directory),
 # submits launch/slurm/winnow.sbatch with `sbatch --wait` for 2 tasks training a tiny synthetic
 # ViT, and checks that the job completed with 2 MPI ranks and wrote its run directory. Everything
-# it started is stopped on exit, also on failure. A second job checks the template's preemption path:
-# SIGUSR1 forwarded to every task, requeue, and the requeued attempt started with --resume.
+# it started is stopped on exit, also on failure. A second job checks the preemption path:
+# SIGUSR1 forwarded to every task, requeue, and the requeued attempt resuming with --resume.
 # usage: slurm_e2e.sh WINNOW_BINARY SOURCE_DIR
 # Exit 77 (skipped) only when Slurm or munge is not installed or this is not root.
 # SLURM_E2E_KEEP=1 keeps the temporary directory (configuration, logs, run) for inspection.
@@ -190,56 +190,84 @@ grep -q '"world_size":2' "$run/summary.json" || fail "summary.json lacks world_s
 grep -q '"steps":20' "$run/summary.json" || fail "summary.json lacks steps 20: $(cat "$run/summary.json")"
 
 # Preemption path of the template: Slurm's advance warning (--signal=B:USR1@120) reaches only the
-# batch shell; the template must forward it to every task, requeue the unfinished job, and start
-# the requeued attempt with --resume RUN_DIR. `scancel --batch --signal=USR1` sends exactly that
-# warning. The tasks here are a small stand-in trainer that waits for SIGUSR1 on every rank and
-# then stops, and on --resume finishes (what `winnow train` does on SIGUSR1 is tested with it).
-fake=$work/fake-trainer
-cat > "$fake" <<'TRAINER'
+# batch shell; the template must forward it to every task, requeue the job when training stopped
+# early (exit status 128 + SIGUSR1), and start the requeued attempt with --resume RUN_DIR.
+# `scancel --batch --signal=USR1` sends exactly that warning. The tasks are `winnow train` when it
+# has --resume; a winnow without it gets a stand-in that keeps the same contract (stop on SIGUSR1
+# with a checkpoint in RUN_DIR/checkpoints and exit 138; finish on --resume).
+run=$work/preempted
+usr1_status=$((128 + $(kill -l USR1)))
+if "$winnow" train --help 2>/dev/null | grep -q -- '--resume'; then
+  trainer=$winnow
+  # ~1500 steps of a few ms: long enough to be running when the signal comes.
+  trainer_args=(--data.synthetic images --data.synthetic_samples 512 --model.dim 32 --model.depth 2
+                --model.heads 2 --model.patch 7 --train.steps 1500 --train.global_batch 32
+                --optim.warmup_steps 5 --train.log_every 10)
+  started() { grep -q "^step 10/1500 " "$job_log" 2>/dev/null; }
+else
+  echo "slurm_e2e: this winnow has no --resume; the preemption job runs a stand-in trainer"
+  trainer=$work/stand-in-trainer
+  trainer_args=()
+  cat > "$trainer" <<TRAINER
 #!/usr/bin/env bash
-# Stand-in for `winnow train` in slurm_e2e.sh's preemption check.
+# Stand-in for \`winnow train\` (no --resume yet) in slurm_e2e.sh's preemption job.
 set -u
-[ "$1 ${2:-}" = "train --help" ] && { echo "  --resume DIR   continue the run in DIR"; exit 0; }
+[ "\$1 \${2:-}" = "train --help" ] && { echo "  --resume DIR   continue the run in DIR"; exit 0; }
 run_dir="" resume=""
-while [ $# -gt 0 ]; do
-  case $1 in --train.run_dir) run_dir=$2; shift ;; --resume) resume=$2; shift ;; esac
+while [ \$# -gt 0 ]; do
+  case \$1 in --train.run_dir) run_dir=\$2; shift ;; --resume) resume=\$2; shift ;; esac
   shift
 done
-rank=${SLURM_PROCID:?no SLURM_PROCID}
-if [ -n "$resume" ]; then
-  [ "$resume" = "$run_dir" ] || { echo "rank $rank: --resume $resume is not the run dir $run_dir"; exit 4; }
-  echo "rank $rank: resumed from $resume"
-  [ "$rank" -ne 0 ] || echo '{"event":"summary","steps":20}' > "$run_dir/summary.json"
+rank=\${SLURM_PROCID:?no SLURM_PROCID}
+if [ -n "\$resume" ]; then
+  echo "rank \$rank: resumed from \$resume"
+  [ "\$rank" -ne 0 ] || echo '{"event":"summary","world_size":2}' > "\$run_dir/summary.json"
   exit 0
 fi
-mkdir -p "$run_dir"
-[ "$rank" -ne 0 ] || printf '[train]\nsteps = 20\n' > "$run_dir/config.ini"
 stop=0
 trap 'stop=1' USR1
-echo "rank $rank: training, waiting for SIGUSR1"
-for _ in $(seq 600); do [ "$stop" -eq 1 ] && break; sleep 0.1; done
-[ "$stop" -eq 1 ] || { echo "rank $rank: no SIGUSR1 within 60 s"; exit 3; }
-echo "rank $rank: SIGUSR1, checkpoint saved, stopping"
+echo "rank \$rank: training, waiting for SIGUSR1"
+for _ in \$(seq 600); do [ "\$stop" -eq 1 ] && break; sleep 0.1; done
+[ "\$stop" -eq 1 ] || { echo "rank \$rank: no SIGUSR1 within 60 s"; exit 3; }
+mkdir -p "\$run_dir/checkpoints"
+[ "\$rank" -ne 0 ] || : > "\$run_dir/checkpoints/step-00000010.h5"
+echo "rank \$rank: stopped on SIGUSR1"
+exit $usr1_status
 TRAINER
-chmod +x "$fake"
-run=$work/preempted
+  chmod +x "$trainer"
+  started() { [ "$(grep -c 'waiting for SIGUSR1' "$job_log" 2>/dev/null)" -eq 2 ]; }
+fi
 job_start=$(date +%s)
-WINNOW=$fake WINNOW_RUN_DIR=$run submit "$work/sbatch-preempt.out" --job-name=winnow-preempt --ntasks=2 \
-  --cpus-per-task=1 "${overcommit[@]}" --time=5 --chdir="$work" --output="$work/log/preempt-%j.out" "$template"
+WINNOW=$trainer WINNOW_RUN_DIR=$run submit "$work/sbatch-preempt.out" --job-name=winnow-preempt --ntasks=2 \
+  --cpus-per-task=1 "${overcommit[@]}" --time=5 --chdir="$work" --output="$work/log/preempt-%j.out" "$template" \
+  "${trainer_args[@]}"
 wait_for 30 "a job id from sbatch" -- grep -q '^[0-9]' "$work/sbatch-preempt.out"
 job=$(grep -m1 -o '^[0-9]*' "$work/sbatch-preempt.out")
 job_log=$work/log/preempt-$job.out
-both_waiting() { [ "$(grep -c 'waiting for SIGUSR1' "$job_log" 2>/dev/null)" -eq 2 ]; }
-wait_for 60 "both tasks of job $job starting" -- both_waiting
+wait_for 60 "the training of job $job starting" -- started
 scancel --batch --signal=USR1 "$job"
 rc=0
 submitted_status || rc=$?
 [ "$rc" -eq 0 ] || fail "preempted job $job exited $rc: $(cat "$work/sbatch-preempt.out"); job log: $(cat "$job_log")"
-for expected in "received SIGUSR1; forwarding it to the training step" "rank 0: SIGUSR1, checkpoint saved" \
-    "rank 1: SIGUSR1, checkpoint saved" "requeueing job $job to resume from $run" "job $job (restart 1)" \
-    "train --train.run_dir $run --dist.threads 1 --resume $run" "rank 0: resumed from $run" "rank 1: resumed from $run"; do
+for expected in "received SIGUSR1; forwarding it to the training step" \
+    "training step ended with status $usr1_status" "requeueing job $job to resume from $run" \
+    "job $job (restart 1)" "--train.run_dir $run --dist.threads 1 --resume $run" \
+    "training step ended with status 0"; do
   grep -qF -- "$expected" "$job_log" || fail "preempted job $job: log lacks '$expected': $(cat "$job_log")"
 done
+if [ "$trainer" = "$winnow" ]; then
+  grep -q "stopped after step [0-9]* of 1500 on SIGUSR1" "$job_log" ||
+    fail "preempted job $job: winnow did not report its SIGUSR1 stop: $(cat "$job_log")"
+  [ "$(grep -c "^step 10/1500 " "$job_log")" -eq 1 ] ||
+    fail "preempted job $job: the requeued attempt started over instead of resuming: $(cat "$job_log")"
+  grep -q "^step 1500/1500 " "$job_log" || fail "preempted job $job: the resumed run did not reach step 1500: $(cat "$job_log")"
+else
+  for rank in 0 1; do
+    grep -qF "rank $rank: stopped on SIGUSR1" "$job_log" || fail "rank $rank did not get SIGUSR1: $(cat "$job_log")"
+    grep -qF "rank $rank: resumed from $run" "$job_log" || fail "rank $rank did not resume: $(cat "$job_log")"
+  done
+fi
+grep -q '"world_size":2' "$run/summary.json" || fail "preempted job $job: no summary.json of 2 ranks in $run"
 state=$(scontrol show job -o "$job")
 grep -q "JobState=COMPLETED" <<<"$state" || fail "preempted job $job: expected COMPLETED after the requeue: $state"
 grep -q "Restarts=1 " <<<"$state" || fail "preempted job $job: expected Restarts=1: $state"
