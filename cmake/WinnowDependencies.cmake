@@ -21,7 +21,9 @@ if(WINNOW_BUILD_TESTS)
   find_package(GTest REQUIRED)
 endif()
 
-# Optional GPU pieces: CUDA toolkit and NCCL (only useful with a CUDA-enabled LibTorch).
+# Optional GPU pieces: CUDA toolkit and NCCL. With both (and WINNOW_WITH_NCCL), winnow_dist gets
+# the nccl communicator, which compiles against the CUDA runtime alone; its tests on CUDA tensors
+# need a CUDA-enabled LibTorch.
 set(WINNOW_HAVE_CUDA OFF)
 set(WINNOW_HAVE_NCCL OFF)
 set(WINNOW_TORCH_HAS_CUDA OFF)
@@ -37,7 +39,7 @@ if(WINNOW_WITH_CUDA)
     set(WINNOW_HAVE_CUDA ON)
     find_path(NCCL_INCLUDE_DIR nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS} ${CUDAToolkit_ROOT}/include $ENV{NCCL_HOME}/include)
     find_library(NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR} ${CUDAToolkit_ROOT}/lib64 $ENV{NCCL_HOME}/lib)
-    if(NCCL_INCLUDE_DIR AND NCCL_LIBRARY)
+    if(NCCL_INCLUDE_DIR AND NCCL_LIBRARY AND WINNOW_WITH_NCCL)
       set(WINNOW_HAVE_NCCL ON)
     endif()
   endif()
@@ -68,6 +70,8 @@ function(winnow_print_summary)
   _winnow_mark(GTest_FOUND "GoogleTest" "")
   _winnow_mark(WINNOW_HAVE_CUDA "CUDA toolkit (optional)" "${CUDAToolkit_VERSION}")
   _winnow_mark(WINNOW_HAVE_NCCL "NCCL (optional)" "${NCCL_LIBRARY}")
+  _winnow_mark(WINNOW_HAVE_NCCL "nccl communicator (dist.backend=nccl)" "")
+  _winnow_mark(WINNOW_TORCH_HAS_CUDA "CUDA tests (test_dist_nccl_CUDA)" "")
   _winnow_mark(WINNOW_CCACHE "ccache (optional)" "${WINNOW_CCACHE}")
   message(STATUS "  BLAS behind LibTorch: ${WINNOW_BLAS_NOTE}")
   message(STATUS "  precompiled header: ${WINNOW_USE_PCH}")

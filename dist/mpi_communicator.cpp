@@ -5,6 +5,8 @@
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
+#include <vector>
 
 #include "dist/collective_checks.h"
 #include "dist/mpi_check.h"
@@ -93,9 +95,80 @@ MPI_Op mpi_op(ReduceOp op, bool is_bool) {
 // MPI counts are int: large tensors go in pieces of at most this many elements or bytes.
 constexpr int64_t kMaxCount = INT_MAX;
 
+// Waits for the requests of collective `id`: under the watchdog (polled, ends the job past the
+// timeout), or with MPI_Waitall when there is none.
+void wait_for_requests(CollectiveWatchdog* watchdog, const CollectiveId& id,
+                       std::vector<MPI_Request>& requests) {
+  const int count = static_cast<int>(requests.size());
+  if (watchdog == nullptr) {
+    WINNOW_MPI_CHECK(MPI_Waitall(count, requests.data(), MPI_STATUSES_IGNORE));
+    return;
+  }
+  watchdog->wait(id, [&] {
+    int completed = 0;
+    WINNOW_MPI_CHECK(MPI_Testall(count, requests.data(), &completed, MPI_STATUSES_IGNORE));
+    return completed != 0;
+  });
+}
+
+// An MPI_Iallreduce in flight (one request per piece of at most kMaxCount elements). It owns the
+// buffer MPI reduces into and, at completion, finishes kAvg and writes the result back into the
+// caller's tensor when the buffer is a contiguous or widened copy of it.
+class MpiAllReduceWork final : public Work {
+ public:
+  MpiAllReduceWork(torch::Tensor target, torch::Tensor buffer, std::vector<MPI_Request> requests,
+                   int64_t divisor, CollectiveWatchdog* watchdog, CollectiveId id)
+      : target_(std::move(target)),
+        buffer_(std::move(buffer)),
+        requests_(std::move(requests)),
+        divisor_(divisor),
+        watchdog_(watchdog),
+        id_(id) {}
+
+  // Waits, as Work promises: MPI forbids freeing an active collective's request, and it would
+  // write into a freed buffer. No throwing from here; an error is already on its way elsewhere.
+  ~MpiAllReduceWork() override {
+    if (done_ || mpi_finalized()) return;
+    MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE);
+  }
+
+  bool test() override {
+    if (done_) return true;
+    int completed = 0;
+    WINNOW_MPI_CHECK(MPI_Testall(static_cast<int>(requests_.size()), requests_.data(), &completed,
+                                 MPI_STATUSES_IGNORE));
+    if (completed) complete();
+    return done_;
+  }
+
+  void wait() override {
+    if (done_) return;
+    wait_for_requests(watchdog_, id_, requests_);
+    complete();
+  }
+
+ private:
+  void complete() {
+    done_ = true;
+    if (divisor_ != 1) buffer_.div_(divisor_);
+    if (!buffer_.is_same(target_)) target_.copy_(buffer_);
+  }
+
+  torch::Tensor target_;  // [*shape] the caller's tensor
+  torch::Tensor buffer_;  // [*shape] contiguous; float32 for bfloat16/float16
+  std::vector<MPI_Request> requests_;
+  int64_t divisor_ = 1;
+  CollectiveWatchdog* watchdog_;  // nullptr: no timeout
+  CollectiveId id_;
+  bool done_ = false;
+};
+
 }  // namespace
 
-MpiCommunicator::MpiCommunicator() {
+MpiCommunicator::MpiCommunicator(const CommunicatorOptions& options) {
+  TORCH_CHECK(options.collective_timeout_seconds >= 0,
+              "mpi backend: expected collective_timeout_seconds >= 0 (0 = no timeout), got ",
+              options.collective_timeout_seconds);
   MpiRuntime::ensure_initialized();
   WINNOW_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &comm_));
   WINNOW_MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
@@ -108,9 +181,13 @@ MpiCommunicator::MpiCommunicator() {
   WINNOW_MPI_CHECK(MPI_Comm_rank(node_comm, &local_rank_));
   WINNOW_MPI_CHECK(MPI_Comm_size(node_comm, &local_size_));
   WINNOW_MPI_CHECK(MPI_Comm_free(&node_comm));
+  if (options.collective_timeout_seconds > 0) {
+    watchdog_ = std::make_unique<CollectiveWatchdog>(comm_, options.collective_timeout_seconds);
+  }
 }
 
 MpiCommunicator::~MpiCommunicator() {
+  watchdog_.reset();
   // No throwing here; after MPI_Finalize the handle is gone with MPI itself.
   if (comm_ != MPI_COMM_NULL && !mpi_finalized()) MPI_Comm_free(&comm_);
 }
@@ -125,31 +202,45 @@ void MpiCommunicator::check_cpu_and_thread(const torch::Tensor& tensor, const ch
               "call from another thread");
 }
 
+double MpiCommunicator::collective_timeout_seconds() const {
+  return watchdog_ ? watchdog_->timeout_seconds() : 0.0;
+}
+
+CollectiveId MpiCommunicator::begin_collective(CollectiveKind kind, int64_t bytes) {
+  return watchdog_ ? watchdog_->begin(kind, bytes) : CollectiveId{};
+}
+
+// One code path: the blocking call is the nonblocking one waited for at once.
 void MpiCommunicator::all_reduce(torch::Tensor& tensor, ReduceOp op) {
+  all_reduce_async(tensor, op)->wait();
+}
+
+std::unique_ptr<Work> MpiCommunicator::all_reduce_async(torch::Tensor& tensor, ReduceOp op) {
   detail::check_all_reduce_args(tensor, op, backend_name());
-  check_cpu_and_thread(tensor, "all_reduce");
-  if (tensor.numel() == 0) return;
+  check_cpu_and_thread(tensor, "all_reduce_async");
+  if (tensor.numel() == 0) return std::make_unique<CompletedWork>();
 
   const auto dtype = tensor.scalar_type();
-  if (dtype == torch::kBFloat16 || dtype == torch::kHalf) {
-    torch::Tensor wide = tensor.to(torch::kFloat, /*non_blocking=*/false, /*copy=*/true);
-    all_reduce(wide, op);
-    tensor.copy_(wide);
-    return;
-  }
-
-  torch::Tensor buffer = tensor.is_contiguous() ? tensor : tensor.contiguous();  // [*shape]
-  const MPI_Datatype datatype = mpi_datatype(dtype);
+  const bool widen = dtype == torch::kBFloat16 || dtype == torch::kHalf;
+  torch::Tensor buffer =  // [*shape]
+      widen ? tensor.to(torch::kFloat, /*non_blocking=*/false, /*copy=*/true)
+            : (tensor.is_contiguous() ? tensor : tensor.contiguous());
+  const MPI_Datatype datatype = mpi_datatype(buffer.scalar_type());
   const MPI_Op reduce = mpi_op(op, dtype == torch::kBool);
   auto* data = static_cast<char*>(buffer.data_ptr());
   const int64_t element_size = buffer.element_size();
+  const CollectiveId id =
+      begin_collective(CollectiveKind::kAllReduce, tensor.numel() * tensor.element_size());
+  std::vector<MPI_Request> requests;
   for (int64_t begin = 0; begin < buffer.numel(); begin += kMaxCount) {
     const int count = static_cast<int>(std::min(kMaxCount, buffer.numel() - begin));
-    WINNOW_MPI_CHECK(
-        MPI_Allreduce(MPI_IN_PLACE, data + begin * element_size, count, datatype, reduce, comm_));
+    requests.push_back(MPI_REQUEST_NULL);
+    WINNOW_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, data + begin * element_size, count, datatype,
+                                    reduce, comm_, &requests.back()));
   }
-  if (op == ReduceOp::kAvg) buffer.div_(world_size_);
-  if (!buffer.is_same(tensor)) tensor.copy_(buffer);
+  return std::make_unique<MpiAllReduceWork>(tensor, std::move(buffer), std::move(requests),
+                                            op == ReduceOp::kAvg ? world_size_ : 1,
+                                            watchdog_.get(), id);
 }
 
 void MpiCommunicator::broadcast(torch::Tensor& tensor, int root) {
@@ -161,10 +252,14 @@ void MpiCommunicator::broadcast(torch::Tensor& tensor, int root) {
   torch::Tensor buffer = tensor.is_contiguous() ? tensor : tensor.contiguous();  // [*shape]
   auto* data = static_cast<char*>(buffer.data_ptr());
   const int64_t bytes = buffer.numel() * buffer.element_size();
+  const CollectiveId id = begin_collective(CollectiveKind::kBroadcast, bytes);
+  std::vector<MPI_Request> requests;
   for (int64_t begin = 0; begin < bytes; begin += kMaxCount) {
     const int count = static_cast<int>(std::min(kMaxCount, bytes - begin));
-    WINNOW_MPI_CHECK(MPI_Bcast(data + begin, count, MPI_BYTE, root, comm_));
+    requests.push_back(MPI_REQUEST_NULL);
+    WINNOW_MPI_CHECK(MPI_Ibcast(data + begin, count, MPI_BYTE, root, comm_, &requests.back()));
   }
+  wait_for_requests(watchdog_.get(), id, requests);
   if (!buffer.is_same(tensor)) tensor.copy_(buffer);
 }
 
@@ -182,13 +277,23 @@ torch::Tensor MpiCommunicator::all_gather(const torch::Tensor& tensor) {
               " bytes per rank, got ", bytes, " (shape ", tensor.sizes(), ", dtype ",
               tensor.scalar_type(), "); gather in pieces");
   const int count = static_cast<int>(bytes);
-  WINNOW_MPI_CHECK(MPI_Allgather(input.data_ptr(), count, MPI_BYTE, gathered.data_ptr(), count,
-                                 MPI_BYTE, comm_));
+  const CollectiveId id = begin_collective(CollectiveKind::kAllGather, bytes);
+  std::vector<MPI_Request> requests{MPI_REQUEST_NULL};
+  WINNOW_MPI_CHECK(MPI_Iallgather(input.data_ptr(), count, MPI_BYTE, gathered.data_ptr(), count,
+                                  MPI_BYTE, comm_, &requests.front()));
+  wait_for_requests(watchdog_.get(), id, requests);
   return gathered;
 }
 
 void MpiCommunicator::barrier() {
-  WINNOW_MPI_CHECK(MPI_Barrier(comm_));
+  int is_main = 0;
+  WINNOW_MPI_CHECK(MPI_Is_thread_main(&is_main));
+  TORCH_CHECK(is_main, "mpi barrier: expected a call from the thread that initialised MPI "
+                       "(MPI_THREAD_FUNNELED), got a call from another thread");
+  const CollectiveId id = begin_collective(CollectiveKind::kBarrier, 0);
+  std::vector<MPI_Request> requests{MPI_REQUEST_NULL};
+  WINNOW_MPI_CHECK(MPI_Ibarrier(comm_, &requests.front()));
+  wait_for_requests(watchdog_.get(), id, requests);
 }
 
 void MpiCommunicator::abort(int exit_code) {

@@ -85,9 +85,12 @@ po::options_description run_options(RunConfig& c) {
 
   po::options_description dist("Distributed [dist]");
   dist.add_options()("dist.backend", po::value(&c.dist.backend)->default_value(c.dist.backend),
-                     "local | mpi | auto (mpi when started by mpirun/srun)")(
+                     "local | mpi | nccl | auto (mpi when started by mpirun/srun)")(
       "dist.threads", po::value(&c.dist.threads)->default_value(c.dist.threads),
       "intra-op threads per rank (0 = cores / ranks on this node)")(
+      "dist.timeout", po::value(&c.dist.timeout)->default_value(c.dist.timeout),
+      "seconds a collective may wait for the other ranks before the job ends with a report "
+      "naming the missing ranks (0 = wait forever)")(
       "dist.bucket_mb", po::value(&c.train.bucket_mb)->default_value(c.train.bucket_mb),
       "gradient all-reduce bucket size in MiB (>= 1)");
 
@@ -221,6 +224,8 @@ void validate(const RunConfig& c, int world_size) {
   require(c.model.patch >= 1, "model.patch: expected >= 1, got " + str(c.model.patch));
   require(c.dist.threads >= 0,
           "dist.threads: expected >= 0 (0 = automatic), got " + str(c.dist.threads));
+  require(c.dist.timeout >= 0,
+          "dist.timeout: expected >= 0 seconds (0 = no timeout), got " + str(c.dist.timeout));
   bool known_backend = false;
   for (const auto& name : dist::known_backends())
     known_backend = known_backend || name == c.dist.backend;
@@ -272,7 +277,7 @@ std::string to_ini(const RunConfig& c) {
       << "\nramp = " << c.compress.reduction.ramp << "\neval = " << c.compress.reduction.eval
       << "\n";
   out << "\n[dist]\nbackend = " << c.dist.backend << "\nthreads = " << c.dist.threads
-      << "\nbucket_mb = " << c.train.bucket_mb << "\n";
+      << "\ntimeout = " << c.dist.timeout << "\nbucket_mb = " << c.train.bucket_mb << "\n";
   return out.str();
 }
 

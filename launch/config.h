@@ -40,8 +40,9 @@ struct ModelConfig {
 };
 
 struct DistConfig {
-  std::string backend = "auto";  // local | mpi | auto
+  std::string backend = "auto";  // local | mpi | nccl | auto
   int64_t threads = 0;           // intra-op threads per rank; 0 = cores / ranks on this node
+  double timeout = 600.0;        // seconds a collective may wait before the job ends; 0 = forever
 };
 
 // [compress]: token reduction (compression::ReductionConfig), with its lists as text.

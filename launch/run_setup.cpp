@@ -27,7 +27,9 @@ int threads_per_rank(const RunConfig& config, const dist::Communicator& comm) {
 }
 
 std::shared_ptr<dist::Communicator> start_communicator(const RunConfig& config) {
-  auto comm = dist::make_communicator(config.dist.backend);
+  dist::CommunicatorOptions options;
+  options.collective_timeout_seconds = config.dist.timeout;
+  auto comm = dist::make_communicator(config.dist.backend, options);
   active_communicator() = comm;
   const int threads = threads_per_rank(config, *comm);
   torch::set_num_threads(threads);

@@ -18,7 +18,7 @@ EnvLookup fake_env(std::map<std::string, std::string> variables) {
 }
 
 TEST(MakeCommunicator, KnownBackendsAreListed) {
-  EXPECT_EQ(known_backends(), (std::vector<std::string>{"local", "mpi", "auto"}));
+  EXPECT_EQ(known_backends(), (std::vector<std::string>{"local", "mpi", "nccl", "auto"}));
 }
 
 TEST(MakeCommunicator, LocalBackend) {
@@ -35,13 +35,25 @@ TEST(MakeCommunicator, UnknownNameListsKnownBackends) {
   } catch (const c10::Error& error) {
     const std::string message = error.what();
     EXPECT_NE(message.find("'gloo'"), std::string::npos) << message;
-    EXPECT_NE(message.find("local, mpi, auto"), std::string::npos) << message;
+    EXPECT_NE(message.find("local, mpi, nccl, auto"), std::string::npos) << message;
   }
 }
 
 TEST(MakeCommunicator, AutoIsLocalOutsideAnMpiLauncher) {
   if (started_by_mpi_launcher()) GTEST_SKIP() << "this test process runs under an MPI launcher";
   EXPECT_EQ(make_communicator("auto")->backend_name(), "local");
+}
+
+TEST(MakeCommunicator, NegativeTimeoutIsRejected) {
+  CommunicatorOptions options;
+  options.collective_timeout_seconds = -1;
+  try {
+    make_communicator("local", options);
+    FAIL() << "expected an error";
+  } catch (const c10::Error& error) {
+    EXPECT_NE(std::string(error.what()).find("collective_timeout_seconds >= 0"), std::string::npos)
+        << error.what();
+  }
 }
 
 TEST(LaunchEnvironment, DetectsEachLauncher) {

@@ -5,6 +5,7 @@
 #include "dist/collective_checks.h"
 #include "dist/communicator.h"
 #include "dist/launch_environment.h"
+#include "dist/mpi_communicator.h"
 #include "tests/dist/mpi_test_env.h"
 
 namespace winnow::dist {
@@ -40,8 +41,15 @@ torch::Tensor broadcast_values(int rank, int64_t numel, torch::ScalarType dtype)
   return (torch::arange(numel, torch::kLong) * 7 + 3 * rank).remainder(5).to(dtype);  // [numel]
 }
 
-void check_all_reduce(torch::ScalarType dtype, int64_t numel, int64_t period, ReduceOp op) {
-  Communicator& communicator = world();
+// The mpi communicator without a watchdog (collective_timeout_seconds = 0: MPI_Waitall), created
+// on every rank at the same point of the test sequence.
+Communicator& without_watchdog() {
+  static MpiCommunicator communicator(CommunicatorOptions{0.0, torch::kCPU});
+  return communicator;
+}
+
+void check_all_reduce(torch::ScalarType dtype, int64_t numel, int64_t period, ReduceOp op,
+                      Communicator& communicator = world()) {
   torch::Tensor tensor = rank_values(communicator.rank(), numel, period, dtype);  // [numel]
   communicator.all_reduce(tensor, op);
   const torch::Tensor expected =
@@ -95,6 +103,91 @@ TEST(MpiCommunicator, AllReduceHalfPrecisionGoesThroughFloat32) {
 TEST(MpiCommunicator, AllReduceLargerThanABucket) {
   // 7,000,003 floats = 28 MB, more than the default 25 MiB bucket.
   check_all_reduce(torch::kFloat, 7000003, /*period=*/1000, ReduceOp::kSum);
+}
+
+TEST(MpiCommunicator, WatchdogIsOnByDefaultAndOffAtZero) {
+  EXPECT_EQ(dynamic_cast<MpiCommunicator&>(world()).collective_timeout_seconds(), 600.0);
+  auto& plain = dynamic_cast<MpiCommunicator&>(without_watchdog());
+  EXPECT_EQ(plain.collective_timeout_seconds(), 0.0);
+  EXPECT_EQ(plain.watchdog(), nullptr);
+}
+
+TEST(MpiCommunicator, WithoutWatchdogEveryCollectiveStillWorks) {
+  Communicator& plain = without_watchdog();
+  for (int64_t numel : {0, 1, 7919, 7000003}) {
+    check_all_reduce(torch::kFloat, numel, /*period=*/1000, ReduceOp::kSum, plain);
+  }
+  check_all_reduce(torch::kBFloat16, 7919, /*period=*/50, ReduceOp::kAvg, plain);
+  torch::Tensor tensor = broadcast_values(plain.rank(), 7919, torch::kLong);  // [7919]
+  plain.broadcast(tensor, plain.world_size() - 1);
+  EXPECT_TRUE(torch::equal(tensor, broadcast_values(plain.world_size() - 1, 7919, torch::kLong)));
+  const torch::Tensor gathered = plain.all_gather(torch::tensor({plain.rank()}));  // [world, 1]
+  EXPECT_TRUE(torch::equal(gathered.flatten(), torch::arange(plain.world_size(), torch::kLong)));
+  torch::Tensor async = rank_values(plain.rank(), 7919, 1000, torch::kFloat);  // [7919]
+  plain.all_reduce_async(async, ReduceOp::kMax)->wait();
+  EXPECT_TRUE(torch::equal(
+      async, expected_reduction(plain.world_size(), 7919, 1000, ReduceOp::kMax, torch::kFloat)));
+  plain.barrier();
+}
+
+TEST(MpiCommunicator, AsyncAllReduceEverySizeWaitedOutOfOrder) {
+  Communicator& communicator = world();
+  const int world_size = communicator.world_size();
+  std::vector<int64_t> sizes{0, 1, 7919, 7000003};
+  std::vector<torch::Tensor> tensors;
+  std::vector<std::unique_ptr<Work>> works;
+  for (int64_t numel : sizes) {
+    tensors.push_back(rank_values(communicator.rank(), numel, 1000, torch::kFloat));  // [numel]
+    works.push_back(communicator.all_reduce_async(tensors.back(), ReduceOp::kSum));
+  }
+  // A bfloat16 one, widened to float32 inside and rounded back on completion.
+  torch::Tensor half = rank_values(communicator.rank(), 7919, 50, torch::kBFloat16);  // [7919]
+  auto half_work = communicator.all_reduce_async(half, ReduceOp::kAvg);
+  while (!works[2]->test()) {
+  }
+  EXPECT_TRUE(works[2]->test());  // stays complete
+  for (size_t i = works.size(); i-- > 0;) works[i]->wait();
+  half_work->wait();
+  half_work->wait();  // a second wait is a no-op
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    EXPECT_TRUE(torch::equal(tensors[i],
+                             expected_reduction(world_size, sizes[i], 1000, ReduceOp::kSum,
+                                                torch::kFloat)))
+        << "numel " << sizes[i];
+  }
+  EXPECT_TRUE(torch::equal(
+      half, expected_reduction(world_size, 7919, 50, ReduceOp::kAvg, torch::kBFloat16)));
+}
+
+TEST(MpiCommunicator, AsyncAllReduceNonContiguousWritesBackOnWait) {
+  Communicator& communicator = world();
+  torch::Tensor storage =  // [40, 30]
+      rank_values(communicator.rank(), 40 * 30, 1000, torch::kDouble).reshape({40, 30});
+  torch::Tensor transposed = storage.t();  // [30, 40], non-contiguous view
+  auto work = communicator.all_reduce_async(transposed, ReduceOp::kMin);
+  work->wait();
+  EXPECT_TRUE(torch::equal(storage, expected_reduction(communicator.world_size(), 40 * 30, 1000,
+                                                       ReduceOp::kMin, torch::kDouble)
+                                        .reshape({40, 30})));
+}
+
+TEST(MpiCommunicator, BroadcastAndAllGatherLargerThanABucket) {
+  Communicator& communicator = world();
+  const int last = communicator.world_size() - 1;
+  constexpr int64_t kLarge = 7000003;  // 28 MB of float32, more than a 25 MiB bucket
+  torch::Tensor tensor = broadcast_values(communicator.rank(), kLarge, torch::kFloat);  // [kLarge]
+  communicator.broadcast(tensor, last);
+  EXPECT_TRUE(torch::equal(tensor, broadcast_values(last, kLarge, torch::kFloat)));
+
+  for (int64_t numel : {int64_t{0}, int64_t{1}, int64_t{7919}, kLarge}) {
+    const torch::Tensor mine = broadcast_values(communicator.rank(), numel, torch::kFloat);
+    const torch::Tensor gathered = communicator.all_gather(mine);  // [world, numel]
+    ASSERT_EQ(gathered.sizes(), (std::vector<int64_t>{communicator.world_size(), numel}));
+    for (int r = 0; r <= last; ++r) {
+      EXPECT_TRUE(torch::equal(gathered[r], broadcast_values(r, numel, torch::kFloat)))
+          << "numel " << numel << ", rank " << r;
+    }
+  }
 }
 
 TEST(MpiCommunicator, AllReduceNonContiguousWritesBack) {

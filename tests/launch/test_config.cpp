@@ -87,7 +87,7 @@ TEST(Config, ErrorsNameTheOption) {
   EXPECT_THAT(error_of({"--data.synthetic=images", "--train.steps=10", "--optim.warmup_steps=11"}),
               HasSubstr("optim.warmup_steps: expected in [0, 10]"));
   EXPECT_THAT(error_of({"--data.synthetic=images", "--dist.backend=gloo"}),
-              HasSubstr("dist.backend: expected one of local, mpi, auto"));
+              HasSubstr("dist.backend: expected one of local, mpi, nccl, auto"));
   EXPECT_THAT(error_of({"--data.synthetic=images", "--model.kind=resnet"}),
               HasSubstr("model.kind: expected one of"));
   EXPECT_THAT(error_of({}), HasSubstr("data.train: no training data"));
