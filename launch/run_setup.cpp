@@ -59,6 +59,7 @@ RunData open_run_data(const RunConfig& config) {
   spec.depth = config.model.depth;
   spec.heads = config.model.heads;
   spec.mlp_ratio = config.model.mlp_ratio;
+  spec.norm_eps = config.model.norm_eps;
   spec.patch = config.model.patch;
   spec.context = config.data.context;
 

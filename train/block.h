@@ -20,6 +20,8 @@ struct BlockOptions {
   TORCH_ARG(int64_t, heads);
   TORCH_ARG(double, mlp_ratio) = 4.0;
   TORCH_ARG(bool, causal) = false;
+  // LayerNorm epsilon of norm1/norm2 (torchvision's ViT uses 1e-6).
+  TORCH_ARG(double, norm_eps) = 1e-5;
 };
 
 // Two-layer GELU MLP: fc1 (C -> M), GELU, fc2 (M -> C).

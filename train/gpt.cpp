@@ -13,10 +13,14 @@ void GptOptions::validate() const {
               "gpt: expected dim divisible by heads, got dim=", dim, " heads=", heads,
               " depth=", depth);
   TORCH_CHECK(mlp_ratio > 0, "gpt: expected mlp_ratio > 0, got ", mlp_ratio);
+  TORCH_CHECK(norm_eps > 0, "gpt: expected norm_eps > 0, got ", norm_eps);
 }
 
 BlockOptions GptImpl::block_options() const {
-  return BlockOptions(options.dim, options.heads).mlp_ratio(options.mlp_ratio).causal(true);
+  return BlockOptions(options.dim, options.heads)
+      .mlp_ratio(options.mlp_ratio)
+      .causal(true)
+      .norm_eps(options.norm_eps);
 }
 
 GptImpl::GptImpl(const GptOptions& options_) : options(options_) {
@@ -25,7 +29,8 @@ GptImpl::GptImpl(const GptOptions& options_) : options(options_) {
   pos_embed = register_parameter("pos_embed", torch::empty({1, options.context, options.dim}));
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < options.depth; ++i) blocks->push_back(Block(block_options()));
-  norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({options.dim})));
+  norm = register_module(
+      "norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({options.dim}).eps(options.norm_eps)));
 
   torch::NoGradGuard no_grad;
   init_transformer_weights(*this, options.depth);

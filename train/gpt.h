@@ -15,6 +15,7 @@ struct GptOptions {
   int64_t depth = 6;
   int64_t heads = 3;
   double mlp_ratio = 4.0;
+  double norm_eps = 1e-5;  // LayerNorm epsilon everywhere (nanoGPT: 1e-5)
 
   void validate() const;
 };

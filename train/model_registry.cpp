@@ -18,6 +18,7 @@ std::shared_ptr<TransformerModel> make_vit(const ModelSpec& s) {
   o.depth = s.depth;
   o.heads = s.heads;
   o.mlp_ratio = s.mlp_ratio;
+  o.norm_eps = s.norm_eps;
   return std::make_shared<VisionTransformerImpl>(o);
 }
 
@@ -29,6 +30,7 @@ std::shared_ptr<TransformerModel> make_gpt(const ModelSpec& s) {
   o.depth = s.depth;
   o.heads = s.heads;
   o.mlp_ratio = s.mlp_ratio;
+  o.norm_eps = s.norm_eps;
   return std::make_shared<GptImpl>(o);
 }
 

@@ -17,11 +17,15 @@ void VitOptions::validate() const {
               "vit: expected dim divisible by heads, got dim=", dim, " heads=", heads,
               " depth=", depth);
   TORCH_CHECK(mlp_ratio > 0, "vit: expected mlp_ratio > 0, got ", mlp_ratio);
+  TORCH_CHECK(norm_eps > 0, "vit: expected norm_eps > 0, got ", norm_eps);
   TORCH_CHECK(num_classes > 1, "vit: expected at least 2 classes, got ", num_classes);
 }
 
 BlockOptions VisionTransformerImpl::block_options() const {
-  return BlockOptions(options.dim, options.heads).mlp_ratio(options.mlp_ratio).causal(false);
+  return BlockOptions(options.dim, options.heads)
+      .mlp_ratio(options.mlp_ratio)
+      .causal(false)
+      .norm_eps(options.norm_eps);
 }
 
 VisionTransformerImpl::VisionTransformerImpl(const VitOptions& options_) : options(options_) {
@@ -33,7 +37,8 @@ VisionTransformerImpl::VisionTransformerImpl(const VitOptions& options_) : optio
   pos_embed = register_parameter("pos_embed", torch::empty({1, 1 + options.patches(), c}));
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < options.depth; ++i) blocks->push_back(Block(block_options()));
-  norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c})));
+  norm = register_module("norm",
+                         torch::nn::LayerNorm(torch::nn::LayerNormOptions({c}).eps(options.norm_eps)));
   head = register_module("head", torch::nn::Linear(c, options.num_classes));
 
   torch::NoGradGuard no_grad;

@@ -18,6 +18,7 @@ struct VitOptions {
   int64_t heads = 3;
   double mlp_ratio = 4.0;
   int64_t num_classes = 10;
+  double norm_eps = 1e-5;  // LayerNorm epsilon everywhere (torchvision's ViT: 1e-6)
 
   int64_t patches() const { return (image_height / patch) * (image_width / patch); }
   void validate() const;
