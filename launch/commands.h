@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace winnow::launch {
@@ -14,5 +15,12 @@ int train_command(const Args& args);
 int eval_command(const Args& args);
 int bench_command(const Args& args);
 int bench_tokens_command(const Args& args);
+int import_command(const Args& args);
+int export_command(const Args& args);
+
+// Splits a command's arguments into its one positional argument (an input file; "" if none) and
+// its options: a token starting with "-" takes the next token as its value unless it is --help/-h
+// or has "=VALUE". Throws ConfigError for more than one positional argument.
+std::pair<std::string, Args> split_positional(const Args& args, const std::string& command);
 
 }  // namespace winnow::launch

@@ -40,7 +40,9 @@ po::options_description run_options(RunConfig& c) {
       "model.mlp_ratio", po::value(&c.model.mlp_ratio)->default_value(c.model.mlp_ratio, "4"),
       "MLP hidden width / C (> 0)")(
       "model.patch", po::value(&c.model.patch)->default_value(c.model.patch),
-      "vit: patch size p (divides the image size); tokens = (H/p)(W/p) + 1");
+      "vit: patch size p (divides the image size); tokens = (H/p)(W/p) + 1")(
+      "model.norm_eps", po::value(&c.model.norm_eps)->default_value(c.model.norm_eps, "1e-05"),
+      "LayerNorm epsilon (> 0; torchvision's ViT uses 1e-06)");
 
   po::options_description optim("Optimizer [optim] (AdamW, decoupled weight decay)");
   optim.add_options()("optim.lr", po::value(&c.optim.lr)->default_value(c.optim.lr, "0.001"),
@@ -221,6 +223,7 @@ void validate(const RunConfig& c, int world_size) {
   require(c.model.dim % c.model.heads == 0, "model.dim: expected a multiple of model.heads (" +
                                                 str(c.model.heads) + "), got " + str(c.model.dim));
   require(c.model.mlp_ratio > 0, "model.mlp_ratio: expected > 0, got " + str(c.model.mlp_ratio));
+  require(c.model.norm_eps > 0, "model.norm_eps: expected > 0, got " + str(c.model.norm_eps));
   require(c.model.patch >= 1, "model.patch: expected >= 1, got " + str(c.model.patch));
   require(c.dist.threads >= 0,
           "dist.threads: expected >= 0 (0 = automatic), got " + str(c.dist.threads));
@@ -255,7 +258,8 @@ std::string to_ini(const RunConfig& c) {
       << "\ncontext = " << c.data.context << "\nprefetch = " << c.data.prefetch << "\n\n";
   out << "[model]\nkind = " << c.model.kind << "\ndim = " << c.model.dim
       << "\ndepth = " << c.model.depth << "\nheads = " << c.model.heads
-      << "\nmlp_ratio = " << c.model.mlp_ratio << "\npatch = " << c.model.patch << "\n\n";
+      << "\nmlp_ratio = " << std::setprecision(17) << c.model.mlp_ratio << std::setprecision(10)
+      << "\npatch = " << c.model.patch << "\nnorm_eps = " << c.model.norm_eps << "\n\n";
   out << "[optim]\nlr = " << c.optim.lr << "\nweight_decay = " << c.optim.weight_decay
       << "\nbeta1 = " << c.optim.beta1 << "\nbeta2 = " << c.optim.beta2 << "\neps = " << c.optim.eps
       << "\nclip_norm = " << c.optim.clip_norm << "\nwarmup_steps = " << c.train.warmup_steps
