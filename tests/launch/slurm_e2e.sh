@@ -197,13 +197,13 @@ grep -q '"steps":20' "$run/summary.json" || fail "summary.json lacks steps 20: $
 # with a checkpoint in RUN_DIR/checkpoints and exit 138; finish on --resume).
 run=$work/preempted
 usr1_status=$((128 + $(kill -l USR1)))
-if "$winnow" train --help 2>/dev/null | grep -q -- '--resume'; then
+if grep -q -- '--resume' <<<"$("$winnow" train --help 2>/dev/null)"; then
   trainer=$winnow
-  # ~1500 steps of a few ms: long enough to be running when the signal comes.
+  # 400 steps of a few ms (tens of ms on a loaded machine): still running when the signal comes.
   trainer_args=(--data.synthetic images --data.synthetic_samples 512 --model.dim 32 --model.depth 2
-                --model.heads 2 --model.patch 7 --train.steps 1500 --train.global_batch 32
+                --model.heads 2 --model.patch 7 --train.steps 400 --train.global_batch 32
                 --optim.warmup_steps 5 --train.log_every 10)
-  started() { grep -q "^step 10/1500 " "$job_log" 2>/dev/null; }
+  started() { grep -q "^step 10/400 " "$job_log" 2>/dev/null; }
 else
   echo "slurm_e2e: this winnow has no --resume; the preemption job runs a stand-in trainer"
   trainer=$work/stand-in-trainer
@@ -256,11 +256,11 @@ for expected in "received SIGUSR1; forwarding it to the training step" \
   grep -qF -- "$expected" "$job_log" || fail "preempted job $job: log lacks '$expected': $(cat "$job_log")"
 done
 if [ "$trainer" = "$winnow" ]; then
-  grep -q "stopped after step [0-9]* of 1500 on SIGUSR1" "$job_log" ||
+  grep -q "stopped after step [0-9]* of 400 on SIGUSR1" "$job_log" ||
     fail "preempted job $job: winnow did not report its SIGUSR1 stop: $(cat "$job_log")"
-  [ "$(grep -c "^step 10/1500 " "$job_log")" -eq 1 ] ||
+  [ "$(grep -c "^step 10/400 " "$job_log")" -eq 1 ] ||
     fail "preempted job $job: the requeued attempt started over instead of resuming: $(cat "$job_log")"
-  grep -q "^step 1500/1500 " "$job_log" || fail "preempted job $job: the resumed run did not reach step 1500: $(cat "$job_log")"
+  grep -q "^step 400/400 " "$job_log" || fail "preempted job $job: the resumed run did not reach step 400: $(cat "$job_log")"
 else
   for rank in 0 1; do
     grep -qF "rank $rank: stopped on SIGUSR1" "$job_log" || fail "rank $rank did not get SIGUSR1: $(cat "$job_log")"
