@@ -1,6 +1,9 @@
 // Probe for the fail-fast tests, run under mpirun. The last rank misbehaves while the others wait
 // in a collective:
 //   fault_probe abort                      the last rank calls abort(3)
+//   fault_probe throw                      the last rank throws c10::Error 0.5 s after the others
+//                                          entered an all_reduce; main() catches it and does what
+//                                          the CLI's fail() does: print, Communicator::abort(1)
 //   fault_probe late TIMEOUT SLEEP         every rank has a TIMEOUT-second collective watchdog;
 //                                          after three good all_reduces the last rank sleeps SLEEP
 //                                          seconds before the fourth
@@ -16,8 +19,13 @@
 namespace {
 
 int usage() {
-  std::fprintf(stderr, "usage: fault_probe abort | late TIMEOUT_SECONDS SLEEP_SECONDS\n");
+  std::fprintf(stderr, "usage: fault_probe abort | throw | late TIMEOUT_SECONDS SLEEP_SECONDS\n");
   return 2;
+}
+
+void fail_on_this_rank(int rank) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  TORCH_CHECK(false, "fault_probe: rank ", rank, " throws while the others wait in an all_reduce");
 }
 
 }  // namespace
@@ -26,7 +34,7 @@ int main(int argc, char** argv) {
   using winnow::dist::CommunicatorOptions;
   if (argc < 2) return usage();
   const std::string mode = argv[1];
-  if (mode != "abort" && !(mode == "late" && argc == 4)) return usage();
+  if (mode != "abort" && mode != "throw" && !(mode == "late" && argc == 4)) return usage();
 
   CommunicatorOptions options;
   if (mode == "late") options.collective_timeout_seconds = std::atof(argv[2]);
@@ -40,6 +48,15 @@ int main(int argc, char** argv) {
       communicator->abort(3);
     }
     communicator->barrier();  // never completes: the abort must end these ranks too
+  } else if (mode == "throw") {
+    try {
+      torch::Tensor value = torch::ones({1});  // [1]
+      if (misbehaves) fail_on_this_rank(rank);
+      communicator->all_reduce(value);  // never completes on the other ranks
+    } catch (const c10::Error& error) {
+      std::fprintf(stderr, "\nwinnow (rank %d): error: %s\n", rank, error.msg().c_str());
+      communicator->abort(1);
+    }
   } else {
     torch::Tensor value = torch::ones({1});  // [1]
     for (int step = 0; step < 3; ++step) communicator->all_reduce(value);
