@@ -83,7 +83,30 @@ po::options_description run_options(RunConfig& c) {
       "train.seed", po::value(&c.train.seed)->default_value(c.train.seed),
       "seed of every random choice (init, data order, keyed token choices)")(
       "train.run_dir", po::value(&c.train.run_dir)->value_name("DIR"),
-      "run directory: metrics.jsonl, config.ini, model weights (created; empty = none)");
+      "run directory: metrics.jsonl, config.ini, model weights, checkpoints/ (created; empty = "
+      "none)")("train.stop_at", po::value(&c.train.stop_at)->default_value(c.train.stop_at),
+               "stop after this many completed steps, saving a checkpoint, without changing the "
+               "schedule of train.steps (0 = run to train.steps); not stored in the config");
+
+  auto& k = c.checkpoint;
+  po::options_description checkpoint("Checkpoints [checkpoint] (docs/checkpoint-format.md)");
+  checkpoint.add_options()(
+      "checkpoint.dir", po::value(&k.dir)->default_value(k.dir),
+      "where step-N.h5 files and the `latest` link go: auto (<train.run_dir>/checkpoints; none "
+      "without a run dir) | none | a directory")(
+      "checkpoint.every", po::value(&k.every)->default_value(k.every),
+      "steps between checkpoints (0 = no step interval)")(
+      "checkpoint.minutes", po::value(&k.minutes)->default_value(k.minutes, "30"),
+      "minutes between checkpoints, by rank 0's clock (0 = off)")(
+      "checkpoint.keep", po::value(&k.keep)->default_value(k.keep),
+      "newest checkpoints kept (0 = all)")(
+      "checkpoint.at_end", po::value(&k.at_end)->default_value(k.at_end),
+      "write a checkpoint after the last step")(
+      "checkpoint.kill_stage", po::value(&k.kill_stage)->default_value(k.kill_stage),
+      "testing: SIGKILL this process at a stage of the save of checkpoint.kill_step: none | "
+      "writing | before_rename | before_pointer; not stored in the config")(
+      "checkpoint.kill_step", po::value(&k.kill_step)->default_value(k.kill_step),
+      "testing: the step whose save checkpoint.kill_stage interrupts");
 
   po::options_description dist("Distributed [dist]");
   dist.add_options()("dist.backend", po::value(&c.dist.backend)->default_value(c.dist.backend),
@@ -128,7 +151,7 @@ po::options_description run_options(RunConfig& c) {
       "evaluate with the method (same), without it (dense), or auto (route: dense, others: same)");
 
   po::options_description all;
-  all.add(data).add(model).add(optim).add(train).add(dist).add(compress);
+  all.add(data).add(model).add(optim).add(train).add(dist).add(compress).add(checkpoint);
   return all;
 }
 
@@ -236,6 +259,19 @@ void validate(const RunConfig& c, int world_size) {
   for (const auto& name : dist::known_backends()) names += (names.empty() ? "" : ", ") + name;
   require(known_backend,
           "dist.backend: expected one of " + names + "; got '" + c.dist.backend + "'");
+  require(c.train.stop_at >= 0, "train.stop_at: expected >= 0 (0 = train.steps), got " +
+                                   str(c.train.stop_at));
+  require(c.checkpoint.every >= 0,
+          "checkpoint.every: expected >= 0 (0 = no step interval), got " + str(c.checkpoint.every));
+  require(c.checkpoint.minutes >= 0,
+          "checkpoint.minutes: expected >= 0 (0 = off), got " + str(c.checkpoint.minutes));
+  require(c.checkpoint.keep >= 0,
+          "checkpoint.keep: expected >= 0 (0 = all), got " + str(c.checkpoint.keep));
+  require(c.checkpoint.kill_stage == "none" || c.checkpoint.kill_stage == "writing" ||
+              c.checkpoint.kill_stage == "before_rename" ||
+              c.checkpoint.kill_stage == "before_pointer",
+          "checkpoint.kill_stage: expected one of none, writing, before_rename, before_pointer; "
+          "got '" + c.checkpoint.kill_stage + "'");
   try {
     c.optim.validate();
     c.train.validate(world_size);
@@ -282,6 +318,9 @@ std::string to_ini(const RunConfig& c) {
       << "\n";
   out << "\n[dist]\nbackend = " << c.dist.backend << "\nthreads = " << c.dist.threads
       << "\ntimeout = " << c.dist.timeout << "\nbucket_mb = " << c.train.bucket_mb << "\n";
+  out << "\n[checkpoint]\ndir = " << c.checkpoint.dir << "\nevery = " << c.checkpoint.every
+      << "\nminutes = " << c.checkpoint.minutes << "\nkeep = " << c.checkpoint.keep
+      << "\nat_end = " << c.checkpoint.at_end << "\n";
   return out.str();
 }
 

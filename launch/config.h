@@ -53,6 +53,18 @@ struct CompressConfig {
   std::string keep = "0.7";  // "0.7" or one value per layer: "0.9,0.8,0.7"
 };
 
+// [checkpoint]: when and where checkpoints are written (train::CheckpointOptions), plus fault
+// injection for the crash tests.
+struct CheckpointConfig {
+  std::string dir = "auto";  // auto = <train.run_dir>/checkpoints (none without a run dir); none
+  int64_t every = 500;
+  double minutes = 30.0;
+  int64_t keep = 3;
+  bool at_end = true;
+  std::string kill_stage = "none";  // testing: none | writing | before_rename | before_pointer
+  int64_t kill_step = 0;            // testing: SIGKILL this process while saving this step
+};
+
 struct RunConfig {
   DataConfig data;
   CompressConfig compress;
@@ -60,6 +72,7 @@ struct RunConfig {
   train::OptimizerOptions optim;
   train::TrainerOptions train;
   DistConfig dist;
+  CheckpointConfig checkpoint;
 };
 
 // All run options with their defaults and meaning, bound to `config`'s fields.

@@ -31,6 +31,8 @@ const Subcommand kSubcommands[] = {
      "PyTorch weights (torchvision ViT, nanoGPT) -> winnow weights"},
     {"export", winnow::launch::export_command,
      "winnow weights -> a PyTorch state dict (torchvision ViT, nanoGPT)"},
+    {"inspect", winnow::launch::inspect_command,
+     "show a checkpoint: step, config, parameter table (--json for scripts)"},
     {"bench", winnow::launch::bench_command,
      "time training steps against the machine's matmul rate"},
     {"bench-tokens", winnow::launch::bench_tokens_command,

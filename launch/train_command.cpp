@@ -1,6 +1,8 @@
 // `winnow train`: trains a model from a config on one rank or many, evaluates, saves weights.
 #include <unistd.h>
 
+#include <algorithm>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -9,7 +11,10 @@
 #include "launch/commands.h"
 #include "launch/config.h"
 #include "launch/run_setup.h"
+#include "launch/stop_signals.h"
 #include "launch/system_info.h"
+#include "train/checkpoint.h"
+#include "train/checkpoint_directory.h"
 #include "train/metrics.h"
 #include "train/model_weights.h"
 #include "train/trainer.h"
@@ -38,20 +43,81 @@ void print_run_header(const RunConfig& config, const RunData& data,
             << to_ini(config) << "---------------------------------" << std::endl;
 }
 
+namespace {
+
+// The value of `--name VALUE` or `--name=VALUE` in args (before parsing: it selects the base
+// configuration), or "".
+std::string peek_option(const Args& args, const std::string& name) {
+  std::string value;
+  for (size_t i = 0; i + 1 < args.size(); ++i)
+    if (args[i] == "--" + name) value = args[i + 1];
+  for (const auto& a : args)
+    if (a.rfind("--" + name + "=", 0) == 0) value = a.substr(name.size() + 3);
+  return value;
+}
+
+// The stored config of what --resume names: a file, or the newest step file of a directory.
+std::string resume_base_config(const std::string& resume) {
+  namespace fs = std::filesystem;
+  if (!fs::exists(resume)) throw ConfigError("--resume: '" + resume + "' does not exist");
+  if (!fs::is_directory(resume)) return train::read_checkpoint_meta(resume).config_ini;
+  std::string dir = resume;
+  if (fs::is_directory(fs::path(dir) / "checkpoints")) dir = (fs::path(dir) / "checkpoints").string();
+  const train::CheckpointDirectory directory(dir, 0);
+  for (const auto& path : directory.checkpoints()) {
+    try {
+      return train::read_checkpoint_meta(path).config_ini;
+    } catch (const c10::Error&) {
+      // damaged: the trainer reports it when it falls back to an older one
+    }
+  }
+  throw ConfigError("--resume: no readable checkpoint (step-*.h5) in '" + dir + "'");
+}
+
+// Testing: SIGKILL this process at `stage` of the save of `step` (a crash at the worst moment).
+std::function<void(int64_t, train::SaveStage)> kill_injection(const CheckpointConfig& c) {
+  if (c.kill_stage == "none") return {};
+  return [stage = c.kill_stage, step = c.kill_step](int64_t saving, train::SaveStage s) {
+    if (saving == step && stage == train::to_string(s)) std::raise(SIGKILL);
+  };
+}
+
+}  // namespace
+
 int train_command(const Args& args) {
+  std::string resume, init_from;
+  po::options_description extra("Resuming and fine-tuning");
+  extra.add_options()(
+      "resume", po::value(&resume)->value_name("DIR|FILE"),
+      "continue from a checkpoint: a step-N.h5 file, or a run/checkpoint directory (its newest "
+      "loadable checkpoint; a damaged newer one is skipped with a warning). Its stored config is "
+      "the base configuration; options given here override it")(
+      "init-from", po::value(&init_from)->value_name("FILE"),
+      "start from these model weights (a checkpoint, model.h5 or `winnow import` output) with a "
+      "fresh optimizer and schedule: fine-tuning");
+  const std::string resume_arg = peek_option(args, "resume");
+  const std::string base = resume_arg.empty() ? std::string() : resume_base_config(resume_arg);
+
   RunConfig config;
   bool help = false;
-  po::options_description extra;
-  parse_run_config(args, extra, config, help);
+  parse_run_config(args, extra, config, help, base);
   if (help) {
     std::cout
-        << "usage: winnow train [--config FILE] [--section.key=value ...]\n\n"
+        << "usage: winnow train [--config FILE] [--resume DIR|FILE] [--section.key=value ...]\n\n"
            "Trains a ViT on images or a GPT on token streams, data-parallel over MPI ranks when\n"
            "started with mpirun/srun. Example: winnow train --config "
            "launch/configs/vit-fashion-mnist.ini\n\n"
-        << run_options(config) << std::endl;
+           "Checkpoints go to <run_dir>/checkpoints every checkpoint.every steps, every\n"
+           "checkpoint.minutes, at the end, and on SIGTERM/SIGUSR1 (then the run stops after the\n"
+           "current step on every rank and exits with 128 + the signal number). Resume with\n"
+           "--resume <run_dir>.\n\n"
+        << extra << run_options(config) << std::endl;
     return 0;
   }
+  if (!resume.empty() && !init_from.empty())
+    throw ConfigError("--resume and --init-from: give one (resume continues a run; init-from "
+                      "starts a new one from weights)");
+  install_stop_signal_handlers();
   auto comm = start_communicator(config);
   validate(config, comm->world_size());
   auto data = open_run_data(config);
@@ -69,15 +135,48 @@ int train_command(const Args& args) {
     print_run_header(config, data, *model, *comm);
     std::cout << "  tokens  " << reduction->describe() << std::endl;
   }
+  if (!init_from.empty()) {
+    train::load_model_weights(*model, init_from);
+    if (root) std::cout << "  weights " << init_from << " (fine-tuning: fresh optimizer)\n";
+  }
 
   train::TrainerOptions trainer_options = config.train;
   trainer_options.prefetch = config.data.prefetch;
   // A live progress line only on a real terminal: mpirun hands ranks a pseudo-terminal even when
   // its own output goes to a log file, so under a launcher progress is plain lines.
   trainer_options.progress_live = isatty(STDOUT_FILENO) && !dist::started_by_mpi_launcher();
+  auto& checkpointing = trainer_options.checkpoint;
+  checkpointing.dir = config.checkpoint.dir == "auto"
+                          ? (config.train.run_dir.empty() ? "" : config.train.run_dir + "/checkpoints")
+                          : (config.checkpoint.dir == "none" ? "" : config.checkpoint.dir);
+  checkpointing.every = config.checkpoint.every;
+  checkpointing.minutes = config.checkpoint.minutes;
+  checkpointing.keep = config.checkpoint.keep;
+  checkpointing.at_end = config.checkpoint.at_end;
+  checkpointing.config_ini = to_ini(config);
+  checkpointing.token_schedule = reduction->describe();
+  checkpointing.on_stage = kill_injection(config.checkpoint);
   train::Trainer trainer(model, data.train, data.eval, comm, trainer_options, config.optim);
   trainer.set_reduction(reduction);
+  trainer.set_stop_signal(pending_stop_signal);
+  if (!resume.empty()) trainer.resume(resume);
   auto summary = trainer.run();
+
+  if (summary.stopped_early) {
+    if (root) {
+      std::cout << "stopped after step " << summary.last_step << " of " << config.train.steps;
+      if (summary.stop_signal != 0)
+        std::cout << " on " << stop_signal_name(summary.stop_signal) << " (every rank, in lockstep)";
+      if (!summary.last_checkpoint.empty())
+        std::cout << "\n  checkpoint     " << summary.last_checkpoint << "\n  continue with  winnow train --resume "
+                  << (config.train.run_dir.empty() ? trainer_options.checkpoint.dir : config.train.run_dir);
+      else
+        std::cout << "\n  no checkpoint was written (checkpoint.dir is none)";
+      std::cout << std::endl;
+    }
+    comm->barrier();
+    return summary.stop_signal != 0 ? 128 + summary.stop_signal : 0;
+  }
 
   if (root) {
     const bool text = model->kind() == "gpt";
@@ -93,6 +192,12 @@ int train_command(const Args& args) {
               << "  comm. share    " << 100.0 * summary.comm_fraction
               << "% of step time in gradient all-reduce\n"
               << "  final loss     " << summary.final_loss << "\n";
+    if (summary.checkpoints_written > 0)
+      std::cout << "  checkpoints    " << summary.checkpoints_written << " written in "
+                << summary.checkpoint_seconds << " s ("
+                << 100.0 * summary.checkpoint_seconds /
+                       std::max(1e-9, summary.train_seconds + summary.checkpoint_seconds)
+                << "% of training time), newest " << summary.last_checkpoint << "\n";
     if (data.eval) {
       if (text) {
         std::cout << "  eval loss      " << summary.eval.loss << " (perplexity "
@@ -115,6 +220,8 @@ int train_command(const Args& args) {
           .add("samples_per_second", summary.samples_per_second)
           .add("training_flops", summary.training_flops)
           .add("comm_fraction", summary.comm_fraction)
+          .add("checkpoints_written", summary.checkpoints_written)
+          .add("checkpoint_seconds", summary.checkpoint_seconds)
           .add("final_loss", summary.final_loss)
           .add("eval_loss", summary.eval.loss)
           .add("eval_accuracy", summary.eval.accuracy);

@@ -1,29 +1,23 @@
 // HDF5 model weights.
 #include "train/model_weights.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cstdio>
 #include <set>
 #include <sstream>
 
 #include "data/h5_file.h"
+#include "train/checkpoint.h"
 
 namespace winnow::train {
 namespace {
 
-void fsync_path(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY);
-  TORCH_CHECK(fd >= 0, "cannot open ", path, " to flush it to disk");
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  TORCH_CHECK(rc == 0, "fsync of ", path, " failed");
-}
-
-std::string folder_of(const std::string& path) {
-  const auto slash = path.rfind('/');
-  return slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+bool is_checkpoint(const std::string& path) {
+  try {
+    data::H5File file(path, data::H5File::Mode::kRead);
+    return file.has_attr("/meta", "format") &&
+           file.attr_string("/meta", "format") == kCheckpointFormat;
+  } catch (const c10::Error&) {
+    return false;
+  }
 }
 
 std::string dataset_name(const std::string& parameter) {
@@ -34,31 +28,23 @@ std::string dataset_name(const std::string& parameter) {
 
 void save_model_weights(const TransformerModel& model, const std::string& path,
                         const std::string& config_ini) {
-  const std::string temporary = path + ".tmp." + std::to_string(::getpid());
-  {
-    data::H5File file(temporary, data::H5File::Mode::kCreate);
-    file.create_group("meta");
-    file.set_attr_string("/meta", "format", "winnow.weights");
-    file.set_attr_int("/meta", "format_version", 1);
-    file.set_attr_string("/meta", "model_kind", model.kind());
-    file.set_attr_string("/meta", "config", config_ini);
-    for (const auto& item : model.named_parameters())
-      file.write_tensor(dataset_name(item.key()), item.value().detach());
-    for (const auto& item : model.named_buffers())
-      file.write_tensor(dataset_name(item.key()), item.value().detach());
-    file.close();
-  }
-  fsync_path(temporary);
-  TORCH_CHECK(std::rename(temporary.c_str(), path.c_str()) == 0, "cannot rename ", temporary,
-              " to ", path);
-  fsync_path(folder_of(path));
+  CheckpointMeta meta;
+  meta.reason = "weights";
+  meta.config_ini = config_ini;
+  write_checkpoint(path, model, /*optimizer=*/nullptr, meta);
 }
 
 void load_model_weights(TransformerModel& model, const std::string& path) {
+  if (is_checkpoint(path)) {
+    read_checkpoint(path, model, /*optimizer=*/nullptr);
+    return;
+  }
+  // Files of winnow 0.1 before checkpoints: format winnow.weights, no checksums.
   data::H5File file(path, data::H5File::Mode::kRead);
   TORCH_CHECK(file.exists("meta") && file.has_attr("/meta", "format") &&
                   file.attr_string("/meta", "format") == "winnow.weights",
-              "'", path, "' is not a winnow weights file (no /meta format=winnow.weights)");
+              "'", path, "' is neither a winnow checkpoint nor a winnow weights file (no /meta "
+              "format=winnow.checkpoint or winnow.weights)");
   std::set<std::string> stored;
   for (const auto& name : file.children("model")) stored.insert(name);
 

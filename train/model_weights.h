@@ -1,5 +1,6 @@
-// Model weights in HDF5: /model/<dotted parameter name> datasets, written atomically, loaded
-// with a check of every name, shape and dtype against the model.
+// Model weights in HDF5: a checkpoint without optimizer state (/meta, /model/<dotted parameter
+// name>, checksums; train/checkpoint.h), written atomically, loaded with a check of every name,
+// shape, dtype and checksum against the model.
 #pragma once
 
 #include <string>
@@ -13,8 +14,9 @@ namespace winnow::train {
 void save_model_weights(const TransformerModel& model, const std::string& path,
                         const std::string& config_ini);
 
-// Loads every parameter and buffer. A mismatch throws one error listing the missing, unexpected
-// and mis-shaped names.
+// Loads every parameter and buffer from a checkpoint or weights file (also the checkpoints of a
+// run, ignoring their optimizer state, and the format winnow.weights of winnow 0.1). A mismatch
+// throws one error listing the missing, unexpected and mis-shaped names.
 void load_model_weights(TransformerModel& model, const std::string& path);
 
 // The `config` text stored by save_model_weights.

@@ -4,10 +4,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <csignal>
+#include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include "compression/flops.h"
 #include "data/loader.h"
+#include "train/checkpoint_directory.h"
 #include "train/reduction_hook.h"
 
 namespace winnow::train {
@@ -22,6 +26,21 @@ double seconds_since(Clock::time_point start) {
 // Rank r's share [begin, end) of `total` items: contiguous, and the shares partition the total.
 std::pair<int64_t, int64_t> rank_share(int64_t total, int rank, int world) {
   return {total * rank / world, total * (rank + 1) / world};
+}
+
+// Keeps the lines of a metrics log up to `step` (steps after it will be trained again).
+void truncate_metrics_after(const std::string& path, int64_t step) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string kept, line;
+  const std::string key = "\"step\":";
+  while (std::getline(in, line)) {
+    const auto at = line.find(key);
+    if (at != std::string::npos && std::stoll(line.substr(at + key.size())) > step) continue;
+    kept += line + "\n";
+  }
+  in.close();
+  std::ofstream(path, std::ios::trunc) << kept;
 }
 
 }  // namespace
@@ -174,8 +193,108 @@ JsonLine Trainer::step_line(int64_t step, const StepResult& r, double lr,
   return line;
 }
 
-TrainSummary Trainer::run(int64_t start_step) {
+CheckpointMeta Trainer::resume(const std::string& file_or_dir) {
+  CheckpointMeta meta;
+  const ResumeChoice choice = resolve_resume(file_or_dir, [&](const std::string& path) {
+    meta = read_checkpoint(path, *model_, optimizer_.get());
+  });
+  if (comm_->is_root())
+    for (const auto& rejected : choice.rejected)
+      std::cerr << "winnow: warning: skipping damaged checkpoint " << rejected << "\n";
+  TORCH_CHECK(meta.global_batch == options_.global_batch, "--resume: checkpoint '", choice.path,
+              "' was trained with train.global_batch=", meta.global_batch, ", the run has ",
+              options_.global_batch, "; the sampler position is counted in global batches, so "
+              "keep the global batch when resuming");
+  TORCH_CHECK(meta.seed == options_.seed, "--resume: checkpoint '", choice.path,
+              "' was trained with train.seed=", meta.seed, ", the run has ", options_.seed,
+              " (the data order would change)");
+  TORCH_CHECK(meta.step < options_.steps || options_.steps == meta.step, "--resume: checkpoint '",
+              choice.path, "' is at step ", meta.step, ", beyond train.steps=", options_.steps);
+  // Every rank must have loaded the same step and hold identical parameters.
+  auto step = torch::tensor({meta.step, -meta.step}, torch::kInt64);
+  comm_->all_reduce(step, dist::ReduceOp::kMax);
+  TORCH_CHECK(step[0].item<int64_t>() == meta.step && -step[1].item<int64_t>() == meta.step,
+              "--resume: the ranks loaded checkpoints of different steps (this rank: ", meta.step,
+              "); every rank must see the same checkpoint directory");
+  TORCH_CHECK(grad_sync_->parameters_checksum_agree(),
+              "--resume: the ranks loaded different parameters from '", choice.path, "'");
+  start_step_ = meta.step;
+  if (comm_->is_root() && !options_.run_dir.empty())
+    truncate_metrics_after(options_.run_dir + "/metrics.jsonl", meta.step);
+  JsonLine line;
+  line.add("event", "resume")
+      .add("step", meta.step)
+      .add("checkpoint", choice.path)
+      .add("saved_world_size", meta.world_size)
+      .add("world_size", comm_->world_size());
+  metrics_.write(line);
+  if (comm_->is_root()) {
+    std::cout << "resumed from " << choice.path << " at step " << meta.step << " (global sample "
+              << meta.samples_consumed << ", epoch " << meta.epoch << ")";
+    if (meta.world_size != comm_->world_size())
+      std::cout << "; saved on " << meta.world_size << " rank(s), continuing on "
+                << comm_->world_size() << ": the sampler continues from the global sample position";
+    std::cout << std::endl;
+  }
+  return meta;
+}
+
+std::string Trainer::save_checkpoint(int64_t completed_steps, const std::string& reason) {
+  const auto start = Clock::now();
+  const auto& options = options_.checkpoint;
+  TORCH_CHECK(!options.dir.empty(), "trainer: save_checkpoint without checkpoint.dir");
+  CheckpointMeta meta;
+  meta.step = completed_steps;
+  meta.samples_consumed = completed_steps * options_.global_batch;
+  meta.global_batch = options_.global_batch;
+  meta.epoch = train_data_ ? meta.samples_consumed /
+                                 std::max<int64_t>(1, (train_data_->size() / options_.global_batch) *
+                                                          options_.global_batch)
+                           : 0;
+  meta.world_size = comm_->world_size();
+  meta.seed = options_.seed;
+  meta.reason = reason;
+  meta.config_ini = options.config_ini;
+  meta.token_schedule = options.token_schedule;
+  meta.lr_schedule = schedule_;
+  // Replicas are identical, so rank 0 writes alone; the others wait for its verdict, so a failed
+  // save ends every rank with the same error instead of leaving them in the next collective.
+  std::string path, error;
+  if (comm_->is_root()) {
+    try {
+      CheckpointDirectory directory(options.dir, options.keep);
+      SaveStageCallback on_stage;
+      if (options.on_stage)
+        on_stage = [&](SaveStage stage) { options.on_stage(completed_steps, stage); };
+      path = directory.save(*model_, optimizer_.get(), meta, on_stage);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  }
+  auto failed = torch::tensor({error.empty() ? 0.0 : 1.0}, torch::kFloat64);
+  comm_->all_reduce(failed, dist::ReduceOp::kMax);
+  if (failed.item<double>() > 0) {
+    TORCH_CHECK(false, "saving the checkpoint of step ", completed_steps, " in ", options.dir,
+                " failed", error.empty() ? " on rank 0" : ": " + error,
+                " (the previous checkpoint is intact)");
+  }
+  checkpoint_seconds_ += seconds_since(start);
+  ++checkpoints_written_;
+  JsonLine line;
+  line.add("event", "checkpoint")
+      .add("step", completed_steps)
+      .add("reason", reason)
+      .add("path", path)
+      .add("seconds", seconds_since(start));
+  metrics_.write(line);
+  return path;
+}
+
+TrainSummary Trainer::run() {
   TORCH_CHECK(train_data_, "trainer: no training data");
+  const int64_t start_step = start_step_;
+  const int64_t end_step =
+      options_.stop_at > 0 ? std::min(options_.stop_at, options_.steps) : options_.steps;
   data::LoaderOptions loader_options;
   loader_options.global_batch_size = options_.global_batch;
   loader_options.rank = comm_->rank();
@@ -190,10 +309,14 @@ TrainSummary Trainer::run(int64_t start_step) {
   const char* unit = text ? "tok/s" : "img/s";
   Progress progress(options_.steps, options_.log_every, options_.progress && comm_->is_root(),
                     options_.progress_live);
+  const auto& checkpointing = options_.checkpoint;
+  const bool checkpoints = !checkpointing.dir.empty();
   TrainSummary summary;
+  summary.last_step = start_step;
   double step_seconds = 0.0, comm_seconds = 0.0;
   const auto start = Clock::now();
-  for (int64_t step = start_step; step < options_.steps; ++step) {
+  auto last_save = Clock::now();
+  for (int64_t step = start_step; step < end_step; ++step) {
     const auto step_start = Clock::now();
     data::Batch batch = loader.next();
     StepResult r = train_step(batch, step);
@@ -207,6 +330,7 @@ TrainSummary Trainer::run(int64_t start_step) {
     summary.skipped_steps += r.skipped ? 1 : 0;
     summary.final_loss = r.loss;
     ++summary.steps;
+    summary.last_step = step + 1;
     const double lr = schedule_.at(step);
     if ((step + 1) % options_.log_every == 0 || step + 1 == options_.steps || r.skipped) {
       auto line = step_line(step, r, lr, static_cast<double>(options_.global_batch) / seconds);
@@ -241,6 +365,41 @@ TrainSummary Trainer::run(int64_t start_step) {
         text_line << "  accuracy " << 100.0 * eval.accuracy << "%";
       progress.message(text_line.str());
     }
+
+    // Lockstep: a stop signal on any rank, or rank 0's clock saying a timed save is due, reaches
+    // every rank through one all-reduce, so all ranks save and stop after the same step.
+    const int signal = pending_signal_ ? pending_signal_() : 0;
+    const bool time_due =
+        checkpoints && checkpointing.minutes > 0 && comm_->is_root() &&
+        std::chrono::duration<double>(Clock::now() - last_save).count() >=
+            checkpointing.minutes * 60.0;
+    auto decision = torch::tensor({static_cast<double>(signal), time_due ? 1.0 : 0.0},
+                                  torch::kFloat64);
+    comm_->all_reduce(decision, dist::ReduceOp::kMax);
+    summary.stop_signal = static_cast<int>(decision[0].item<double>());
+    const bool stop = summary.stop_signal != 0 || step + 1 == end_step;
+    std::string reason;
+    if (summary.stop_signal != 0)
+      reason = std::string("signal ") + (summary.stop_signal == SIGTERM   ? "SIGTERM"
+                                         : summary.stop_signal == SIGUSR1 ? "SIGUSR1"
+                                                                          : std::to_string(summary.stop_signal));
+    else if (last && checkpointing.at_end)
+      reason = "end";
+    else if (step + 1 == end_step)
+      reason = "stop_at";
+    else if (checkpointing.every > 0 && (step + 1) % checkpointing.every == 0)
+      reason = "interval";
+    else if (decision[1].item<double>() > 0)
+      reason = "time";
+    if (checkpoints && !reason.empty()) {
+      summary.last_checkpoint = save_checkpoint(step + 1, reason);
+      last_save = Clock::now();
+      progress.message("checkpoint " + summary.last_checkpoint + " (" + reason + ")");
+    }
+    if (stop) {
+      summary.stopped_early = !last;
+      break;
+    }
   }
   progress.finish();
   summary.train_seconds = step_seconds;
@@ -248,6 +407,8 @@ TrainSummary Trainer::run(int64_t start_step) {
       step_seconds > 0 ? static_cast<double>(summary.steps * options_.global_batch) / step_seconds
                        : 0;
   summary.comm_fraction = step_seconds > 0 ? comm_seconds / step_seconds : 0;
+  summary.checkpoint_seconds = checkpoint_seconds_;
+  summary.checkpoints_written = checkpoints_written_;
   return summary;
 }
 

@@ -4,11 +4,13 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "compression/schedule.h"
+#include "train/checkpoint.h"
 #include "data/batch.h"
 #include "data/dataset.h"
 #include "dist/communicator.h"
@@ -20,6 +22,19 @@
 #include "train/optimizer.h"
 
 namespace winnow::train {
+
+// When and where the trainer writes checkpoints (see train/checkpoint_directory.h).
+struct CheckpointOptions {
+  std::string dir;        // empty = no checkpoints
+  int64_t every = 500;    // steps between saves; 0 = no step interval
+  double minutes = 30.0;  // minutes between saves (rank 0's clock, decided in lockstep); 0 = off
+  int64_t keep = 3;       // newest step files kept; 0 = all
+  bool at_end = true;     // save after the last step
+  std::string config_ini;     // the effective configuration, stored in /meta
+  std::string token_schedule;  // the token-reduction schedule, described, stored in /schedule
+  // Fault injection (tests): called with the step being saved at each stage of a save.
+  std::function<void(int64_t step, SaveStage stage)> on_stage;
+};
 
 struct TrainerOptions {
   int64_t steps = 1000;        // optimizer steps
@@ -37,6 +52,8 @@ struct TrainerOptions {
   std::string run_dir;         // where metrics.jsonl goes; empty = no files
   bool progress = true;        // print progress (rank 0 only)
   bool progress_live = false;  // one line rewritten in place (a terminal) instead of plain lines
+  int64_t stop_at = 0;         // stop (and save) after this many completed steps; 0 = train.steps
+  CheckpointOptions checkpoint;
 
   void validate(int world_size) const;
 };
@@ -58,6 +75,12 @@ struct TrainSummary {
   double final_loss = 0.0;
   double comm_fraction = 0.0;  // share of step time inside gradient all-reduce
   EvalResult eval;
+  int64_t last_step = 0;         // steps completed when run() returned
+  int stop_signal = 0;           // the signal that stopped the run early (0 = none)
+  bool stopped_early = false;    // by a signal or train.stop_at, before train.steps
+  std::string last_checkpoint;   // path of the newest checkpoint written, if any
+  double checkpoint_seconds = 0.0;  // time spent saving checkpoints (rank 0's, all ranks wait)
+  int64_t checkpoints_written = 0;
 };
 
 class Trainer {
@@ -71,8 +94,23 @@ class Trainer {
     reduction_ = std::move(schedule);
   }
 
-  // Trains options.steps steps from `start_step`, evaluating every eval_every steps and at the end.
-  TrainSummary run(int64_t start_step = 0);
+  // Stop requests from outside (e.g. SIGTERM/SIGUSR1): returns the pending signal number or 0.
+  // Polled once per step on every rank; the decision is all-reduced, so all ranks stop together
+  // after the same step, save a checkpoint and return.
+  void set_stop_signal(std::function<int()> pending) { pending_signal_ = std::move(pending); }
+
+  // Restores model, optimizer and data position from a checkpoint file, or from the newest
+  // loadable one in a directory (see resolve_resume); run() then continues from its step.
+  // Collective: every rank loads, then the ranks check they agree. Returns the loaded meta.
+  CheckpointMeta resume(const std::string& file_or_dir);
+  int64_t start_step() const { return start_step_; }
+
+  // Trains until options.steps (or stop_at, or a stop signal), from step 0 or the resumed step,
+  // evaluating every eval_every steps and at the end, saving checkpoints as configured.
+  TrainSummary run();
+  // Writes a checkpoint of the state after `completed_steps` steps (rank 0 writes, all wait).
+  // Collective. Returns the file's path.
+  std::string save_checkpoint(int64_t completed_steps, const std::string& reason);
   // One optimizer step on this rank's slice of a global batch.
   StepResult train_step(const data::Batch& batch, int64_t step);
   EvalResult evaluate();
@@ -96,6 +134,10 @@ class Trainer {
   std::vector<torch::Tensor> parameters_;
   MetricsLog metrics_;
   std::shared_ptr<const compression::ReductionSchedule> reduction_;
+  std::function<int()> pending_signal_;
+  int64_t start_step_ = 0;
+  double checkpoint_seconds_ = 0.0;
+  int64_t checkpoints_written_ = 0;
 };
 
 }  // namespace winnow::train

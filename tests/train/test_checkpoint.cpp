@@ -1,0 +1,437 @@
+// Checkpoints: round trip of every part, validation errors (mismatched model, truncated and
+// corrupted files), the checkpoint folder (latest link, retention, stale temporaries, fallback),
+// and bit-exact resume of the trainer.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+
+#include "data/h5_file.h"
+#include "data/synthetic_dataset.h"
+#include "dist/communicator.h"
+#include "train/checkpoint.h"
+#include "train/checkpoint_directory.h"
+#include "train/model_weights.h"
+#include "train/optimizer.h"
+#include "train/trainer.h"
+#include "train/vit.h"
+
+using namespace winnow;
+using namespace winnow::train;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string fresh_dir(const std::string& name) {
+  const std::string dir = std::string(testing::TempDir()) + "/winnow_checkpoint_" + name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+std::shared_ptr<data::SyntheticImageDataset> images(int64_t n) {
+  data::SyntheticImageOptions o;
+  o.size = n;
+  o.height = o.width = 8;
+  o.num_classes = 4;
+  o.noise = 0.5;
+  return std::make_shared<data::SyntheticImageDataset>(o);
+}
+
+std::shared_ptr<VisionTransformerImpl> small_vit(int64_t depth = 2, int64_t dim = 32) {
+  VitOptions o;
+  o.image_height = o.image_width = 8;
+  o.patch = 2;
+  o.dim = dim;
+  o.depth = depth;
+  o.heads = 2;
+  o.num_classes = 4;
+  return std::make_shared<VisionTransformerImpl>(o);
+}
+
+TrainerOptions quick(int64_t steps) {
+  TrainerOptions t;
+  t.steps = steps;
+  t.global_batch = 16;
+  t.warmup_steps = std::min<int64_t>(2, steps);
+  t.log_every = 1;
+  t.progress = false;
+  t.prefetch = 0;
+  t.checkpoint.minutes = 0;
+  return t;
+}
+
+// A model with AdamW state after a few real steps.
+struct Trained {
+  std::shared_ptr<VisionTransformerImpl> model;
+  std::unique_ptr<Trainer> trainer;
+};
+Trained trained(int64_t steps, uint64_t init_seed = 0) {
+  torch::manual_seed(init_seed);
+  Trained t;
+  t.model = small_vit();
+  t.trainer = std::make_unique<Trainer>(t.model, images(256), nullptr,
+                                        dist::make_communicator("local"), quick(steps),
+                                        OptimizerOptions{});
+  t.trainer->run();
+  return t;
+}
+
+CheckpointMeta some_meta(int64_t step) {
+  CheckpointMeta meta;
+  meta.step = step;
+  meta.epoch = 1;
+  meta.samples_consumed = step * 16;
+  meta.global_batch = 16;
+  meta.world_size = 3;
+  meta.seed = 7;
+  meta.reason = "interval";
+  meta.config_ini = "[model]\ndim = 32\n";
+  meta.token_schedule = "dense";
+  meta.lr_schedule = LrSchedule{1e-3, 2, 10, 0.01};
+  return meta;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const c10::Error& e) {
+    return e.msg();
+  }
+  return "";
+}
+
+const torch::optim::AdamWParamState& state_of(torch::optim::AdamW& optimizer, const torch::Tensor& p) {
+#if TORCH_VERSION_MAJOR >= 2
+  return static_cast<const torch::optim::AdamWParamState&>(
+      *optimizer.state().at(p.unsafeGetTensorImpl()));
+#else
+  return static_cast<const torch::optim::AdamWParamState&>(
+      *optimizer.state().at(c10::guts::to_string(p.unsafeGetTensorImpl())));
+#endif
+}
+
+bool has_state(torch::optim::AdamW& optimizer, const torch::Tensor& p) {
+#if TORCH_VERSION_MAJOR >= 2
+  return optimizer.state().count(p.unsafeGetTensorImpl()) > 0;
+#else
+  return optimizer.state().count(c10::guts::to_string(p.unsafeGetTensorImpl())) > 0;
+#endif
+}
+
+// Asserts bitwise equality of parameters, buffers and AdamW state of two trainers.
+void expect_same_state(Trainer& a, Trainer& b) {
+  auto pa = a.model().named_parameters(), pb = b.model().named_parameters();
+  ASSERT_EQ(pa.size(), pb.size());
+  for (size_t i = 0; i < pa.size(); ++i) {
+    EXPECT_TRUE(torch::equal(pa[i].value(), pb[i].value())) << pa[i].key();
+    ASSERT_EQ(has_state(a.optimizer(), pa[i].value()), has_state(b.optimizer(), pb[i].value()));
+    if (!has_state(a.optimizer(), pa[i].value())) continue;
+    const auto& sa = state_of(a.optimizer(), pa[i].value());
+    const auto& sb = state_of(b.optimizer(), pb[i].value());
+    EXPECT_EQ(sa.step(), sb.step()) << pa[i].key();
+    EXPECT_TRUE(torch::equal(sa.exp_avg(), sb.exp_avg())) << pa[i].key();
+    EXPECT_TRUE(torch::equal(sa.exp_avg_sq(), sb.exp_avg_sq())) << pa[i].key();
+  }
+}
+
+}  // namespace
+
+TEST(Checkpoint, RoundTripRestoresModelOptimizerAndMeta) {
+  const std::string dir = fresh_dir("roundtrip");
+  auto source = trained(3, /*init_seed=*/1);
+  const std::string path = dir + "/c.h5";
+  write_checkpoint(path, *source.model, &source.trainer->optimizer(), some_meta(3));
+
+  auto target = trained(1, /*init_seed=*/2);  // different values and fewer Adam steps
+  const CheckpointMeta meta = read_checkpoint(path, *target.model, &target.trainer->optimizer());
+  expect_same_state(*source.trainer, *target.trainer);
+  for (size_t i = 0; i < source.model->buffers().size(); ++i)
+    EXPECT_TRUE(torch::equal(source.model->buffers()[i], target.model->buffers()[i]));
+  const auto& ga = source.trainer->optimizer().param_groups();
+  const auto& gb = target.trainer->optimizer().param_groups();
+  ASSERT_EQ(ga.size(), gb.size());
+  for (size_t g = 0; g < ga.size(); ++g) {
+    const auto& oa = static_cast<const torch::optim::AdamWOptions&>(ga[g].options());
+    const auto& ob = static_cast<const torch::optim::AdamWOptions&>(gb[g].options());
+    EXPECT_EQ(oa.weight_decay(), ob.weight_decay());
+    EXPECT_EQ(oa.eps(), ob.eps());
+    EXPECT_EQ(oa.lr(), ob.lr());
+  }
+  const CheckpointMeta expected = some_meta(3);
+  EXPECT_EQ(meta.step, 3);
+  EXPECT_EQ(meta.epoch, expected.epoch);
+  EXPECT_EQ(meta.samples_consumed, expected.samples_consumed);
+  EXPECT_EQ(meta.global_batch, 16);
+  EXPECT_EQ(meta.world_size, 3);
+  EXPECT_EQ(meta.seed, 7u);
+  EXPECT_EQ(meta.reason, "interval");
+  EXPECT_EQ(meta.config_ini, expected.config_ini);
+  EXPECT_EQ(meta.token_schedule, "dense");
+  EXPECT_EQ(meta.model_kind, "vit");
+  EXPECT_EQ(meta.lr_schedule.total_steps, 10);
+  EXPECT_EQ(meta.lr_schedule.warmup_steps, 2);
+  EXPECT_DOUBLE_EQ(meta.lr_schedule.peak_lr, 1e-3);
+  EXPECT_FALSE(meta.winnow_version.empty());
+
+  const auto summary = summarize_checkpoint(path, /*verify_checksums=*/true);
+  EXPECT_TRUE(summary.has_optimizer);
+  int64_t parameters = 0;
+  for (const auto& p : source.model->parameters()) parameters += p.numel();
+  EXPECT_EQ(summary.parameters, parameters);
+  EXPECT_EQ(summary.tensors.size(),
+            source.model->parameters().size() + source.model->buffers().size());
+}
+
+TEST(Checkpoint, WeightsFileIsACheckpointWithoutOptimizer) {
+  const std::string dir = fresh_dir("weights");
+  auto source = trained(2, 1);
+  save_model_weights(*source.model, dir + "/model.h5", "[model]\n");
+  auto target = small_vit();
+  load_model_weights(*target, dir + "/model.h5");
+  for (size_t i = 0; i < target->parameters().size(); ++i)
+    EXPECT_TRUE(torch::equal(target->parameters()[i], source.model->parameters()[i]));
+  EXPECT_FALSE(summarize_checkpoint(dir + "/model.h5", true).has_optimizer);
+  EXPECT_EQ(read_weights_config(dir + "/model.h5"), "[model]\n");
+}
+
+TEST(Checkpoint, MismatchedModelListsMissingUnexpectedAndMisshapedNames) {
+  const std::string dir = fresh_dir("mismatch");
+  auto source = small_vit(/*depth=*/2, /*dim=*/32);
+  write_checkpoint(dir + "/c.h5", *source, nullptr, some_meta(0));
+
+  auto deeper = small_vit(/*depth=*/3);
+  const auto before = deeper->parameters()[0].clone();
+  const std::string deeper_error =
+      error_of([&] { read_checkpoint(dir + "/c.h5", *deeper, nullptr); });
+  EXPECT_NE(deeper_error.find("does not fit the configured model"), std::string::npos)
+      << deeper_error;
+  EXPECT_NE(deeper_error.find("missing:\n    blocks.2."), std::string::npos) << deeper_error;
+  EXPECT_TRUE(torch::equal(before, deeper->parameters()[0])) << "nothing may change on error";
+
+  auto shallower = small_vit(/*depth=*/1);
+  const std::string shallow_error =
+      error_of([&] { read_checkpoint(dir + "/c.h5", *shallower, nullptr); });
+  EXPECT_NE(shallow_error.find("unexpected:\n    blocks.1."), std::string::npos) << shallow_error;
+
+  auto wider = small_vit(/*depth=*/2, /*dim=*/64);
+  const std::string wide_error = error_of([&] { read_checkpoint(dir + "/c.h5", *wider, nullptr); });
+  EXPECT_NE(wide_error.find("mis-shaped:\n    "), std::string::npos) << wide_error;
+  EXPECT_NE(wide_error.find("checkpoint [32"), std::string::npos) << wide_error;
+}
+
+TEST(Checkpoint, TruncatedFileIsRejectedNamingTheFile) {
+  const std::string dir = fresh_dir("truncated");
+  auto source = trained(2);
+  const std::string path = dir + "/c.h5";
+  write_checkpoint(path, *source.model, &source.trainer->optimizer(), some_meta(2));
+  for (const double fraction : {0.0, 0.1, 0.5, 0.9, 0.999}) {
+    const std::string cut = dir + "/cut.h5";
+    fs::copy_file(path, cut, fs::copy_options::overwrite_existing);
+    fs::resize_file(cut, static_cast<uintmax_t>(fraction * fs::file_size(path)));
+    auto target = small_vit();
+    const std::string error = error_of([&] { read_checkpoint(cut, *target, nullptr); });
+    EXPECT_NE(error.find(cut), std::string::npos) << "fraction " << fraction << ": " << error;
+  }
+}
+
+TEST(Checkpoint, CorruptedDatasetIsRejectedNamingFileAndDataset) {
+  const std::string dir = fresh_dir("corrupted");
+  auto source = trained(2);
+  const std::string path = dir + "/c.h5";
+  write_checkpoint(path, *source.model, &source.trainer->optimizer(), some_meta(2));
+  const std::string name = source.model->named_parameters()[3].key();
+  {  // silent corruption of one value behind the checksum's back
+    data::H5File file(path, data::H5File::Mode::kReadWrite);
+    torch::Tensor values = file.read_tensor("model/" + name);
+    values.view(-1)[0] += 1.0f;
+    file.write_rows("model/" + name, 0, values);
+    file.close();
+  }
+  auto target = small_vit();
+  const std::string error = error_of([&] { read_checkpoint(path, *target, nullptr); });
+  EXPECT_NE(error.find(path), std::string::npos) << error;
+  EXPECT_NE(error.find("/model/" + name), std::string::npos) << error;
+  EXPECT_NE(error.find("checksum"), std::string::npos) << error;
+}
+
+TEST(Checkpoint, FlippedBitsAnywhereNeverLoadSilently) {
+  const std::string dir = fresh_dir("bitflip");
+  auto source = trained(2);
+  const std::string path = dir + "/c.h5";
+  write_checkpoint(path, *source.model, &source.trainer->optimizer(), some_meta(2));
+  std::ifstream in(path, std::ios::binary);
+  const std::string original((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Flip one bit at positions spread over the file: each flip must be caught, or hit bytes HDF5
+  // never reads (padding), in which case the loaded state is exactly the saved one.
+  int rejected = 0;
+  const int trials = 24;
+  for (int t = 0; t < trials; ++t) {
+    std::string damaged = original;
+    const size_t at = (original.size() * (2 * t + 1)) / (2 * trials);
+    damaged[at] = static_cast<char>(damaged[at] ^ 0x10);
+    const std::string flipped = dir + "/flipped.h5";
+    std::ofstream(flipped, std::ios::binary | std::ios::trunc) << damaged;
+    auto target = trained(1, 3);
+    const std::string error =
+        error_of([&] { read_checkpoint(flipped, *target.model, &target.trainer->optimizer()); });
+    if (!error.empty()) {
+      ++rejected;
+      EXPECT_NE(error.find(flipped), std::string::npos) << error;
+    } else {
+      expect_same_state(*source.trainer, *target.trainer);
+    }
+  }
+  // In this tiny model HDF5's own structures and free space take much of the file; flips there
+  // are harmless (checked above). Flips in the data are caught.
+  EXPECT_GT(rejected, 0);
+}
+
+TEST(Checkpoint, NotHdf5AndMissingFilesGiveClearErrors) {
+  const std::string dir = fresh_dir("foreign");
+  std::ofstream(dir + "/text.h5") << "not an HDF5 file\n";
+  auto model = small_vit();
+  EXPECT_NE(error_of([&] { read_checkpoint(dir + "/text.h5", *model, nullptr); })
+                .find("is not a readable HDF5 file"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { read_checkpoint(dir + "/absent.h5", *model, nullptr); })
+                .find("does not exist"),
+            std::string::npos);
+}
+
+TEST(CheckpointDirectory, LatestLinkAndRetentionKeepExactlyTheNewest) {
+  const std::string dir = fresh_dir("retention");
+  auto model = small_vit();
+  CheckpointDirectory directory(dir, /*keep=*/2);
+  for (int64_t step : {1, 2, 3, 4, 5}) directory.save(*model, nullptr, some_meta(step));
+  EXPECT_EQ(directory.checkpoints(),
+            (std::vector<std::string>{directory.path_for(5), directory.path_for(4)}));
+  ASSERT_TRUE(directory.latest().has_value());
+  EXPECT_TRUE(fs::equivalent(*directory.latest(), directory.path_for(5)));
+  EXPECT_EQ(read_checkpoint_meta(dir + "/latest").step, 5);
+
+  const std::string all = fresh_dir("retention_all");
+  CheckpointDirectory keep_all(all, /*keep=*/0);
+  for (int64_t step : {1, 2, 3}) keep_all.save(*model, nullptr, some_meta(step));
+  EXPECT_EQ(keep_all.checkpoints().size(), 3u);
+}
+
+TEST(CheckpointDirectory, StaleTemporariesAreNeverCheckpointsAndAreRemoved) {
+  const std::string dir = fresh_dir("stale");
+  auto model = small_vit();
+  CheckpointDirectory directory(dir, 3);
+  directory.save(*model, nullptr, some_meta(1));
+  const std::string stale = directory.path_for(2) + ".tmp.12345";
+  std::ofstream(stale) << "half a checkpoint";
+  EXPECT_EQ(directory.checkpoints(), std::vector<std::string>{directory.path_for(1)});
+  directory.save(*model, nullptr, some_meta(3));
+  EXPECT_FALSE(fs::exists(stale));
+}
+
+TEST(CheckpointDirectory, ResumeFallsBackToTheNewestLoadableCheckpoint) {
+  const std::string dir = fresh_dir("fallback");
+  auto model = small_vit();
+  CheckpointDirectory directory(dir, 0);
+  directory.save(*model, nullptr, some_meta(4));
+  directory.save(*model, nullptr, some_meta(8));
+  fs::resize_file(directory.path_for(8), fs::file_size(directory.path_for(8)) / 2);
+
+  auto target = small_vit();
+  CheckpointMeta meta;
+  const auto choice = resolve_resume(
+      dir, [&](const std::string& path) { meta = read_checkpoint(path, *target, nullptr); });
+  EXPECT_EQ(choice.path, directory.path_for(4));
+  EXPECT_EQ(meta.step, 4);
+  ASSERT_EQ(choice.rejected.size(), 1u);
+  EXPECT_NE(choice.rejected[0].find(directory.path_for(8)), std::string::npos);
+  // A damaged file named explicitly is an error, not a fallback.
+  EXPECT_THROW(resolve_resume(directory.path_for(8),
+                              [&](const std::string& path) { read_checkpoint(path, *target, nullptr); }),
+               c10::Error);
+}
+
+// The llm.c standard: k steps, save, a new process state, resume, k more steps gives the same
+// bits as 2k uninterrupted steps (parameters, optimizer state, and the logged losses).
+TEST(Resume, KStepsSaveResumeKStepsIsBitIdenticalToTwoK) {
+  const int64_t k = 4;
+  auto comm = dist::make_communicator("local");
+  const auto run = [&](const std::string& name, int64_t stop_at, const std::string& resume) {
+    torch::manual_seed(resume.empty() ? 0 : 99);  // a resumed run must not depend on its init
+    auto options = quick(2 * k);
+    options.run_dir = fresh_dir(name);
+    options.checkpoint.dir = options.run_dir + "/checkpoints";
+    options.checkpoint.every = 0;
+    options.stop_at = stop_at;
+    if (!resume.empty()) {
+      fs::remove_all(options.run_dir);
+      fs::copy(resume, options.run_dir, fs::copy_options::recursive);
+    }
+    auto trainer = std::make_unique<Trainer>(small_vit(), images(256), nullptr, comm, options,
+                                             OptimizerOptions{});
+    if (!resume.empty()) trainer->resume(options.run_dir);
+    const auto summary = trainer->run();
+    return std::make_pair(std::move(trainer), summary);
+  };
+  auto [straight, straight_summary] = run("straight", 0, "");
+  auto [first, first_summary] = run("first_half", k, "");
+  EXPECT_TRUE(first_summary.stopped_early);
+  EXPECT_EQ(first_summary.last_step, k);
+  const std::string first_dir = std::string(testing::TempDir()) + "/winnow_checkpoint_first_half";
+  auto [resumed, resumed_summary] = run("resumed", 0, first_dir);
+  EXPECT_EQ(resumed->start_step(), k);
+  EXPECT_EQ(resumed_summary.steps, k);
+  expect_same_state(*straight, *resumed);
+
+  // The loss lines (everything but timings) agree step by step.
+  const auto losses = [](const std::string& dir) {
+    std::ifstream in(dir + "/metrics.jsonl");
+    std::vector<std::string> out;
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.find("\"event\":\"step\"") == std::string::npos) continue;
+      out.push_back(line.substr(0, line.find(",\"lr\"")));  // event, step, loss
+    }
+    return out;
+  };
+  const auto straight_losses = losses(std::string(testing::TempDir()) + "/winnow_checkpoint_straight");
+  const auto resumed_losses = losses(std::string(testing::TempDir()) + "/winnow_checkpoint_resumed");
+  ASSERT_EQ(straight_losses.size(), static_cast<size_t>(2 * k));
+  EXPECT_EQ(straight_losses, resumed_losses);
+}
+
+TEST(Resume, StopSignalSavesAfterTheCurrentStepAndStops) {
+  auto comm = dist::make_communicator("local");
+  auto options = quick(10);
+  options.run_dir = fresh_dir("signal");
+  options.checkpoint.dir = options.run_dir + "/checkpoints";
+  options.checkpoint.every = 0;
+  int polls = 0;
+  Trainer trainer(small_vit(), images(256), nullptr, comm, options, OptimizerOptions{});
+  trainer.set_stop_signal([&polls] { return ++polls >= 3 ? SIGUSR1 : 0; });
+  const auto summary = trainer.run();
+  EXPECT_TRUE(summary.stopped_early);
+  EXPECT_EQ(summary.stop_signal, SIGUSR1);
+  EXPECT_EQ(summary.last_step, 3);
+  const auto meta = read_checkpoint_meta(summary.last_checkpoint);
+  EXPECT_EQ(meta.step, 3);
+  EXPECT_EQ(meta.reason, "signal SIGUSR1");
+}
+
+TEST(Resume, IntervalCheckpointsFollowTheConfiguredSteps) {
+  auto comm = dist::make_communicator("local");
+  auto options = quick(7);
+  options.run_dir = fresh_dir("interval");
+  options.checkpoint.dir = options.run_dir + "/checkpoints";
+  options.checkpoint.every = 3;
+  options.checkpoint.keep = 0;
+  Trainer trainer(small_vit(), images(256), nullptr, comm, options, OptimizerOptions{});
+  const auto summary = trainer.run();
+  CheckpointDirectory directory(options.checkpoint.dir, 0);
+  EXPECT_EQ(directory.checkpoints(),
+            (std::vector<std::string>{directory.path_for(7), directory.path_for(6),
+                                      directory.path_for(3)}));
+  EXPECT_EQ(summary.checkpoints_written, 3);
+  EXPECT_EQ(read_checkpoint_meta(directory.path_for(7)).reason, "end");
+}
