@@ -38,7 +38,7 @@ TEST(NcclCommunicator, AllReduceEveryDtypeOpAndSize) {
                      torch::kLong, torch::kShort, torch::kByte}) {
     for (int64_t numel : {0, 1, 7919, 7000003}) {
       for (auto op : {ReduceOp::kSum, ReduceOp::kAvg, ReduceOp::kMax, ReduceOp::kMin}) {
-        if (op == ReduceOp::kAvg && !torch::isFloatingType(dtype)) continue;
+        if (op == ReduceOp::kAvg && !c10::isFloatingType(dtype)) continue;
         const torch::Tensor original =  // [numel], exact in every dtype
             torch::arange(numel, torch::kLong).remainder(50).to(dtype).to(device());
         torch::Tensor tensor = original.clone();
