@@ -5,6 +5,7 @@
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <memory>
 #include <vector>
 
@@ -111,6 +112,12 @@ void wait_for_requests(CollectiveWatchdog* watchdog, const CollectiveId& id,
   });
 }
 
+// Buffers of collectives abandoned during an exception (see ~MpiAllReduceWork); never freed.
+std::vector<torch::Tensor>& abandoned_buffers() {
+  static auto* buffers = new std::vector<torch::Tensor>();
+  return *buffers;
+}
+
 // An MPI_Iallreduce in flight (one request per piece of at most kMaxCount elements). It owns the
 // buffer MPI reduces into and, at completion, finishes kAvg and writes the result back into the
 // caller's tensor when the buffer is a contiguous or widened copy of it.
@@ -129,6 +136,13 @@ class MpiAllReduceWork final : public Work {
   // write into a freed buffer. No throwing from here; an error is already on its way elsewhere.
   ~MpiAllReduceWork() override {
     if (done_ || mpi_finalized()) return;
+    if (std::uncaught_exceptions() > 0) {
+      // Unwinding towards the CLI, which ends the job: waiting could block forever on a peer that
+      // never starts this collective, and the abort would never come. MPI may still write into
+      // the buffer, so it is kept alive instead of waited for.
+      abandoned_buffers().push_back(buffer_);
+      return;
+    }
     MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE);
   }
 

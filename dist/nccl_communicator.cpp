@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <thread>
 
 #include "dist/collective_checks.h"
@@ -70,6 +71,12 @@ int64_t payload_bytes(const torch::Tensor& tensor) {
   return tensor.numel() * static_cast<int64_t>(tensor.element_size());
 }
 
+// Buffers of collectives abandoned during an exception (see ~NcclWork); never freed.
+std::vector<torch::Tensor>& abandoned_buffers() {
+  static auto* buffers = new std::vector<torch::Tensor>();
+  return *buffers;
+}
+
 }  // namespace
 
 int cuda_device_count(std::string* why) {
@@ -91,6 +98,12 @@ class NcclCommunicator::NcclWork final : public Work {
       : owner_(owner), id_(id), event_(event), keep_alive_(std::move(keep_alive)) {}
 
   ~NcclWork() override {
+    if (!done_ && std::uncaught_exceptions() > 0) {
+      // Unwinding towards the CLI, which ends the job: do not wait for peers that may never
+      // come; the kernels may still use the buffers, so they are kept alive.
+      abandoned_buffers().push_back(keep_alive_);
+      done_ = true;
+    }
     if (!done_) {
       try {
         wait();

@@ -4,6 +4,9 @@
 //   fault_probe throw                      the last rank throws c10::Error 0.5 s after the others
 //                                          entered an all_reduce; main() catches it and does what
 //                                          the CLI's fail() does: print, Communicator::abort(1)
+//   fault_probe throw_pending              the last rank starts an all_reduce_async the others
+//                                          reach only after 20 s, and throws; unwinding must not
+//                                          wait for it, so main() aborts at once
 //   fault_probe late TIMEOUT SLEEP         every rank has a TIMEOUT-second collective watchdog;
 //                                          after three good all_reduces the last rank sleeps SLEEP
 //                                          seconds before the fourth
@@ -19,7 +22,9 @@
 namespace {
 
 int usage() {
-  std::fprintf(stderr, "usage: fault_probe abort | throw | late TIMEOUT_SECONDS SLEEP_SECONDS\n");
+  std::fprintf(stderr,
+               "usage: fault_probe abort | throw | throw_pending | late TIMEOUT_SECONDS "
+               "SLEEP_SECONDS\n");
   return 2;
 }
 
@@ -34,7 +39,9 @@ int main(int argc, char** argv) {
   using winnow::dist::CommunicatorOptions;
   if (argc < 2) return usage();
   const std::string mode = argv[1];
-  if (mode != "abort" && mode != "throw" && !(mode == "late" && argc == 4)) return usage();
+  if (mode != "abort" && mode != "throw" && mode != "throw_pending" &&
+      !(mode == "late" && argc == 4))
+    return usage();
 
   CommunicatorOptions options;
   if (mode == "late") options.collective_timeout_seconds = std::atof(argv[2]);
@@ -53,6 +60,19 @@ int main(int argc, char** argv) {
       torch::Tensor value = torch::ones({1});  // [1]
       if (misbehaves) fail_on_this_rank(rank);
       communicator->all_reduce(value);  // never completes on the other ranks
+    } catch (const c10::Error& error) {
+      std::fprintf(stderr, "\nwinnow (rank %d): error: %s\n", rank, error.msg().c_str());
+      communicator->abort(1);
+    }
+  } else if (mode == "throw_pending") {
+    torch::Tensor value = torch::ones({1});  // [1]
+    try {
+      if (misbehaves) {
+        auto pending = communicator->all_reduce_async(value);
+        TORCH_CHECK(false, "fault_probe: rank ", rank, " throws with an all_reduce pending");
+      }
+      std::this_thread::sleep_for(std::chrono::seconds(20));
+      communicator->all_reduce(value);
     } catch (const c10::Error& error) {
       std::fprintf(stderr, "\nwinnow (rank %d): error: %s\n", rank, error.msg().c_str());
       communicator->abort(1);
