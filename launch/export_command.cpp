@@ -56,10 +56,12 @@ int export_command(const Args& all_args) {
   const auto ours = train::model_state_dict(*stored.model);
   train::StateDict theirs;
   std::vector<std::string> notes;
+  const std::string kind = format == "torchvision-vit" ? "vit" : "gpt";
+  if (s.kind != kind)
+    throw ConfigError("--format " + format + ": expected a " + kind + " model, '" + input +
+                      "' holds a " + s.kind + " model");
   std::cout << "winnow export: " << input << " -> " << out << " (" << format << ")\n";
   if (format == "torchvision-vit") {
-    if (s.kind != "vit")
-      throw ConfigError("--format torchvision-vit: '" + input + "' holds a " + s.kind + " model");
     theirs = train::vit_to_torchvision(ours, s.depth);
     std::cout << "  build   torchvision.models.VisionTransformer(image_size=" << s.image_height
               << ", patch_size=" << s.patch << ", num_layers=" << s.depth
@@ -74,8 +76,6 @@ int export_command(const Args& all_args) {
                       "; pass norm_layer=partial(nn.LayerNorm, eps=" + std::to_string(s.norm_eps) +
                       ") to compute the same function");
   } else {
-    if (s.kind != "gpt")
-      throw ConfigError("--format nanogpt: '" + input + "' holds a " + s.kind + " model");
     train::NanoGptExportOptions o;
     o.bias = bias;
     o.causal_mask_buffers = mask_buffers;

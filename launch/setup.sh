@@ -13,6 +13,7 @@ packages=(
   libopenmpi-dev openmpi-bin             # multi-process training
   slurm-wlm munge                        # Slurm launch test: a private single-node cluster
   libgtest-dev libgmock-dev              # tests
+  python3-torch python3-torchvision python3-h5py  # PyTorch references: tests/interop, fixtures
   dataset-fashion-mnist fortunes         # the demo's image and text data
 )
 

@@ -195,6 +195,10 @@ class Unpickler {
       for (const auto& s : strides) stride.push_back(s.toInt());
       return Node::of(storage_tensor.as_strided(size, stride, offset));
     }
+    if (f == "torch.jit._pickle.restore_type_tag") {  // (container, "Dict[str, Tensor]")
+      TORCH_CHECK(!a.empty(), "torch file '", path_, "': ", f, " without arguments");
+      return a[0];
+    }
     if (f == "torch._utils._rebuild_parameter" ||
         f == "torch._utils._rebuild_parameter_with_state") {
       TORCH_CHECK(!a.empty(), "torch file '", path_, "': ", f, " without arguments");
