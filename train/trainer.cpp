@@ -105,12 +105,13 @@ StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
   TORCH_CHECK(global_count > 0, "train: the global batch at step ", step, " is empty");
 
   double loss_sum = 0.0, flops = 0.0;
-  bool finite = true;
+  bool finite = true, prepared_last = false;
   const int64_t local = batch.size();
   for (int64_t micro = 0; micro < options_.accumulation; ++micro) {
     const auto [begin, end] =
         rank_share(local, static_cast<int>(micro), static_cast<int>(options_.accumulation));
     if (end <= begin) continue;
+    const bool last_micro_batch = micro + 1 == options_.accumulation;
     ForwardContext context;
     context.step = step;
     context.seed = options_.seed;
@@ -133,8 +134,18 @@ StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
       result.tokens_per_layer.assign(output.tokens_per_layer.size(), 0);
     for (size_t i = 0; i < output.tokens_per_layer.size(); ++i)
       result.tokens_per_layer[i] += output.tokens_per_layer[i];
-    (loss / global_count).backward();
+    // The last micro-batch's backward starts each gradient bucket's all-reduce as it completes.
+    const torch::Tensor scaled = loss / global_count;  // []
+    grad_sync_->prepare_backward(last_micro_batch, scaled);
+    prepared_last = last_micro_batch;
+    scaled.backward();
   }
+  // Every rank finishes the gradient sync before any other collective, in lockstep; a rank with
+  // no sample in its last micro-batch still takes part in every bucket (with zeros).
+  if (!prepared_last) grad_sync_->prepare_backward(/*last_micro_batch=*/true);
+  const dist::GradSyncStats& sync = grad_sync_->finish();
+  result.comm_seconds = sync.exposed_seconds;
+  result.comm_collective_seconds = sync.collective_seconds;
 
   // Lockstep: every rank learns whether any rank saw a non-finite loss, and the global sums.
   auto stats = torch::tensor({loss_sum, finite ? 0.0 : 1.0, flops}, torch::kFloat64);
@@ -152,7 +163,6 @@ StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
   }
 
   if (!result.skipped) {
-    result.comm_seconds = grad_sync_->synchronize().communication_seconds;
     std::vector<torch::Tensor> with_grad;
     for (auto& p : parameters_)
       if (p.grad().defined()) with_grad.push_back(p);

@@ -64,7 +64,8 @@ struct StepResult {
   double forward_flops = 0.0;  // this rank's analytic forward FLOPs
   std::vector<int64_t> tokens_per_layer;
   double seconds = 0.0;
-  double comm_seconds = 0.0;
+  double comm_seconds = 0.0;             // blocked on gradient all-reduce (not hidden by backward)
+  double comm_collective_seconds = 0.0;  // gradient all-reduce in flight, hidden or not
 };
 
 struct TrainSummary {

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+
+#include "compression/random_criterion.h"
 #include "compression/schedule.h"
 #include "data/loader.h"
 #include "data/synthetic_dataset.h"
@@ -21,28 +24,32 @@ std::shared_ptr<dist::Communicator> world_ptr() {
   return {&dist::testing::world(), [](dist::Communicator*) {}};  // owned by the test main
 }
 
-// Trains `steps` steps of `model` with `comm`, each rank reading its slice of the global batch.
-void train_steps(const std::shared_ptr<TransformerModel>& model,
-                 const std::shared_ptr<data::Dataset>& data,
-                 const std::shared_ptr<dist::Communicator>& comm, int64_t global_batch,
-                 int64_t steps,
-                 const std::shared_ptr<const compression::ReductionSchedule>& reduction) {
+// Trains `steps` steps of `model` with `comm`, each rank reading its slice of the global batch
+// in `accumulation` micro-batches. Returns the trainer (its optimizer state is inspected).
+std::unique_ptr<Trainer> train_steps(
+    const std::shared_ptr<TransformerModel>& model, const std::shared_ptr<data::Dataset>& data,
+    const std::shared_ptr<dist::Communicator>& comm, int64_t global_batch, int64_t steps,
+    const std::shared_ptr<const compression::ReductionSchedule>& reduction,
+    int64_t accumulation = 1) {
   TrainerOptions t;
   t.steps = steps;
   t.global_batch = global_batch;
+  t.accumulation = accumulation;
   t.warmup_steps = 2;
   t.progress = false;
+  t.bucket_mb = 1;  // the tiny models fit one bucket anyway; the bucket tests are in tests/dist
   OptimizerOptions opt;
   opt.lr = 3e-3;
-  Trainer trainer(model, data, nullptr, comm, t, opt);
-  trainer.set_reduction(reduction);
+  auto trainer = std::make_unique<Trainer>(model, data, nullptr, comm, t, opt);
+  trainer->set_reduction(reduction);
   data::LoaderOptions lo;
   lo.global_batch_size = global_batch;
   lo.rank = comm->rank();
   lo.world_size = comm->world_size();
   lo.prefetch_depth = 0;
   data::Loader loader(data, lo);
-  for (int64_t step = 0; step < steps; ++step) trainer.train_step(loader.next(), step);
+  for (int64_t step = 0; step < steps; ++step) trainer->train_step(loader.next(), step);
+  return trainer;
 }
 
 void expect_same_parameters(const TransformerModel& distributed, const TransformerModel& single,
@@ -67,10 +74,12 @@ void expect_same_parameters(const TransformerModel& distributed, const Transform
 // shift-invariant) are rounding noise of ~1e-9 whose sum depends on how the batch is split, and
 // Adam's normalisation turns that noise into lr-sized steps. In float64 the noise (~1e-17) sits
 // far below Adam's eps and the comparison measures the distributed algorithm, not rounding.
+// Returns the model trained on the world communicator (the one on this rank).
 template <typename MakeModel>
-void check_rank_invariance(
+auto check_rank_invariance(
     MakeModel make_model_float32, const std::shared_ptr<data::Dataset>& data, int64_t global_batch,
-    std::shared_ptr<const compression::ReductionSchedule> reduction = nullptr) {
+    std::shared_ptr<const compression::ReductionSchedule> reduction = nullptr,
+    int64_t accumulation = 1) {
   auto make_model = [&] {
     auto model = make_model_float32();
     model->to(torch::kFloat64);
@@ -79,14 +88,16 @@ void check_rank_invariance(
   auto comm = world_ptr();
   torch::manual_seed(11);
   auto distributed = make_model();
-  train_steps(distributed, data, comm, global_batch, 5, reduction);
+  train_steps(distributed, data, comm, global_batch, 5, reduction, accumulation);
 
   torch::manual_seed(11);
   auto single = make_model();
-  train_steps(single, data, dist::make_communicator("local"), global_batch, 5, reduction);
+  train_steps(single, data, dist::make_communicator("local"), global_batch, 5, reduction,
+              accumulation);
   torch::manual_seed(11);
   auto initial = make_model();
   expect_same_parameters(*distributed, *single, *initial);
+  return distributed;
 }
 
 std::shared_ptr<const compression::ReductionSchedule> reduction(const std::string& criterion,
@@ -100,7 +111,7 @@ std::shared_ptr<const compression::ReductionSchedule> reduction(const std::strin
   return std::make_shared<compression::ReductionSchedule>(c, depth, grid, grid);
 }
 
-std::shared_ptr<VisionTransformerImpl> tiny_vit() {
+VitOptions tiny_vit_options() {
   VitOptions v;
   v.image_height = v.image_width = 8;
   v.patch = 2;
@@ -108,7 +119,11 @@ std::shared_ptr<VisionTransformerImpl> tiny_vit() {
   v.depth = 2;
   v.heads = 2;
   v.num_classes = 4;
-  return std::make_shared<VisionTransformerImpl>(v);
+  return v;
+}
+
+std::shared_ptr<VisionTransformerImpl> tiny_vit() {
+  return std::make_shared<VisionTransformerImpl>(tiny_vit_options());
 }
 
 std::shared_ptr<data::Dataset> tiny_images() {
@@ -155,4 +170,147 @@ TEST(RankInvariance, AttentionPruningMatchesOneProcess) {
 
 TEST(RankInvariance, RandomRoutingMatchesOneProcess) {
   check_rank_invariance(tiny_vit, tiny_images(), 20, reduction("random", "route", 2, 4));
+}
+
+namespace {
+
+// Skips the whole block for the samples `runs` marks false (a rank-divergent layer skip). A batch
+// in which no sample runs the layer never calls the block, so its parameters get no gradient.
+class LayerSkipHook : public BlockHook {
+ public:
+  explicit LayerSkipHook(torch::Tensor runs) : runs_(std::move(runs)) {}  // [B] bool
+
+  void around_block(compression::TokenState& state,
+                    const std::function<void(compression::TokenState&)>& block) override {
+    const torch::Tensor rows = runs_.nonzero().squeeze(1);  // [R] int64
+    if (rows.numel() == 0) return;
+    compression::TokenState running = state;
+    for (torch::Tensor* field : {&running.x, &running.size, &running.pos, &running.keep}) {
+      if (field->defined()) *field = field->index_select(0, rows);
+    }
+    block(running);
+    state.x = state.x.index_copy(0, rows, running.x);  // [B, N, C]
+  }
+
+ private:
+  torch::Tensor runs_;
+};
+
+// A ViT whose layer `l` runs for sample s at step t when a keyed uniform draw of
+// (seed, t, l, s) is below run_probability[l]: a property of the sample, not of the rank holding
+// it, so one process with the whole batch skips exactly what the ranks skip together.
+// samples_running() records, per forward call, how many samples ran each layer.
+class LayerSkippingVit : public VisionTransformerImpl {
+ public:
+  LayerSkippingVit(const VitOptions& options, std::vector<double> run_probability)
+      : VisionTransformerImpl(options), run_probability_(std::move(run_probability)) {}
+
+  ModelOutput forward(const torch::Tensor& images, const ForwardContext& context) override {
+    const int64_t batch = images.size(0);
+    const torch::Tensor first_position = torch::zeros({batch, 1}, torch::kLong);  // [B, 1]
+    std::vector<std::unique_ptr<LayerSkipHook>> hooks;
+    std::vector<int64_t> running;
+    for (int64_t layer = 0; layer < options.depth; ++layer) {
+      const torch::Tensor draw = compression::keyed_uniform_scores(  // [B, 1]
+          context.seed, context.step, layer, context.sample_ids, first_position);
+      const torch::Tensor runs = draw.squeeze(1) < run_probability_[static_cast<size_t>(layer)];
+      running.push_back(runs.sum().item<int64_t>());
+      hooks.push_back(std::make_unique<LayerSkipHook>(runs));
+    }
+    samples_running_.push_back(running);
+    ForwardContext skipping = context;
+    skipping.hook_for = [&hooks](int64_t layer) { return hooks[static_cast<size_t>(layer)].get(); };
+    return VisionTransformerImpl::forward(images, skipping);
+  }
+
+  const std::vector<std::vector<int64_t>>& samples_running() const { return samples_running_; }
+
+ private:
+  std::vector<double> run_probability_;
+  std::vector<std::vector<int64_t>> samples_running_;  // [forward call][layer]
+};
+
+// Layer 0 always runs; layer 1 for about one sample in six, so a rank with a few samples often
+// has none running it while another rank has some.
+std::shared_ptr<LayerSkippingVit> tiny_skipping_vit() {
+  return std::make_shared<LayerSkippingVit>(tiny_vit_options(), std::vector<double>{1.0, 0.16});
+}
+
+// Per forward call, whether some rank ran layer 1 on none of its samples while another ran it on
+// some: [forward calls] of (min over ranks == 0 and max > 0). Collective.
+std::vector<bool> layer_one_divergence(const LayerSkippingVit& model) {
+  std::vector<int64_t> counts;
+  for (const auto& running : model.samples_running()) counts.push_back(running[1]);
+  const torch::Tensor mine = torch::tensor(counts);                    // [calls]
+  const torch::Tensor all = dist::testing::world().all_gather(mine);  // [world, calls]
+  const torch::Tensor divergent =
+      all.amin(0).eq(0).logical_and(all.amax(0).gt(0));  // [calls]
+  return std::vector<bool>(divergent.data_ptr<bool>(),
+                           divergent.data_ptr<bool>() + divergent.numel());
+}
+
+}  // namespace
+
+// Rank-divergent graphs: layer 1's parameters have a gradient on some ranks and none on others
+// (zero-filled there), yet every rank steps them identically to one process on the whole batch.
+TEST(RankInvariance, LayerSkippingMatchesOneProcess) {
+  auto distributed = check_rank_invariance(tiny_skipping_vit, tiny_images(), 20);
+  if (dist::testing::world().world_size() == 1) return;  // divergence needs two ranks
+  const std::vector<bool> divergent = layer_one_divergence(*distributed);
+  EXPECT_NE(std::find(divergent.begin(), divergent.end(), true), divergent.end())
+      << "no step had a rank without layer 1 while another rank ran it: the test covers nothing";
+}
+
+// With two micro-batches, some rank runs layer 1 in its first micro-batch and not in its last:
+// its gradient from the first must still be synchronised (pytorch/pytorch#69031).
+TEST(RankInvariance, LayerSkippingWithAccumulationMatchesOneProcess) {
+  auto distributed = check_rank_invariance(tiny_skipping_vit, tiny_images(), 24, nullptr,
+                                           /*accumulation=*/2);
+  const auto& calls = distributed->samples_running();  // [step * 2 + micro][layer]
+  ASSERT_EQ(calls.size(), 10u);
+  int64_t only_first = 0;
+  for (size_t step = 0; step < 5; ++step) {
+    only_first += calls[2 * step][1] > 0 && calls[2 * step + 1][1] == 0;
+  }
+  torch::Tensor any = torch::tensor({only_first});
+  dist::testing::world().all_reduce(any, dist::ReduceOp::kSum);
+  EXPECT_GT(any.item<int64_t>(), 0) << "no rank ran layer 1 only in its first micro-batch";
+}
+
+namespace {
+
+// A ViT with one more registered matrix that forward never uses (a scorer whose method is off):
+// weight decay would shrink it if it ever got a gradient, even a zero one.
+class VitWithUnusedParameter : public VisionTransformerImpl {
+ public:
+  VitWithUnusedParameter() : VisionTransformerImpl(tiny_vit_options()) {
+    unused = register_parameter("unused_scorer", torch::randn({4, 16}));
+  }
+  torch::Tensor unused;
+};
+
+std::string optimizer_state_key(const torch::Tensor& parameter) {
+  return c10::guts::to_string(parameter.unsafeGetTensorImpl());  // how LibTorch keys the state
+}
+
+}  // namespace
+
+TEST(RankInvariance, ParameterUnusedOnEveryRankKeepsItsValueAndHasNoOptimizerState) {
+  auto make = [] { return std::make_shared<VitWithUnusedParameter>(); };
+  auto distributed = check_rank_invariance(make, tiny_images(), 20);
+  torch::manual_seed(11);
+  auto initial = make();
+  initial->to(torch::kFloat64);
+  EXPECT_TRUE(torch::equal(distributed->unused, initial->unused));
+  EXPECT_FALSE(distributed->unused.grad().defined());
+
+  // The same through a trainer whose optimizer state we can see.
+  torch::manual_seed(11);
+  auto model = make();
+  model->to(torch::kFloat64);
+  const auto trainer = train_steps(model, tiny_images(), world_ptr(), 20, 3, nullptr);
+  const auto& state = trainer->optimizer().state();
+  EXPECT_EQ(state.count(optimizer_state_key(model->unused)), 0u);
+  EXPECT_EQ(state.count(optimizer_state_key(model->head->weight)), 1u);  // the check can fail
+  EXPECT_TRUE(torch::equal(model->unused, initial->unused));
 }
