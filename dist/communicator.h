@@ -26,7 +26,8 @@ struct CommunicatorOptions {
 // A collective started by an *_async call. wait() returns when the result is in the tensor that
 // was passed (for GPU backends: ordered on the current stream), applying the same timeout as the
 // blocking call. A Work must be waited for before its communicator is destroyed; destroying an
-// unwaited Work waits for it.
+// unwaited Work waits for it, except while an exception unwinds: then it keeps the buffers alive
+// and returns at once, so the error reaches the CLI, which ends the job.
 class Work {
  public:
   virtual ~Work() = default;
