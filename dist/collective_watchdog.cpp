@@ -175,8 +175,8 @@ void CollectiveWatchdog::send(int peer, int tag, const Message& message) {
   });
   PendingSend& pending = pending_sends_.emplace_back();
   pending.message = message;
-  WINNOW_MPI_CHECK(MPI_Isend(pending.message.data(), 4, MPI_INT64_T, peer, tag, side_comm_,
-                             &pending.request));
+  WINNOW_MPI_CHECK(
+      MPI_Isend(pending.message.data(), 4, MPI_INT64_T, peer, tag, side_comm_, &pending.request));
 }
 
 void CollectiveWatchdog::answer_queries() {

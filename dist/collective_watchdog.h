@@ -13,7 +13,12 @@
 
 namespace winnow::dist {
 
-enum class CollectiveKind : int64_t { kAllReduce = 0, kBroadcast = 1, kAllGather = 2, kBarrier = 3 };
+enum class CollectiveKind : int64_t {
+  kAllReduce = 0,
+  kBroadcast = 1,
+  kAllGather = 2,
+  kBarrier = 3
+};
 
 // "all_reduce", "broadcast", "all_gather", "barrier".
 const char* collective_kind_name(CollectiveKind kind);
@@ -107,7 +112,7 @@ class CollectiveWatchdog {
   double timeout_seconds_;
   int64_t started_ = 0;
   CollectiveId waiting_;
-  int asked_by_ = -1;  // the peer whose timeout report asked us, if any
+  int asked_by_ = -1;                     // the peer whose timeout report asked us, if any
   std::list<PendingSend> pending_sends_;  // stable addresses while MPI owns the buffers
 };
 

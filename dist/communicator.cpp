@@ -69,7 +69,7 @@ bool nccl_backend_built() {
 }
 
 std::shared_ptr<Communicator> make_communicator(const std::string& backend,
-                                               const CommunicatorOptions& options) {
+                                                const CommunicatorOptions& options) {
   TORCH_CHECK(options.collective_timeout_seconds >= 0,
               "communicator: expected collective_timeout_seconds >= 0 (0 = no timeout), got ",
               options.collective_timeout_seconds);

@@ -84,7 +84,7 @@ class Communicator {
 // started_by_mpi_launcher() in dist/launch_environment.h).
 // Unknown names throw with the list of known backends.
 std::shared_ptr<Communicator> make_communicator(const std::string& backend,
-                                               const CommunicatorOptions& options = {});
+                                                const CommunicatorOptions& options = {});
 std::vector<std::string> known_backends();
 // Whether this build contains the nccl backend (CUDA toolkit and NCCL found at configure time).
 bool nccl_backend_built();

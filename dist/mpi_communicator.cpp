@@ -253,8 +253,8 @@ std::unique_ptr<Work> MpiCommunicator::all_reduce_async(torch::Tensor& tensor, R
                                     reduce, comm_, &requests.back()));
   }
   return std::make_unique<MpiAllReduceWork>(tensor, std::move(buffer), std::move(requests),
-                                            op == ReduceOp::kAvg ? world_size_ : 1,
-                                            watchdog_.get(), id);
+                                            op == ReduceOp::kAvg ? world_size_ : 1, watchdog_.get(),
+                                            id);
 }
 
 void MpiCommunicator::broadcast(torch::Tensor& tensor, int root) {
@@ -302,8 +302,9 @@ torch::Tensor MpiCommunicator::all_gather(const torch::Tensor& tensor) {
 void MpiCommunicator::barrier() {
   int is_main = 0;
   WINNOW_MPI_CHECK(MPI_Is_thread_main(&is_main));
-  TORCH_CHECK(is_main, "mpi barrier: expected a call from the thread that initialised MPI "
-                       "(MPI_THREAD_FUNNELED), got a call from another thread");
+  TORCH_CHECK(is_main,
+              "mpi barrier: expected a call from the thread that initialised MPI "
+              "(MPI_THREAD_FUNNELED), got a call from another thread");
   const CollectiveId id = begin_collective(CollectiveKind::kBarrier, 0);
   std::vector<MPI_Request> requests{MPI_REQUEST_NULL};
   WINNOW_MPI_CHECK(MPI_Ibarrier(comm_, &requests.front()));

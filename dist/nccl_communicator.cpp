@@ -181,8 +181,8 @@ void NcclCommunicator::nccl_check(int result, const char* call, const char* file
 }
 
 void NcclCommunicator::check_tensor(const torch::Tensor& tensor, const char* what) const {
-  TORCH_CHECK(tensor.device().is_cuda() && tensor.device().index() == device_index_, "nccl ",
-              what, ": expected a tensor on cuda:", device_index_, " (this rank's device), got one on ",
+  TORCH_CHECK(tensor.device().is_cuda() && tensor.device().index() == device_index_, "nccl ", what,
+              ": expected a tensor on cuda:", device_index_, " (this rank's device), got one on ",
               tensor.device(), "; use the mpi backend for CPU tensors");
   TORCH_CHECK(!comm_aborted_, "nccl ", what,
               ": the NCCL communicator was aborted after an earlier error; no more collectives");
@@ -198,8 +198,8 @@ CUstream_st* NcclCommunicator::stream_of(const torch::Tensor& tensor) const {
 }
 
 std::unique_ptr<NcclCommunicator::NcclWork> NcclCommunicator::enqueued(const CollectiveId& id,
-                                                                        cudaStream_t stream,
-                                                                        torch::Tensor keep_alive) {
+                                                                       cudaStream_t stream,
+                                                                       torch::Tensor keep_alive) {
   cudaEvent_t event = nullptr;
   WINNOW_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
   const cudaError_t recorded = cudaEventRecord(event, stream);
@@ -234,17 +234,18 @@ std::unique_ptr<Work> NcclCommunicator::all_reduce_async(torch::Tensor& tensor, 
   if (tensor.numel() == 0) return std::make_unique<CompletedWork>();
 
   // [*shape] what NCCL reduces: the tensor itself when contiguous and of an NCCL dtype.
-  torch::Tensor buffer = tensor.scalar_type() == torch::kShort ? tensor.to(torch::kInt)
-                                                               : tensor.contiguous();
+  torch::Tensor buffer =
+      tensor.scalar_type() == torch::kShort ? tensor.to(torch::kInt) : tensor.contiguous();
   const bool write_back = !buffer.is_same(tensor);
   torch::Tensor reduced = buffer.scalar_type() == torch::kBool ? buffer.view(torch::kByte) : buffer;
   CollectiveWatchdog* watchdog = bootstrap_->watchdog();
-  const CollectiveId id = watchdog ? watchdog->begin(CollectiveKind::kAllReduce, payload_bytes(tensor))
-                                   : CollectiveId{};
+  const CollectiveId id = watchdog
+                              ? watchdog->begin(CollectiveKind::kAllReduce, payload_bytes(tensor))
+                              : CollectiveId{};
   const cudaStream_t stream = stream_of(tensor);
-  WINNOW_NCCL_CHECK(ncclAllReduce(reduced.data_ptr(), reduced.data_ptr(),
-                                  static_cast<size_t>(reduced.numel()),
-                                  nccl_datatype(reduced.scalar_type()), nccl_op(op), comm_, stream));
+  WINNOW_NCCL_CHECK(
+      ncclAllReduce(reduced.data_ptr(), reduced.data_ptr(), static_cast<size_t>(reduced.numel()),
+                    nccl_datatype(reduced.scalar_type()), nccl_op(op), comm_, stream));
   if (write_back) tensor.copy_(buffer);  // stream-ordered after the reduction
   return enqueued(id, stream, buffer);
 }
@@ -261,8 +262,9 @@ void NcclCommunicator::broadcast(torch::Tensor& tensor, int root) {
 
   torch::Tensor buffer = tensor.contiguous();  // [*shape]
   CollectiveWatchdog* watchdog = bootstrap_->watchdog();
-  const CollectiveId id = watchdog ? watchdog->begin(CollectiveKind::kBroadcast, payload_bytes(tensor))
-                                   : CollectiveId{};
+  const CollectiveId id = watchdog
+                              ? watchdog->begin(CollectiveKind::kBroadcast, payload_bytes(tensor))
+                              : CollectiveId{};
   const cudaStream_t stream = stream_of(tensor);
   WINNOW_NCCL_CHECK(ncclBroadcast(buffer.data_ptr(), buffer.data_ptr(),
                                   static_cast<size_t>(payload_bytes(buffer)), ncclUint8, root,
@@ -281,8 +283,8 @@ torch::Tensor NcclCommunicator::all_gather(const torch::Tensor& tensor) {
 
   const torch::Tensor input = tensor.contiguous();  // [*shape]
   CollectiveWatchdog* watchdog = bootstrap_->watchdog();
-  const CollectiveId id = watchdog ? watchdog->begin(CollectiveKind::kAllGather, payload_bytes(input))
-                                   : CollectiveId{};
+  const CollectiveId id =
+      watchdog ? watchdog->begin(CollectiveKind::kAllGather, payload_bytes(input)) : CollectiveId{};
   const cudaStream_t stream = stream_of(tensor);
   WINNOW_NCCL_CHECK(ncclAllGather(input.data_ptr(), gathered.data_ptr(),
                                   static_cast<size_t>(payload_bytes(input)), ncclUint8, comm_,

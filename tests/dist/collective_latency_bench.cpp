@@ -66,8 +66,8 @@ int main(int argc, char** argv) {
                     comm);
       if (!buffer.is_same(tensor)) tensor.copy_(buffer);
     });
-    const double off = best_microseconds(
-        comm, n, [&] { plain.all_reduce(tensor, winnow::dist::ReduceOp::kMax); });
+    const double off =
+        best_microseconds(comm, n, [&] { plain.all_reduce(tensor, winnow::dist::ReduceOp::kMax); });
     const double on = best_microseconds(
         comm, n, [&] { watched.all_reduce(tensor, winnow::dist::ReduceOp::kMax); });
     if (watched.is_root()) {

@@ -40,8 +40,7 @@ TEST(CollectiveWatchdog, ReportNamesCollectiveWaitAndMissingRanks) {
   EXPECT_NE(report.find("#7 all_reduce (4 bytes) has waited 2.0 s (timeout 2.0 s)"),
             std::string::npos)
       << report;
-  EXPECT_NE(report.find("ranks that have not reached it: 2 (1 of 3)"), std::string::npos)
-      << report;
+  EXPECT_NE(report.find("ranks that have not reached it: 2 (1 of 3)"), std::string::npos) << report;
   EXPECT_NE(report.find("rank 1: waiting in #7 all_reduce (4 bytes)"), std::string::npos) << report;
   EXPECT_NE(report.find("rank 2: no answer"), std::string::npos) << report;
   EXPECT_NE(report.find("exit code 62"), std::string::npos) << report;

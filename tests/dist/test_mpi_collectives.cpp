@@ -150,9 +150,8 @@ TEST(MpiCommunicator, AsyncAllReduceEverySizeWaitedOutOfOrder) {
   half_work->wait();
   half_work->wait();  // a second wait is a no-op
   for (size_t i = 0; i < sizes.size(); ++i) {
-    EXPECT_TRUE(torch::equal(tensors[i],
-                             expected_reduction(world_size, sizes[i], 1000, ReduceOp::kSum,
-                                                torch::kFloat)))
+    EXPECT_TRUE(torch::equal(
+        tensors[i], expected_reduction(world_size, sizes[i], 1000, ReduceOp::kSum, torch::kFloat)))
         << "numel " << sizes[i];
   }
   EXPECT_TRUE(torch::equal(

@@ -13,9 +13,9 @@ std::shared_ptr<NcclCommunicator> communicator() {
   return shared;
 }
 
-#define SKIP_WITHOUT_GPU()                                                        \
-  do {                                                                            \
-    std::string why;                                                              \
+#define SKIP_WITHOUT_GPU()                                                       \
+  do {                                                                           \
+    std::string why;                                                             \
     if (cuda_device_count(&why) == 0) GTEST_SKIP() << "no CUDA device: " << why; \
   } while (false)
 

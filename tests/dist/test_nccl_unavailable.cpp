@@ -44,7 +44,8 @@ TEST(NcclBackend, ReportsWhyItCannotStart) {
   EXPECT_EQ(nccl_backend_built(), WINNOW_HAVE_NCCL != 0);
   const std::string message = error_of([] { make_communicator("nccl"); });
   EXPECT_NE(message.find(expected_words()), std::string::npos) << message;
-  EXPECT_NE(message.find("mpi"), std::string::npos) << "should point at the CPU backend: " << message;
+  EXPECT_NE(message.find("mpi"), std::string::npos)
+      << "should point at the CPU backend: " << message;
 }
 
 TEST(NcclBackend, AutoForACudaDevicePicksNccl) {
