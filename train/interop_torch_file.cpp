@@ -7,6 +7,7 @@
 #include <caffe2/serialize/inline_container.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -335,6 +336,78 @@ bool is_zip(const std::string& path) {
   return in.gcount() == 4 && std::memcmp(magic, "PK\x03\x04", 4) == 0;
 }
 
+const char* storage_class(c10::ScalarType dtype) {
+  switch (dtype) {
+    case torch::kFloat32: return "FloatStorage";
+    case torch::kFloat64: return "DoubleStorage";
+    case torch::kFloat16: return "HalfStorage";
+    case torch::kBFloat16: return "BFloat16Storage";
+    case torch::kInt64: return "LongStorage";
+    case torch::kInt32: return "IntStorage";
+    case torch::kInt16: return "ShortStorage";
+    case torch::kInt8: return "CharStorage";
+    case torch::kUInt8: return "ByteStorage";
+    case torch::kBool: return "BoolStorage";
+    default: break;
+  }
+  TORCH_CHECK(false, "torch file: cannot write tensors of type ", dtype);
+}
+
+// Writes the pickle of a dict of tensors as torch.save does (protocol 2, tensors rebuilt by
+// torch._utils._rebuild_tensor_v2 from storages named by persistent ids), so that torch.load
+// reads it also with weights_only=True (the default from PyTorch 2.6), which refuses the
+// torch.jit._pickle.restore_type_tag that torch::pickle_save adds.
+class StateDictPickler {
+ public:
+  void dict(const StateDict& state) {
+    op(0x80), op(2);  // PROTO 2
+    op('}');          // EMPTY_DICT
+    op('(');          // MARK
+    for (size_t i = 0; i < state.size(); ++i) {
+      text(state[i].first);
+      tensor(state[i].second, std::to_string(i));
+    }
+    op('u'), op('.');  // SETITEMS, STOP
+  }
+  const std::string& bytes() const { return out_; }
+
+ private:
+  void op(int code) { out_.push_back(static_cast<char>(code)); }
+  void le(uint64_t value, int bytes) {
+    for (int i = 0; i < bytes; ++i) out_.push_back(static_cast<char>((value >> (8 * i)) & 0xff));
+  }
+  void text(const std::string& s) { op('X'), le(s.size(), 4), out_ += s; }  // BINUNICODE
+  void integer(int64_t v) {
+    if (v >= INT32_MIN && v <= INT32_MAX) {
+      op('J'), le(static_cast<uint64_t>(static_cast<int32_t>(v)) & 0xffffffffULL, 4);  // BININT
+    } else {
+      op(0x8a), op(8), le(static_cast<uint64_t>(v), 8);  // LONG1
+    }
+  }
+  void global(const std::string& module, const std::string& name) {
+    op('c'), out_ += module + "\n" + name + "\n";
+  }
+  void int_tuple(c10::IntArrayRef values) {
+    op('(');
+    for (auto v : values) integer(v);
+    op('t');
+  }
+  void tensor(const torch::Tensor& t, const std::string& key) {  // t contiguous, on the CPU
+    global("torch._utils", "_rebuild_tensor_v2");
+    op('(');
+    op('('), text("storage"), global("torch", storage_class(t.scalar_type())), text(key),
+        text("cpu"), integer(t.numel()), op('t'), op('Q');  // persistent id, BINPERSID
+    integer(0);                                            // storage offset
+    int_tuple(t.sizes());
+    int_tuple(t.strides());
+    op(0x89);                                                      // requires_grad False
+    global("collections", "OrderedDict"), op(')'), op('R');       // backward hooks
+    op('t'), op('R');
+  }
+
+  std::string out_;
+};
+
 std::string strip_prefixes(std::string name) {
   for (const std::string prefix : {"_orig_mod.", "module."})
     if (name.rfind(prefix, 0) == 0) name = name.substr(prefix.size());
@@ -371,17 +444,30 @@ StateDict state_dict_of(const c10::IValue& contents, const std::string& path) {
 }
 
 void write_torch_state_dict(const StateDict& state, const std::string& path) {
-  c10::Dict<std::string, torch::Tensor> dict;
+  StateDict cpu;
+  std::unordered_map<std::string, bool> seen;
   for (const auto& [name, tensor] : state) {
-    TORCH_CHECK(!dict.contains(name), "state dict: the name ", name, " appears twice");
-    dict.insert(name, tensor.detach().to(torch::kCPU).contiguous());
+    TORCH_CHECK(!seen[name], "state dict: the name ", name, " appears twice");
+    seen[name] = true;
+    cpu.emplace_back(name, tensor.detach().to(torch::kCPU).contiguous());
   }
-  const std::vector<char> bytes = torch::pickle_save(dict);
+  StateDictPickler pickler;
+  pickler.dict(cpu);
   const std::string temporary = path + ".tmp." + std::to_string(::getpid());
   {
     std::ofstream out(temporary, std::ios::binary);
     TORCH_CHECK(out, "cannot write '", temporary, "'");
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    // The zip layout of torch.save: archive/data.pkl, archive/data/<key>, archive/version.
+    caffe2::serialize::PyTorchStreamWriter archive([&](const void* data, size_t size) {
+      out.write(static_cast<const char*>(data), static_cast<std::streamsize>(size));
+      return out.good() ? size : 0;
+    });
+    archive.writeRecord("data.pkl", pickler.bytes().data(), pickler.bytes().size());
+    archive.writeRecord("byteorder", "little", 6);
+    for (size_t i = 0; i < cpu.size(); ++i)
+      archive.writeRecord("data/" + std::to_string(i), cpu[i].second.data_ptr(),
+                          static_cast<size_t>(cpu[i].second.nbytes()));
+    archive.writeEndOfFile();
     TORCH_CHECK(out.good(), "writing '", temporary, "' failed");
   }
   TORCH_CHECK(std::rename(temporary.c_str(), path.c_str()) == 0, "cannot rename ", temporary,

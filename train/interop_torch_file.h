@@ -25,8 +25,10 @@ c10::IValue read_torch_file(const std::string& path);
 // "_orig_mod." (torch.compile) and "module." (DistributedDataParallel) are removed from names.
 StateDict state_dict_of(const c10::IValue& file_contents, const std::string& path);
 
-// Writes `state` with torch::pickle_save: `torch.load` returns a dict (insertion order kept) that
-// `Module.load_state_dict(strict=True)` accepts. Written via a temporary file and a rename.
+// Writes `state` in torch.save's zip format: `torch.load` (also with weights_only=True, the default
+// from PyTorch 2.6) returns a dict in this order that `Module.load_state_dict(strict=True)`
+// accepts. torch::pickle_save is not used: its dicts carry a torch.jit._pickle.restore_type_tag
+// that weights_only loading refuses. Written via a temporary file and a rename.
 void write_torch_state_dict(const StateDict& state, const std::string& path);
 
 // The tensor named `name`, or an undefined tensor.

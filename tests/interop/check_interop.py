@@ -174,9 +174,10 @@ class Check:
         with torch.no_grad():
             for p in back.parameters():
                 p.zero_()
-        back.load_state_dict(torch.load(exported), strict=True)
+        # weights_only: PyTorch 2.6's default, which accepts only plain containers and tensors
+        back.load_state_dict(torch.load(exported, weights_only=True), strict=True)
         same = all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), back.state_dict().values()))
-        self.expect(same, f"{name}: export -> load_state_dict(strict=True) gives identical tensors")
+        self.expect(same, f"{name}: export -> torch.load(weights_only=True) -> load_state_dict(strict=True) gives identical tensors")
         with torch.no_grad():
             self.expect(torch.equal(back(inputs), want), f"{name}: exported model gives identical logits")
 
