@@ -65,8 +65,8 @@ int export_command(const Args& all_args) {
     theirs = train::vit_to_torchvision(ours, s.depth);
     std::cout << "  build   torchvision.models.VisionTransformer(image_size=" << s.image_height
               << ", patch_size=" << s.patch << ", num_layers=" << s.depth
-              << ", num_heads=" << s.heads << ", hidden_dim=" << s.dim
-              << ", mlp_dim=" << train::BlockOptions(s.dim, s.heads).mlp_ratio(s.mlp_ratio).mlp_hidden()
+              << ", num_heads=" << s.heads << ", hidden_dim=" << s.dim << ", mlp_dim="
+              << train::BlockOptions(s.dim, s.heads).mlp_ratio(s.mlp_ratio).mlp_hidden()
               << ", num_classes=" << s.num_classes << ")\n";
     if (s.image_channels != 3)
       notes.push_back("torchvision's VisionTransformer takes 3 input channels; this model takes " +

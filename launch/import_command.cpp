@@ -42,8 +42,8 @@ void print_spec(const train::ModelSpec& s) {
             << s.heads << ", mlp hidden " << static_cast<int64_t>(s.dim * s.mlp_ratio)
             << ", norm_eps " << s.norm_eps;
   if (s.kind == "vit")
-    std::cout << ", patch " << s.patch << ", images " << s.image_channels << "x"
-              << s.image_height << "x" << s.image_width << ", " << s.num_classes << " classes\n";
+    std::cout << ", patch " << s.patch << ", images " << s.image_channels << "x" << s.image_height
+              << "x" << s.image_width << ", " << s.num_classes << " classes\n";
   else
     std::cout << ", vocabulary " << s.vocab_size << ", context " << s.context << "\n";
 }
@@ -83,7 +83,8 @@ int import_command(const Args& all_args) {
            "writes winnow weights with the effective config. The [model] section is set from\n"
            "the file; other options given here (e.g. --data.train, --data.eval) are stored too.\n"
            "Then: winnow eval --weights OUT.h5 ..., or fine-tune with\n"
-           "winnow train --init-from OUT.h5 --config FILE.ini ... (--ini FILE.ini; docs/interop.md).\n\n"
+           "winnow train --init-from OUT.h5 --config FILE.ini ... (--ini FILE.ini; "
+           "docs/interop.md).\n\n"
         << extra << run_options(config) << std::endl;
     return 0;
   }
@@ -98,8 +99,9 @@ int import_command(const Args& all_args) {
   train::StateDict ours;
   if (format == "torchvision-vit") {
     if (heads <= 0)
-      throw ConfigError("--heads: required for torchvision-vit (vit_b_* 12, vit_l_* 16, "
-                        "vit_h_14 16)");
+      throw ConfigError(
+          "--heads: required for torchvision-vit (vit_b_* 12, vit_l_* 16, "
+          "vit_h_14 16)");
     spec = train::torchvision_vit_spec(theirs, heads);
     ours = train::vit_from_torchvision(theirs, spec.depth);
   } else {
@@ -133,9 +135,11 @@ int import_command(const Args& all_args) {
   model->eval();
   stored.model->eval();
   const auto probe = probe_input(spec);
-  TORCH_CHECK(torch::equal(model->forward(probe, {}).logits, stored.model->forward(probe, {}).logits),
-              "import: the model rebuilt from ", out, "'s stored config computes other logits "
-              "than the imported one (a bug: please report it)");
+  TORCH_CHECK(
+      torch::equal(model->forward(probe, {}).logits, stored.model->forward(probe, {}).logits),
+      "import: the model rebuilt from ", out,
+      "'s stored config computes other logits "
+      "than the imported one (a bug: please report it)");
 
   int64_t parameters = 0;
   for (const auto& p : model->parameters()) parameters += p.numel();

@@ -13,7 +13,7 @@
 namespace winnow::launch {
 
 struct StoredModel {
-  RunConfig config;      // the stored configuration
+  RunConfig config;       // the stored configuration
   train::ModelSpec spec;  // config.model completed with the shapes of the stored tensors
   std::shared_ptr<train::TransformerModel> model;  // built from spec, weights loaded
 };

@@ -67,13 +67,14 @@ StateDict export_by_mapping(const StateDict& ours, const std::vector<NameMapping
                 "'");
     if (row.optional_bias && !with_optional_biases) {
       TORCH_CHECK(tensor.eq(0).all().item<bool>(), format, " export without biases: expected ",
-                  row.ours, " to be all zeros (as imported from a bias-free model), but it holds "
+                  row.ours,
+                  " to be all zeros (as imported from a bias-free model), but it holds "
                   "non-zero values (fine-tuning trains biases); export with biases instead");
       continue;
     }
     if (row.drop_leading_one) {
-      TORCH_CHECK(tensor.dim() >= 1 && tensor.size(0) == 1, format, " export: expected ",
-                  row.ours, " with a leading dimension of 1, got ", tensor.sizes());
+      TORCH_CHECK(tensor.dim() >= 1 && tensor.size(0) == 1, format, " export: expected ", row.ours,
+                  " with a leading dimension of 1, got ", tensor.sizes());
       tensor = tensor.squeeze(0);
     }
     theirs.emplace_back(row.theirs, tensor);

@@ -9,7 +9,9 @@ namespace {
 
 const char* kFormat = "nanogpt";
 
-std::string layer_prefix(int64_t i) { return "transformer.h." + std::to_string(i) + "."; }
+std::string layer_prefix(int64_t i) {
+  return "transformer.h." + std::to_string(i) + ".";
+}
 
 // "transformer.h.<i>.attn.bias": the [1, 1, T, T] causal mask buffer.
 bool is_mask_buffer(const std::string& name) {
@@ -64,8 +66,10 @@ ModelSpec nanogpt_spec(const StateDict& nanogpt, int64_t heads) {
   const auto fc = require_tensor(nanogpt, layer_prefix(0) + "mlp.c_fc.weight", what);  // [4C, C]
   spec.mlp_ratio = mlp_ratio_for(spec.dim, fc.size(0));
   TORCH_CHECK(heads > 0 && spec.dim % heads == 0, what, ": expected --heads (n_head) dividing ",
-              "n_embd ", spec.dim, " (GPT-2: 12 for n_embd 768, 16 for 1024, 20 for 1280, 25 "
-              "for 1600), got ", heads);
+              "n_embd ", spec.dim,
+              " (GPT-2: 12 for n_embd 768, 16 for 1024, 20 for 1280, 25 "
+              "for 1600), got ",
+              heads);
   spec.heads = heads;
   spec.norm_eps = 1e-5;  // nanoGPT's LayerNorm
   return spec;
@@ -91,8 +95,10 @@ StateDict gpt_from_nanogpt(const StateDict& nanogpt, int64_t depth) {
     if (!is_mask_buffer(name)) continue;
     const int64_t context = tensor.size(-1);
     TORCH_CHECK(tensor.dim() == 4 && torch::equal(tensor.to(torch::kFloat32), causal_mask(context)),
-                "nanogpt state dict: expected ", name, " to be the causal mask buffer "
-                "tril(ones(T, T)) [1, 1, T, T], got another tensor ", tensor.sizes());
+                "nanogpt state dict: expected ", name,
+                " to be the causal mask buffer "
+                "tril(ones(T, T)) [1, 1, T, T], got another tensor ",
+                tensor.sizes());
   }
   return import_by_mapping(
       nanogpt, nanogpt_mapping(depth),

@@ -11,8 +11,10 @@ namespace winnow::train {
 
 StateDict model_state_dict(const TransformerModel& model) {
   StateDict state;
-  for (const auto& item : model.named_parameters()) state.emplace_back(item.key(), item.value().detach());
-  for (const auto& item : model.named_buffers()) state.emplace_back(item.key(), item.value().detach());
+  for (const auto& item : model.named_parameters())
+    state.emplace_back(item.key(), item.value().detach());
+  for (const auto& item : model.named_buffers())
+    state.emplace_back(item.key(), item.value().detach());
   return state;
 }
 
@@ -40,9 +42,9 @@ void load_state_dict_into(TransformerModel& model, const StateDict& state,
     };
     std::vector<std::string> unexpected;
     for (const auto& item : given) unexpected.push_back(item.first);
-    TORCH_CHECK(false, what, " does not fit the ", model.kind(), " model:\n  missing:",
-                list(missing), "\n  unexpected:", list(unexpected), "\n  mis-shaped:",
-                list(misshaped));
+    TORCH_CHECK(false, what, " does not fit the ", model.kind(),
+                " model:\n  missing:", list(missing), "\n  unexpected:", list(unexpected),
+                "\n  mis-shaped:", list(misshaped));
   }
   torch::NoGradGuard no_grad;
   for (auto& [name, tensor] : wanted) tensor.copy_(find_tensor(state, name));
@@ -65,8 +67,7 @@ torch::Tensor require_tensor(const StateDict& state, const std::string& name,
   return tensor;
 }
 
-int64_t count_blocks(const StateDict& state, const std::string& prefix,
-                     const std::string& suffix) {
+int64_t count_blocks(const StateDict& state, const std::string& prefix, const std::string& suffix) {
   int64_t count = 0;
   while (find_tensor(state, prefix + std::to_string(count) + suffix).defined()) ++count;
   return count;
@@ -100,7 +101,8 @@ ModelSpec spec_of_state_dict(const StateDict& state, const std::string& kind, in
     const auto head = require_tensor(state, "head.weight", what);              // [classes, C]
     TORCH_CHECK(proj.dim() == 4 && proj.size(2) == proj.size(3) && pos.dim() == 3, what,
                 ": expected patch_embed.proj.weight [C, C_in, p, p] and pos_embed [1, 1+P, C], "
-                "got ", proj.sizes(), " and ", pos.sizes());
+                "got ",
+                proj.sizes(), " and ", pos.sizes());
     spec.dim = proj.size(0);
     spec.image_channels = proj.size(1);
     spec.patch = proj.size(2);

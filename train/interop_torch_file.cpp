@@ -58,11 +58,11 @@ c10::impl::GenericDict empty_dict() {
 
 c10::ScalarType storage_dtype(const std::string& storage_class, const std::string& path) {
   static const std::pair<const char*, c10::ScalarType> kStorages[] = {
-      {"torch.FloatStorage", torch::kFloat32},   {"torch.DoubleStorage", torch::kFloat64},
-      {"torch.HalfStorage", torch::kFloat16},    {"torch.BFloat16Storage", torch::kBFloat16},
-      {"torch.LongStorage", torch::kInt64},      {"torch.IntStorage", torch::kInt32},
-      {"torch.ShortStorage", torch::kInt16},     {"torch.CharStorage", torch::kInt8},
-      {"torch.ByteStorage", torch::kUInt8},      {"torch.BoolStorage", torch::kBool},
+      {"torch.FloatStorage", torch::kFloat32}, {"torch.DoubleStorage", torch::kFloat64},
+      {"torch.HalfStorage", torch::kFloat16},  {"torch.BFloat16Storage", torch::kBFloat16},
+      {"torch.LongStorage", torch::kInt64},    {"torch.IntStorage", torch::kInt32},
+      {"torch.ShortStorage", torch::kInt16},   {"torch.CharStorage", torch::kInt8},
+      {"torch.ByteStorage", torch::kUInt8},    {"torch.BoolStorage", torch::kBool},
   };
   for (const auto& [name, dtype] : kStorages)
     if (storage_class == name) return dtype;
@@ -171,8 +171,8 @@ class Unpickler {
     const int64_t numel = to_ivalue(pid.items[4]).toInt();
     auto [data, size] = archive_.getRecord("data/" + key);
     auto tensor = torch::empty({numel}, torch::TensorOptions().dtype(dtype));
-    TORCH_CHECK(size == static_cast<size_t>(tensor.nbytes()), "torch file '", path_,
-                "': storage ", key, " holds ", size, " bytes, expected ", tensor.nbytes());
+    TORCH_CHECK(size == static_cast<size_t>(tensor.nbytes()), "torch file '", path_, "': storage ",
+                key, " holds ", size, " bytes, expected ", tensor.nbytes());
     if (size > 0) std::memcpy(tensor.data_ptr(), data.get(), size);
     storages_.emplace(key, tensor);
     return tensor;
@@ -213,14 +213,33 @@ class Unpickler {
 
   void step(uint8_t op) {
     switch (op) {
-      case 0x80: read_u8(); return;   // PROTO
-      case 0x95: read_le(8); return;  // FRAME
-      case '(': { Node m; m.kind = Node::Kind::kMark; push(m); return; }
-      case '}': push(Node::of(empty_dict())); return;
-      case ']': push(Node::of(c10::impl::GenericList(c10::AnyType::get()))); return;
-      case ')': push(tuple_of({})); return;
-      case 't': push(tuple_of(pop_to_mark())); return;
-      case 0x85: case 0x86: case 0x87: {  // TUPLE1..3
+      case 0x80:
+        read_u8();
+        return;  // PROTO
+      case 0x95:
+        read_le(8);
+        return;  // FRAME
+      case '(': {
+        Node m;
+        m.kind = Node::Kind::kMark;
+        push(m);
+        return;
+      }
+      case '}':
+        push(Node::of(empty_dict()));
+        return;
+      case ']':
+        push(Node::of(c10::impl::GenericList(c10::AnyType::get())));
+        return;
+      case ')':
+        push(tuple_of({}));
+        return;
+      case 't':
+        push(tuple_of(pop_to_mark()));
+        return;
+      case 0x85:
+      case 0x86:
+      case 0x87: {  // TUPLE1..3
         std::vector<Node> items(op - 0x84);
         for (auto it = items.rbegin(); it != items.rend(); ++it) *it = pop();
         push(tuple_of(std::move(items)));
@@ -240,28 +259,69 @@ class Unpickler {
         push(dict);
         return;
       }
-      case 'a': { Node item = pop(); append_items(stack_.back(), {item}); return; }
-      case 'e': { auto items = pop_to_mark(); append_items(stack_.back(), items); return; }
+      case 'a': {
+        Node item = pop();
+        append_items(stack_.back(), {item});
+        return;
+      }
+      case 'e': {
+        auto items = pop_to_mark();
+        append_items(stack_.back(), items);
+        return;
+      }
       case 's': {
         Node value = pop(), key = pop();
         set_items(stack_.back(), {key, value});
         return;
       }
-      case 'u': { auto items = pop_to_mark(); set_items(stack_.back(), items); return; }
-      case 'q': memo_[read_u8()] = stack_.back(); return;                                  // BINPUT
-      case 'r': memo_[static_cast<uint32_t>(read_le(4))] = stack_.back(); return;          // LONG_BINPUT
-      case 0x94: memo_[static_cast<uint32_t>(memo_.size())] = stack_.back(); return;      // MEMOIZE
-      case 'h': push(memo_at(read_u8())); return;                                          // BINGET
-      case 'j': push(memo_at(static_cast<uint32_t>(read_le(4)))); return;                  // LONG_BINGET
-      case 'X': push(Node::of(read_bytes(read_le(4)))); return;     // BINUNICODE
-      case 0x8c: push(Node::of(read_bytes(read_u8()))); return;     // SHORT_BINUNICODE
-      case 0x8d: push(Node::of(read_bytes(read_le(8)))); return;    // BINUNICODE8
-      case 'T': case 'B': push(Node::of(read_bytes(read_le(4)))); return;  // BINSTRING, BINBYTES
-      case 'U': case 'C': push(Node::of(read_bytes(read_u8()))); return;   // SHORT_BINSTRING/BYTES
-      case 'J': push(Node::of(static_cast<int64_t>(static_cast<int32_t>(read_le(4))))); return;
-      case 'K': push(Node::of(static_cast<int64_t>(read_u8()))); return;
-      case 'M': push(Node::of(static_cast<int64_t>(read_le(2)))); return;
-      case 0x8a: case 0x8b: {  // LONG1, LONG4: little-endian two's complement
+      case 'u': {
+        auto items = pop_to_mark();
+        set_items(stack_.back(), items);
+        return;
+      }
+      case 'q':
+        memo_[read_u8()] = stack_.back();
+        return;  // BINPUT
+      case 'r':
+        memo_[static_cast<uint32_t>(read_le(4))] = stack_.back();
+        return;  // LONG_BINPUT
+      case 0x94:
+        memo_[static_cast<uint32_t>(memo_.size())] = stack_.back();
+        return;  // MEMOIZE
+      case 'h':
+        push(memo_at(read_u8()));
+        return;  // BINGET
+      case 'j':
+        push(memo_at(static_cast<uint32_t>(read_le(4))));
+        return;  // LONG_BINGET
+      case 'X':
+        push(Node::of(read_bytes(read_le(4))));
+        return;  // BINUNICODE
+      case 0x8c:
+        push(Node::of(read_bytes(read_u8())));
+        return;  // SHORT_BINUNICODE
+      case 0x8d:
+        push(Node::of(read_bytes(read_le(8))));
+        return;  // BINUNICODE8
+      case 'T':
+      case 'B':
+        push(Node::of(read_bytes(read_le(4))));
+        return;  // BINSTRING, BINBYTES
+      case 'U':
+      case 'C':
+        push(Node::of(read_bytes(read_u8())));
+        return;  // SHORT_BINSTRING/BYTES
+      case 'J':
+        push(Node::of(static_cast<int64_t>(static_cast<int32_t>(read_le(4)))));
+        return;
+      case 'K':
+        push(Node::of(static_cast<int64_t>(read_u8())));
+        return;
+      case 'M':
+        push(Node::of(static_cast<int64_t>(read_le(2))));
+        return;
+      case 0x8a:
+      case 0x8b: {  // LONG1, LONG4: little-endian two's complement
         const uint64_t count = op == 0x8a ? read_u8() : read_le(4);
         TORCH_CHECK(count <= 8, "torch file '", path_, "': integer wider than 64 bits");
         uint64_t value = count ? read_le(count) : 0;
@@ -277,9 +337,15 @@ class Unpickler {
         push(Node::of(value));
         return;
       }
-      case 'N': push(Node::of(c10::IValue())); return;
-      case 0x88: push(Node::of(true)); return;
-      case 0x89: push(Node::of(false)); return;
+      case 'N':
+        push(Node::of(c10::IValue()));
+        return;
+      case 0x88:
+        push(Node::of(true));
+        return;
+      case 0x89:
+        push(Node::of(false));
+        return;
       case 'c': {  // GLOBAL
         Node g;
         g.kind = Node::Kind::kGlobal;
@@ -296,16 +362,29 @@ class Unpickler {
         push(g);
         return;
       }
-      case 'R': case 0x81: {  // REDUCE, NEWOBJ
+      case 'R':
+      case 0x81: {  // REDUCE, NEWOBJ
         Node args = pop(), callable = pop();
         push(reduce(callable, args));
         return;
       }
-      case 'Q': { Node pid = pop(); push(Node::of(storage(pid))); return; }  // BINPERSID
-      case 'b': pop(); return;  // BUILD: object state (OrderedDict._metadata); not needed
-      case '0': pop(); return;
-      case '1': pop_to_mark(); return;
-      case '2': push(stack_.back()); return;
+      case 'Q': {
+        Node pid = pop();
+        push(Node::of(storage(pid)));
+        return;
+      }  // BINPERSID
+      case 'b':
+        pop();
+        return;  // BUILD: object state (OrderedDict._metadata); not needed
+      case '0':
+        pop();
+        return;
+      case '1':
+        pop_to_mark();
+        return;
+      case '2':
+        push(stack_.back());
+        return;
       default:
         TORCH_CHECK(false, "torch file '", path_, "': unsupported pickle opcode 0x", std::hex,
                     static_cast<int>(op), " at byte ", std::dec, at_ - 1,
@@ -338,17 +417,28 @@ bool is_zip(const std::string& path) {
 
 const char* storage_class(c10::ScalarType dtype) {
   switch (dtype) {
-    case torch::kFloat32: return "FloatStorage";
-    case torch::kFloat64: return "DoubleStorage";
-    case torch::kFloat16: return "HalfStorage";
-    case torch::kBFloat16: return "BFloat16Storage";
-    case torch::kInt64: return "LongStorage";
-    case torch::kInt32: return "IntStorage";
-    case torch::kInt16: return "ShortStorage";
-    case torch::kInt8: return "CharStorage";
-    case torch::kUInt8: return "ByteStorage";
-    case torch::kBool: return "BoolStorage";
-    default: break;
+    case torch::kFloat32:
+      return "FloatStorage";
+    case torch::kFloat64:
+      return "DoubleStorage";
+    case torch::kFloat16:
+      return "HalfStorage";
+    case torch::kBFloat16:
+      return "BFloat16Storage";
+    case torch::kInt64:
+      return "LongStorage";
+    case torch::kInt32:
+      return "IntStorage";
+    case torch::kInt16:
+      return "ShortStorage";
+    case torch::kInt8:
+      return "CharStorage";
+    case torch::kUInt8:
+      return "ByteStorage";
+    case torch::kBool:
+      return "BoolStorage";
+    default:
+      break;
   }
   TORCH_CHECK(false, "torch file: cannot write tensors of type ", dtype);
 }
@@ -397,11 +487,11 @@ class StateDictPickler {
     op('(');
     op('('), text("storage"), global("torch", storage_class(t.scalar_type())), text(key),
         text("cpu"), integer(t.numel()), op('t'), op('Q');  // persistent id, BINPERSID
-    integer(0);                                            // storage offset
+    integer(0);                                             // storage offset
     int_tuple(t.sizes());
     int_tuple(t.strides());
-    op(0x89);                                                      // requires_grad False
-    global("collections", "OrderedDict"), op(')'), op('R');       // backward hooks
+    op(0x89);                                                // requires_grad False
+    global("collections", "OrderedDict"), op(')'), op('R');  // backward hooks
     op('t'), op('R');
   }
 

@@ -15,7 +15,8 @@ int main(int argc, char** argv) {
   }
   try {
     auto stored = winnow::launch::load_stored_model(argv[1]);
-    const auto inputs = winnow::train::state_dict_of(winnow::train::read_torch_file(argv[2]), argv[2]);
+    const auto inputs =
+        winnow::train::state_dict_of(winnow::train::read_torch_file(argv[2]), argv[2]);
     const auto input = winnow::train::find_tensor(inputs, "input");
     TORCH_CHECK(input.defined(), argv[2], ": expected a tensor named 'input'");
     torch::NoGradGuard no_grad;

@@ -61,8 +61,8 @@ std::shared_ptr<TransformerModel> small_model(const std::string& kind, double no
 
 torch::Tensor input_for(const std::string& kind) {
   torch::manual_seed(11);
-  if (kind == "vit") return torch::randn({2, 3, 12, 12});       // [B, C, H, W]
-  return torch::randint(40, {2, 9}, torch::kInt64);             // [B, T]
+  if (kind == "vit") return torch::randn({2, 3, 12, 12});  // [B, C, H, W]
+  return torch::randint(40, {2, 9}, torch::kInt64);        // [B, T]
 }
 
 torch::Tensor logits_of(TransformerModel& model, const torch::Tensor& input) {
@@ -97,7 +97,8 @@ TEST(InteropTorchFile, ReadsTheFixturesAsLibTorchDoes) {
     size_t i = 0;
     for (const auto& item : reference) {  // same order, names, dtypes and values
       EXPECT_EQ(ours[i].first, item.key().toStringRef()) << path;
-      EXPECT_TRUE(torch::equal(ours[i].second, item.value().toTensor())) << path << " " << ours[i].first;
+      EXPECT_TRUE(torch::equal(ours[i].second, item.value().toTensor()))
+          << path << " " << ours[i].first;
       EXPECT_EQ(ours[i].second.scalar_type(), item.value().toTensor().scalar_type());
       ++i;
     }
@@ -141,7 +142,8 @@ TEST(InteropVit, TorchvisionRoundTripGivesIdenticalTensorsAndLogits) {
   write_torch_state_dict(vit_to_torchvision(ours, 2), path);
 
   const auto theirs = state_dict_of(read_torch_file(path), path);
-  EXPECT_TRUE(find_tensor(theirs, "encoder.layers.encoder_layer_1.self_attention.in_proj_weight").defined());
+  EXPECT_TRUE(find_tensor(theirs, "encoder.layers.encoder_layer_1.self_attention.in_proj_weight")
+                  .defined());
   EXPECT_TRUE(find_tensor(theirs, "heads.head.bias").defined());
   const auto spec = torchvision_vit_spec(theirs, 3);
   EXPECT_EQ(spec.dim, 24);
@@ -153,7 +155,8 @@ TEST(InteropVit, TorchvisionRoundTripGivesIdenticalTensorsAndLogits) {
   auto back = make_model(spec);
   load_state_dict_into(*back, vit_from_torchvision(theirs, spec.depth), path);
   expect_identical(ours, model_state_dict(*back));
-  EXPECT_TRUE(torch::equal(logits_of(*model, input_for("vit")), logits_of(*back, input_for("vit"))));
+  EXPECT_TRUE(
+      torch::equal(logits_of(*model, input_for("vit")), logits_of(*back, input_for("vit"))));
   std::remove(path.c_str());
 }
 
@@ -162,10 +165,12 @@ TEST(InteropVit, ReadsOlderTorchvisionMlpNames) {
   randomise(*model, 2);
   StateDict old_names;
   for (auto [name, tensor] : vit_to_torchvision(model_state_dict(*model), 2)) {
-    for (const auto& [now, before] : {std::pair<std::string, std::string>{".mlp.0.", ".mlp.linear_1."},
-                                      {".mlp.3.", ".mlp.linear_2."}}) {
+    for (const auto& [now, before] :
+         {std::pair<std::string, std::string>{".mlp.0.", ".mlp.linear_1."},
+          {".mlp.3.", ".mlp.linear_2."}}) {
       const auto at = name.find(now);
-      if (at != std::string::npos) name = name.substr(0, at) + before + name.substr(at + now.size());
+      if (at != std::string::npos)
+        name = name.substr(0, at) + before + name.substr(at + now.size());
     }
     old_names.emplace_back(name, tensor);
   }
@@ -197,7 +202,8 @@ TEST(InteropVit, NormEpsOptionChangesTheFunction) {
   {
     torch::NoGradGuard no_grad;
     auto* vit = dynamic_cast<VisionTransformerImpl*>(a.get());
-    for (auto* p : {&vit->patch_embed->proj->weight, &vit->patch_embed->proj->bias, &vit->cls_token, &vit->pos_embed})
+    for (auto* p : {&vit->patch_embed->proj->weight, &vit->patch_embed->proj->bias, &vit->cls_token,
+                    &vit->pos_embed})
       p->mul_(3e-3);
   }
   load_state_dict_into(*b, model_state_dict(*a), "a");
@@ -216,7 +222,8 @@ TEST(InteropGpt, NanoGptRoundTripGivesIdenticalTensorsAndLogits) {
   const auto wpe = find_tensor(theirs, "transformer.wpe.weight");
   ASSERT_TRUE(wpe.defined());
   EXPECT_EQ(wpe.sizes(), torch::IntArrayRef({10, 24}));  // [T, C]: pos_embed without its 1
-  EXPECT_TRUE(torch::equal(find_tensor(theirs, "lm_head.weight"), find_tensor(theirs, "transformer.wte.weight")));
+  EXPECT_TRUE(torch::equal(find_tensor(theirs, "lm_head.weight"),
+                           find_tensor(theirs, "transformer.wte.weight")));
   const auto spec = nanogpt_spec(theirs, 3);
   EXPECT_EQ(spec.vocab_size, 40);
   EXPECT_EQ(spec.context, 10);
@@ -224,7 +231,8 @@ TEST(InteropGpt, NanoGptRoundTripGivesIdenticalTensorsAndLogits) {
   auto back = make_model(spec);
   load_state_dict_into(*back, gpt_from_nanogpt(theirs, spec.depth), path);
   expect_identical(ours, model_state_dict(*back));
-  EXPECT_TRUE(torch::equal(logits_of(*model, input_for("gpt")), logits_of(*back, input_for("gpt"))));
+  EXPECT_TRUE(
+      torch::equal(logits_of(*model, input_for("gpt")), logits_of(*back, input_for("gpt"))));
   std::remove(path.c_str());
 }
 
@@ -234,7 +242,8 @@ TEST(InteropGpt, BiasFreeExportWithMaskBuffersRoundTrips) {
   {
     torch::NoGradGuard no_grad;
     for (auto& item : model->named_parameters())
-      if (item.key().size() > 5 && item.key().substr(item.key().size() - 5) == ".bias") item.value().zero_();
+      if (item.key().size() > 5 && item.key().substr(item.key().size() - 5) == ".bias")
+        item.value().zero_();
   }
   NanoGptExportOptions options;
   options.bias = false;
@@ -255,8 +264,9 @@ TEST(InteropGpt, RefusesWhatWouldChangeTheFunction) {
   randomise(*model, 6);  // non-zero biases
   NanoGptExportOptions no_bias;
   no_bias.bias = false;
-  EXPECT_NE(error_of([&] { gpt_to_nanogpt(model_state_dict(*model), 2, no_bias); })
-                .find("blocks.0.norm1.bias"),
+  EXPECT_NE(error_of([&] {
+              gpt_to_nanogpt(model_state_dict(*model), 2, no_bias);
+            }).find("blocks.0.norm1.bias"),
             std::string::npos);
 
   auto theirs = gpt_to_nanogpt(model_state_dict(*model), 2, {});
@@ -267,7 +277,8 @@ TEST(InteropGpt, RefusesWhatWouldChangeTheFunction) {
             std::string::npos);
   auto bad_mask = theirs;
   bad_mask.emplace_back("transformer.h.0.attn.bias", torch::ones({1, 1, 10, 10}));
-  EXPECT_NE(error_of([&] { gpt_from_nanogpt(bad_mask, 2); }).find("causal mask"), std::string::npos);
+  EXPECT_NE(error_of([&] { gpt_from_nanogpt(bad_mask, 2); }).find("causal mask"),
+            std::string::npos);
 }
 
 TEST(InteropStateDict, SpecOfStateDictDescribesTheModel) {
