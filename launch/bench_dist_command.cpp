@@ -227,7 +227,7 @@ int bench_dist_command(const Args& args) {
               << "    gradient all-reduce in flight      " << 100.0 * in_flight_share
               << " % of the step (started during backward, then waited)\n"
               // One line for scripts (launch/bench_dist.sh).
-              << "result ranks=" << comm->world_size() << " threads=" << threads
+              << std::setprecision(4) << "result ranks=" << comm->world_size() << " threads=" << threads
               << " step_ms=" << 1000.0 * step_time << " exposed_share=" << exposed_share
               << " in_flight_share=" << in_flight_share << std::endl;
   }
