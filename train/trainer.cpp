@@ -204,6 +204,7 @@ JsonLine Trainer::step_line(int64_t step, const StepResult& r, double lr,
 }
 
 CheckpointMeta Trainer::resume(const std::string& file_or_dir) {
+  const auto start = Clock::now();
   CheckpointMeta meta;
   const ResumeChoice choice = resolve_resume(file_or_dir, [&](const std::string& path) {
     meta = read_checkpoint(path, *model_, optimizer_.get());
@@ -236,11 +237,13 @@ CheckpointMeta Trainer::resume(const std::string& file_or_dir) {
       .add("step", meta.step)
       .add("checkpoint", choice.path)
       .add("saved_world_size", meta.world_size)
-      .add("world_size", comm_->world_size());
+      .add("world_size", comm_->world_size())
+      .add("load_seconds", seconds_since(start));
   metrics_.write(line);
   if (comm_->is_root()) {
     std::cout << "resumed from " << choice.path << " at step " << meta.step << " (global sample "
-              << meta.samples_consumed << ", epoch " << meta.epoch << ")";
+              << meta.samples_consumed << ", epoch " << meta.epoch << "; loaded and verified in "
+              << seconds_since(start) << " s)";
     if (meta.world_size != comm_->world_size())
       std::cout << "; saved on " << meta.world_size << " rank(s), continuing on "
                 << comm_->world_size() << ": the sampler continues from the global sample position";

@@ -63,6 +63,23 @@ for stage in writing before_rename before_pointer; do
   echo "ok: SIGKILL $stage -> resumed at step $expected_step, bit-identical weights and losses"
 done
 
+# 2b. Two ranks: rank 0 (the writer) dies during the data write of step 4; mpirun ends the job
+# (the other rank must not hang in the collective), step 2 stays intact and a 2-rank resume ends.
+run=$work/kill_two_ranks
+set +e
+timeout 120 "$mpiexec" "${mpirun_flags[@]}" -np 2 "$winnow" train "${common[@]}" --train.steps 8 \
+  --checkpoint.every 2 --train.run_dir "$run" --checkpoint.kill_stage writing --checkpoint.kill_step 4 \
+  > "$run.log" 2>&1
+rc=$?
+set -e
+[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || { cat "$run.log"; fail "2 ranks, writer killed: expected a prompt non-zero exit, got $rc"; }
+[ "$(readlink "$run/checkpoints/latest")" = step-00000002.h5 ] || fail "2 ranks: latest moved"
+"$mpiexec" "${mpirun_flags[@]}" -np 2 "$winnow" train --resume "$run" > "$run.resume.log" 2>&1 \
+  || { cat "$run.resume.log"; fail "2 ranks: resume after the writer died"; }
+grep -q "resumed from .*step-00000002.h5 at step 2" "$run.resume.log" || fail "2 ranks: not resumed at step 2"
+[ -s "$run/summary.json" ] || fail "2 ranks: the resumed run did not finish"
+echo "ok: 2 ranks, writer SIGKILLed mid-save -> job ended (exit $rc), resumed from step 2"
+
 # 3. Inspection: text, JSON and standard HDF5 tools.
 "$winnow" inspect "$work/straight" --verify > "$work/inspect.txt" || fail "inspect"
 grep -q "step          8 of 8 (end)" "$work/inspect.txt" || fail "inspect text: $(cat "$work/inspect.txt")"
