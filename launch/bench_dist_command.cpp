@@ -59,7 +59,8 @@ std::vector<int64_t> parse_sizes(const std::string& text) {
 
 struct AllReduceTiming {
   int64_t tensors = 0, buckets = 0;
-  double raw_seconds = 0.0, grad_sync_seconds = 0.0;  // medians of the slowest rank
+  // Medians of the slowest rank: one MPI_Allreduce, one MPI_Iallreduce + MPI_Wait, GradSync.
+  double raw_seconds = 0.0, nonblocking_seconds = 0.0, grad_sync_seconds = 0.0;
 };
 
 // `bytes` of float32 gradients in tensors of a transformer's typical sizes (a 192-wide block's
@@ -85,7 +86,7 @@ AllReduceTiming time_all_reduce(dist::MpiCommunicator& comm, int64_t bytes, int6
   // The raw calls run on a duplicate, so they cannot interleave with the communicator's own traffic.
   MPI_Comm raw_comm = MPI_COMM_NULL;
   TORCH_CHECK(MPI_Comm_dup(comm.comm(), &raw_comm) == MPI_SUCCESS, "bench-dist: MPI_Comm_dup failed");
-  std::vector<double> raw, synced;
+  std::vector<double> raw, nonblocking, synced;
   for (int r = 0; r < repeats + 1; ++r) {  // the first round warms up (buffers, MPI paths)
     comm.barrier();
     auto start = Clock::now();
@@ -93,6 +94,15 @@ AllReduceTiming time_all_reduce(dist::MpiCommunicator& comm, int64_t bytes, int6
                                  MPI_FLOAT, MPI_SUM, raw_comm);
     TORCH_CHECK(rc == MPI_SUCCESS, "bench-dist: MPI_Allreduce failed with code ", rc);
     const double raw_seconds = slowest(comm, seconds_since(start));
+
+    comm.barrier();
+    start = Clock::now();
+    MPI_Request request = MPI_REQUEST_NULL;
+    TORCH_CHECK(MPI_Iallreduce(MPI_IN_PLACE, flat.data_ptr<float>(), static_cast<int>(total),
+                               MPI_FLOAT, MPI_SUM, raw_comm, &request) == MPI_SUCCESS &&
+                    MPI_Wait(&request, MPI_STATUS_IGNORE) == MPI_SUCCESS,
+                "bench-dist: MPI_Iallreduce failed");
+    const double nonblocking_seconds = slowest(comm, seconds_since(start));
 
     for (auto& parameter : parameters) parameter.mutable_grad() = torch::ones_like(parameter);
     comm.barrier();
@@ -102,10 +112,12 @@ AllReduceTiming time_all_reduce(dist::MpiCommunicator& comm, int64_t bytes, int6
     const double sync_seconds = slowest(comm, seconds_since(start));
     if (r == 0) continue;
     raw.push_back(raw_seconds);
+    nonblocking.push_back(nonblocking_seconds);
     synced.push_back(sync_seconds);
   }
   MPI_Comm_free(&raw_comm);
   timing.raw_seconds = median(raw);
+  timing.nonblocking_seconds = median(nonblocking);
   timing.grad_sync_seconds = median(synced);
   return timing;
 }
@@ -168,9 +180,11 @@ int bench_dist_command(const Args& args) {
   if (mpi && comm->world_size() > 1) {
     if (root) {
       std::cout << "(a) gradient all-reduce: GradSync (pack, one all-reduce per bucket, flags, "
-                   "unpack) vs one raw MPI_Allreduce\n    of the same float32 bytes; median of "
+                   "unpack) vs one raw MPI_Allreduce\n    and one raw MPI_Iallreduce + MPI_Wait "
+                   "of the same float32 bytes; median of "
                 << repeats << ", slowest rank; GB/s = bytes / time\n"
-                << "    size MiB  tensors  buckets   raw GB/s  GradSync GB/s  GradSync/raw\n";
+                << "    size MiB  tensors  buckets  Allreduce  Iallreduce  GradSync GB/s  "
+                   "GradSync/Allreduce  GradSync/Iallreduce\n";
     }
     for (const int64_t size : sizes) {
       const int64_t bytes = size * 1024 * 1024;
@@ -178,9 +192,11 @@ int bench_dist_command(const Args& args) {
           time_all_reduce(*mpi, bytes, bucket_bytes, static_cast<int>(repeats));
       if (root) {
         std::cout << std::setw(12) << size << std::setw(9) << t.tensors << std::setw(9)
-                  << t.buckets << std::setw(11) << bytes / t.raw_seconds / 1e9 << std::setw(15)
-                  << bytes / t.grad_sync_seconds / 1e9 << std::setw(14)
-                  << t.raw_seconds / t.grad_sync_seconds << "\n";
+                  << t.buckets << std::setw(11) << bytes / t.raw_seconds / 1e9 << std::setw(12)
+                  << bytes / t.nonblocking_seconds / 1e9 << std::setw(15)
+                  << bytes / t.grad_sync_seconds / 1e9 << std::setw(20)
+                  << t.raw_seconds / t.grad_sync_seconds << std::setw(21)
+                  << t.nonblocking_seconds / t.grad_sync_seconds << "\n";
       }
     }
   } else if (root) {
