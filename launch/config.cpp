@@ -117,7 +117,10 @@ po::options_description run_options(RunConfig& c) {
       "seconds a collective may wait for the other ranks before the job ends with a report "
       "naming the missing ranks (0 = wait forever)")(
       "dist.bucket_mb", po::value(&c.train.bucket_mb)->default_value(c.train.bucket_mb),
-      "gradient all-reduce bucket size in MiB (>= 1)");
+      "gradient all-reduce bucket size in MiB (>= 1)")(
+      "dist.check_every",
+      po::value(&c.train.replica_check_every)->default_value(c.train.replica_check_every),
+      "steps between checks that all ranks hold identical parameters (0 = never)");
 
   std::string criteria = "none", strategies;
   for (const auto& n : compression::known_criteria()) criteria += ", " + n;
@@ -317,7 +320,8 @@ std::string to_ini(const RunConfig& c) {
       << "\nramp = " << c.compress.reduction.ramp << "\neval = " << c.compress.reduction.eval
       << "\n";
   out << "\n[dist]\nbackend = " << c.dist.backend << "\nthreads = " << c.dist.threads
-      << "\ntimeout = " << c.dist.timeout << "\nbucket_mb = " << c.train.bucket_mb << "\n";
+      << "\ntimeout = " << c.dist.timeout << "\nbucket_mb = " << c.train.bucket_mb
+      << "\ncheck_every = " << c.train.replica_check_every << "\n";
   out << "\n[checkpoint]\ndir = " << c.checkpoint.dir << "\nevery = " << c.checkpoint.every
       << "\nminutes = " << c.checkpoint.minutes << "\nkeep = " << c.checkpoint.keep
       << "\nat_end = " << c.checkpoint.at_end << "\n";

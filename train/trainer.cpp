@@ -56,6 +56,8 @@ void TrainerOptions::validate(int world_size) const {
   TORCH_CHECK(eval_batch >= 1, "train.eval_batch: expected >= 1, got ", eval_batch);
   TORCH_CHECK(log_every >= 1, "train.log_every: expected >= 1, got ", log_every);
   TORCH_CHECK(bucket_mb >= 1, "dist.bucket_mb: expected >= 1, got ", bucket_mb);
+  TORCH_CHECK(replica_check_every >= 0, "dist.check_every: expected >= 0 (0 = never), got ",
+              replica_check_every);
 }
 
 Trainer::Trainer(std::shared_ptr<TransformerModel> model, std::shared_ptr<data::Dataset> train_data,
@@ -378,6 +380,13 @@ TrainSummary Trainer::run() {
         text_line << "  accuracy " << 100.0 * eval.accuracy << "%";
       progress.message(text_line.str());
     }
+
+    // Replicas must stay identical (same gradients, same updates); a divergence means a bug or
+    // broken hardware, and continuing would silently train N different models.
+    if (options_.replica_check_every > 0 && (step + 1) % options_.replica_check_every == 0)
+      TORCH_CHECK(grad_sync_->parameters_checksum_agree(), "after step ", step + 1,
+                  ": the replicas' parameters differ between ranks (checksum min != max); "
+                  "data-parallel training requires identical replicas");
 
     // Lockstep: a stop signal on any rank, or rank 0's clock saying a timed save is due, reaches
     // every rank through one all-reduce, so all ranks save and stop after the same step.

@@ -48,6 +48,8 @@ struct TrainerOptions {
   int64_t log_every = 20;        // steps between metrics lines / plain progress lines
   uint64_t seed = 0;
   int64_t bucket_mb = 25;      // gradient all-reduce bucket size
+  // Steps between checks that every replica holds bitwise identical parameters (0 = never).
+  int64_t replica_check_every = 1000;
   int64_t prefetch = 2;        // batches the loader thread prepares ahead
   std::string run_dir;         // where metrics.jsonl goes; empty = no files
   bool progress = true;        // print progress (rank 0 only)
