@@ -99,9 +99,9 @@ bool GradSync::has_local_gradient(int64_t slot) const {
   const int64_t index = synced_[slot];
   const torch::Tensor& grad = parameters_[index].grad();
   if (!grad.defined()) return false;
-  TORCH_CHECK(grad.layout() == torch::kStrided, "GradSync: expected a dense gradient for parameter ",
-              index, ", got layout ", grad.layout(),
-              " (sparse gradients are not supported; use a dense embedding)");
+  TORCH_CHECK(grad.layout() == torch::kStrided,
+              "GradSync: expected a dense gradient for parameter ", index, ", got layout ",
+              grad.layout(), " (sparse gradients are not supported; use a dense embedding)");
   TORCH_CHECK(grad.numel() == parameters_[index].numel(),
               "GradSync: expected the gradient of parameter ", index, " to have ",
               parameters_[index].numel(), " elements, got ", grad.numel());
@@ -246,10 +246,10 @@ const GradSyncStats& GradSync::finish() {
   start_ready_buckets();
   TORCH_INTERNAL_ASSERT(next_bucket_ == buckets_.size(), "every bucket must have started");
 
-  torch::Tensor flags = torch::from_blob(  // [synced parameters]
-                            local_flags_.data(), {static_cast<int64_t>(local_flags_.size())},
-                            torch::kByte)
-                            .clone();
+  torch::Tensor flags =
+      torch::from_blob(  // [synced parameters]
+          local_flags_.data(), {static_cast<int64_t>(local_flags_.size())}, torch::kByte)
+          .clone();
   const auto flags_started = Clock::now();
   std::unique_ptr<Work> flags_work = communicator_->all_reduce_async(flags, ReduceOp::kMax);
   stats_.collectives += 1;

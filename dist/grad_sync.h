@@ -139,9 +139,9 @@ class GradSync {
   // The overlapped protocol's state for the current step.
   std::unique_ptr<GradientReadyHooks> hooks_;
   Phase phase_ = Phase::kIdle;
-  std::vector<uint8_t> ready_;          // slot -> its gradient is final for this step
-  std::vector<int64_t> bucket_pending_;  // bucket -> parameters not yet ready
-  size_t next_bucket_ = 0;               // buckets [0, next_bucket_) have started
+  std::vector<uint8_t> ready_;                // slot -> its gradient is final for this step
+  std::vector<int64_t> bucket_pending_;       // bucket -> parameters not yet ready
+  size_t next_bucket_ = 0;                    // buckets [0, next_bucket_) have started
   std::vector<std::unique_ptr<Work>> works_;  // bucket -> its all_reduce, null once completed
   std::vector<std::chrono::steady_clock::time_point> started_at_;  // bucket -> when it started
   size_t first_incomplete_ = 0;  // buckets before it have completed

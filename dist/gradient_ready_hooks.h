@@ -1,4 +1,5 @@
-// GradientReadyHooks: a callback from autograd each time a parameter's gradient has been accumulated.
+// GradientReadyHooks: a callback from autograd each time a parameter's gradient has been
+// accumulated.
 #pragma once
 
 #include <torch/torch.h>

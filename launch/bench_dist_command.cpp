@@ -83,9 +83,11 @@ AllReduceTiming time_all_reduce(dist::MpiCommunicator& comm, int64_t bytes, int6
   AllReduceTiming timing;
   timing.tensors = static_cast<int64_t>(parameters.size());
   timing.buckets = static_cast<int64_t>(sync.buckets().size());
-  // The raw calls run on a duplicate, so they cannot interleave with the communicator's own traffic.
+  // The raw calls run on a duplicate, so they cannot interleave with the communicator's own
+  // traffic.
   MPI_Comm raw_comm = MPI_COMM_NULL;
-  TORCH_CHECK(MPI_Comm_dup(comm.comm(), &raw_comm) == MPI_SUCCESS, "bench-dist: MPI_Comm_dup failed");
+  TORCH_CHECK(MPI_Comm_dup(comm.comm(), &raw_comm) == MPI_SUCCESS,
+              "bench-dist: MPI_Comm_dup failed");
   std::vector<double> raw, nonblocking, synced;
   for (int r = 0; r < repeats + 1; ++r) {  // the first round warms up (buffers, MPI paths)
     comm.barrier();
@@ -157,8 +159,9 @@ int bench_dist_command(const Args& args) {
   }
   if (!config.data.train.empty()) config.data.synthetic = "none";
   if (steps < 1 || warmup < 0 || repeats < 1)
-    throw ConfigError("bench-dist: expected bench.steps >= 1, bench.warmup >= 0, "
-                      "bench.repeats >= 1");
+    throw ConfigError(
+        "bench-dist: expected bench.steps >= 1, bench.warmup >= 0, "
+        "bench.repeats >= 1");
   const std::vector<int64_t> sizes = parse_sizes(sizes_mb);
   auto comm = start_communicator(config);
   config.train.steps = warmup + steps;
@@ -168,11 +171,10 @@ int bench_dist_command(const Args& args) {
   const int threads = threads_per_rank(config, *comm);
   const int64_t bucket_bytes = config.train.bucket_mb * 1024 * 1024;
   if (root) {
-    std::cout << std::fixed << std::setprecision(2)
-              << "winnow bench-dist: " << comm->world_size() << " rank(s) x " << threads
-              << " thread(s), backend " << comm->backend_name() << ", buckets of "
-              << config.train.bucket_mb << " MiB, collective timeout " << config.dist.timeout
-              << " s\n  BLAS " << loaded_blas() << "\n";
+    std::cout << std::fixed << std::setprecision(2) << "winnow bench-dist: " << comm->world_size()
+              << " rank(s) x " << threads << " thread(s), backend " << comm->backend_name()
+              << ", buckets of " << config.train.bucket_mb << " MiB, collective timeout "
+              << config.dist.timeout << " s\n  BLAS " << loaded_blas() << "\n";
   }
 
   // (a) All-reduce throughput, only meaningful across processes.
@@ -191,8 +193,8 @@ int bench_dist_command(const Args& args) {
       const AllReduceTiming t =
           time_all_reduce(*mpi, bytes, bucket_bytes, static_cast<int>(repeats));
       if (root) {
-        std::cout << std::setw(12) << size << std::setw(9) << t.tensors << std::setw(9)
-                  << t.buckets << std::setw(11) << bytes / t.raw_seconds / 1e9 << std::setw(12)
+        std::cout << std::setw(12) << size << std::setw(9) << t.tensors << std::setw(9) << t.buckets
+                  << std::setw(11) << bytes / t.raw_seconds / 1e9 << std::setw(12)
                   << bytes / t.nonblocking_seconds / 1e9 << std::setw(15)
                   << bytes / t.grad_sync_seconds / 1e9 << std::setw(20)
                   << t.raw_seconds / t.grad_sync_seconds << std::setw(21)
@@ -233,19 +235,20 @@ int bench_dist_command(const Args& args) {
   if (root) {
     const double step_time = median(step_seconds);
     const double exposed_share = median(exposed), in_flight_share = median(in_flight);
-    std::cout << "(c) training step: " << model->kind() << " dim " << config.model.dim
-              << ", depth " << config.model.depth << ", " << model->dense_tokens()
-              << " tokens, global batch " << config.train.global_batch << ", median of " << steps
-              << " steps after " << warmup << "\n"
+    std::cout << "(c) training step: " << model->kind() << " dim " << config.model.dim << ", depth "
+              << config.model.depth << ", " << model->dense_tokens() << " tokens, global batch "
+              << config.train.global_batch << ", median of " << steps << " steps after " << warmup
+              << "\n"
               << "    step time                          " << 1000.0 * step_time << " ms\n"
               << "    waiting on gradient communication  " << 100.0 * exposed_share
               << " % of the step (goal <= 10 %)\n"
               << "    gradient all-reduce in flight      " << 100.0 * in_flight_share
               << " % of the step (started during backward, then waited)\n"
               // One line for scripts (launch/bench_dist.sh).
-              << std::setprecision(4) << "result ranks=" << comm->world_size() << " threads=" << threads
-              << " step_ms=" << 1000.0 * step_time << " exposed_share=" << exposed_share
-              << " in_flight_share=" << in_flight_share << std::endl;
+              << std::setprecision(4) << "result ranks=" << comm->world_size()
+              << " threads=" << threads << " step_ms=" << 1000.0 * step_time
+              << " exposed_share=" << exposed_share << " in_flight_share=" << in_flight_share
+              << std::endl;
   }
   return 0;
 }

@@ -52,8 +52,8 @@ TEST(GradSyncLocal, LeavesGradientsUnchangedAndUnusedUndefined) {
 // twice), once per parameter per backward, on the thread that called backward (LibTorch runs CPU
 // backward on the caller's thread: MPI_THREAD_FUNNELED collectives may start from the hooks).
 TEST(GradientReadyHooks, FireOnceAfterAccumulationOnTheCallingThread) {
-  torch::Tensor a = torch::ones({3}).requires_grad_();  // [3]
-  torch::Tensor b = torch::ones({2}).requires_grad_();  // [2]
+  torch::Tensor a = torch::ones({3}).requires_grad_();   // [3]
+  torch::Tensor b = torch::ones({2}).requires_grad_();   // [2]
   std::vector<std::pair<int64_t, torch::Tensor>> calls;  // (index, grad seen)
   std::vector<std::thread::id> threads;
   GradientReadyHooks hooks({a, b}, [&](int64_t index) {

@@ -167,7 +167,7 @@ struct DivergentNet {
   torch::Tensor loss(int rank, int64_t micro) {
     torch::manual_seed(1000 + 10 * rank + micro);  // rank- and micro-batch-dependent data
     const torch::Tensor inputs = torch::randn({6, 4}, torch::kFloat64);  // [6, 4]
-    torch::Tensor x = torch::tanh(embed(inputs));                       // [6, 8]
+    torch::Tensor x = torch::tanh(embed(inputs));                        // [6, 8]
     for (int i = 0; i < 3; ++i) {
       if (i != rank % 3) x = x + torch::tanh(blocks[static_cast<size_t>(i)](x));
     }

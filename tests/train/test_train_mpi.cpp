@@ -241,10 +241,9 @@ std::shared_ptr<LayerSkippingVit> tiny_skipping_vit() {
 std::vector<bool> layer_one_divergence(const LayerSkippingVit& model) {
   std::vector<int64_t> counts;
   for (const auto& running : model.samples_running()) counts.push_back(running[1]);
-  const torch::Tensor mine = torch::tensor(counts);                    // [calls]
+  const torch::Tensor mine = torch::tensor(counts);                   // [calls]
   const torch::Tensor all = dist::testing::world().all_gather(mine);  // [world, calls]
-  const torch::Tensor divergent =
-      all.amin(0).eq(0).logical_and(all.amax(0).gt(0));  // [calls]
+  const torch::Tensor divergent = all.amin(0).eq(0).logical_and(all.amax(0).gt(0));  // [calls]
   return std::vector<bool>(divergent.data_ptr<bool>(),
                            divergent.data_ptr<bool>() + divergent.numel());
 }
