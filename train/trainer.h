@@ -76,7 +76,7 @@ struct TrainSummary {
   double samples_per_second = 0.0;  // global
   double training_flops = 0.0;      // global, forward + backward (analytic)
   double final_loss = 0.0;
-  double comm_fraction = 0.0;  // share of step time inside gradient all-reduce
+  double comm_fraction = 0.0;  // share of step time blocked waiting on gradient all-reduce
   EvalResult eval;
   int64_t last_step = 0;         // steps completed when run() returned
   int stop_signal = 0;           // the signal that stopped the run early (0 = none)
