@@ -313,3 +313,37 @@ TEST(RankInvariance, ParameterUnusedOnEveryRankKeepsItsValueAndHasNoOptimizerSta
   EXPECT_EQ(state.count(optimizer_state_key(model->head->weight)), 1u);  // the check can fail
   EXPECT_TRUE(torch::equal(model->unused, initial->unused));
 }
+
+// dist.check_every: a replica that drifted (here: one rank's parameter nudged) stops the run on
+// every rank with the same error, at the first check after the drift; identical replicas pass.
+TEST(ReplicaCheck, DriftedReplicaStopsEveryRankAtTheNextCheck) {
+  auto comm = world_ptr();
+  TrainerOptions t;
+  t.steps = 4;
+  t.global_batch = 12;
+  t.warmup_steps = 1;
+  t.progress = false;
+  t.prefetch = 0;
+  t.replica_check_every = 2;
+  t.checkpoint.minutes = 0;
+  {
+    torch::manual_seed(0);
+    Trainer healthy(tiny_vit(), tiny_images(), nullptr, comm, t, OptimizerOptions{});
+    EXPECT_EQ(healthy.run().steps, 4);
+  }
+  if (comm->world_size() == 1) return;  // one replica cannot drift from itself
+  torch::manual_seed(0);
+  auto model = tiny_vit();
+  Trainer drifting(model, tiny_images(), nullptr, comm, t, OptimizerOptions{});
+  if (comm->rank() == comm->world_size() - 1) {
+    torch::NoGradGuard no_grad;
+    model->parameters()[0].view(-1)[0] += 1.0;  // after the constructor's broadcast from rank 0
+  }
+  try {
+    drifting.run();
+    ADD_FAILURE() << "a drifted replica went unnoticed";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(e.msg().find("after step 2: the replicas' parameters differ"), std::string::npos)
+        << e.msg();
+  }
+}
