@@ -69,16 +69,21 @@ void print_text(const std::string& path, const train::CheckpointSummary& s, bool
                 bool show_config) {
   const auto& m = s.meta;
   std::cout << path << "  (" << s.file_bytes / 1e6 << " MB, schema " << m.schema_version
-            << ", winnow " << m.winnow_version << ")\n"
-            << "  step          " << m.step << " of " << m.lr_schedule.total_steps << " ("
-            << m.reason << ")\n"
-            << "  data          global sample " << m.samples_consumed << ", epoch " << m.epoch
-            << ", global batch " << m.global_batch << ", seed " << m.seed << "\n"
-            << "  world size    " << m.world_size << " at save\n"
-            << "  lr schedule   peak " << m.lr_schedule.peak_lr << ", warmup "
-            << m.lr_schedule.warmup_steps << ", min ratio " << m.lr_schedule.min_lr_ratio
-            << ", lr at this step " << m.lr_schedule.at(std::min(m.step, m.lr_schedule.total_steps - 1))
-            << "\n"
+            << ", winnow " << m.winnow_version << ")\n";
+  if (m.reason == "weights") {
+    std::cout << "  kind          weights file (model only: eval, --init-from, export)\n";
+  } else {
+    std::cout << "  step          " << m.step << " of " << m.lr_schedule.total_steps << " ("
+              << m.reason << ")\n"
+              << "  data          global sample " << m.samples_consumed << ", epoch " << m.epoch
+              << ", global batch " << m.global_batch << ", seed " << m.seed << "\n"
+              << "  world size    " << m.world_size << " at save\n"
+              << "  lr schedule   peak " << m.lr_schedule.peak_lr << ", warmup "
+              << m.lr_schedule.warmup_steps << ", min ratio " << m.lr_schedule.min_lr_ratio
+              << ", lr at this step "
+              << m.lr_schedule.at(std::min(m.step, m.lr_schedule.total_steps - 1)) << "\n";
+  }
+  std::cout << "  model         " << m.model_kind << "\n"
             << "  compression   " << (m.token_schedule.empty() ? "none" : m.token_schedule) << "\n"
             << "  optimizer     "
             << (s.has_optimizer ? "AdamW state for " + std::to_string(s.optimizer_entries) +
