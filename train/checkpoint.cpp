@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "data/h5_file.h"
+#include "train/model_tensors.h"
 #include "winnow/version.h"
 
 namespace winnow::train {
@@ -222,13 +223,6 @@ CheckpointMeta read_meta(const H5File& file) {
   return meta;
 }
 
-std::string name_list(const std::vector<std::string>& names) {
-  if (names.empty()) return " none";
-  std::string s;
-  for (const auto& n : names) s += "\n    " + n;
-  return s;
-}
-
 }  // namespace
 
 const char* to_string(SaveStage stage) {
@@ -282,32 +276,8 @@ CheckpointMeta read_checkpoint(const std::string& path, TransformerModel& model,
               " model, but the configured model is a ", model.kind());
 
   // Model tensors: names, shapes and dtypes against the model, then checksums.
-  std::set<std::string> stored;
-  for (const auto& name : file.children("model")) stored.insert(name);
-  std::vector<std::pair<std::string, torch::Tensor>> wanted;
-  for (const auto& item : model.named_parameters()) wanted.emplace_back(item.key(), item.value());
-  for (const auto& item : model.named_buffers()) wanted.emplace_back(item.key(), item.value());
-  std::vector<std::string> missing, unexpected, misshaped;
-  std::set<std::string> expected;
-  for (const auto& [name, tensor] : wanted) {
-    expected.insert(name);
-    if (!stored.count(name)) {
-      missing.push_back(name);
-      continue;
-    }
-    const auto info = file.dataset_info(model_dataset(name));
-    if (info.shape != tensor.sizes().vec() || !info.dtype || *info.dtype != tensor.scalar_type()) {
-      std::ostringstream s;
-      s << name << " (checkpoint " << c10::IntArrayRef(info.shape) << " " << info.type_name
-        << ", model " << tensor.sizes() << " " << tensor.scalar_type() << ")";
-      misshaped.push_back(s.str());
-    }
-  }
-  for (const auto& name : stored)
-    if (!expected.count(name)) unexpected.push_back(name);
-  TORCH_CHECK(missing.empty() && unexpected.empty() && misshaped.empty(), "checkpoint '", path,
-              "' does not fit the configured model:\n  missing:", name_list(missing),
-              "\n  unexpected:", name_list(unexpected), "\n  mis-shaped:", name_list(misshaped));
+  check_stored_model_fits(file, model, "checkpoint");
+  const auto wanted = model_tensors(model);
   int64_t verified = 0;
   std::vector<torch::Tensor> values;
   for (const auto& [name, tensor] : wanted) {
