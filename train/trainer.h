@@ -47,7 +47,7 @@ struct TrainerOptions {
   int64_t eval_max_samples = 0;  // 0 = the whole evaluation set
   int64_t log_every = 20;        // steps between metrics lines / plain progress lines
   uint64_t seed = 0;
-  int64_t bucket_mb = 25;      // gradient all-reduce bucket size
+  int64_t bucket_mb = 1;       // gradient all-reduce bucket size (docs/distributed.md, Buckets)
   // Steps between checks that every replica holds bitwise identical parameters (0 = never).
   int64_t replica_check_every = 1000;
   int64_t prefetch = 2;        // batches the loader thread prepares ahead
