@@ -3,8 +3,8 @@
 #  - a crash (SIGKILL) injected at each stage of a save — during the data write, before the
 #    rename, before the `latest` update — then `--resume` finishes the run with exactly the
 #    weights and loss log of an uninterrupted run (h5diff, metrics.jsonl);
-#  - SIGUSR1 sent to ONE of 2 MPI ranks stops both after the same step with a checkpoint, and a
-#    2-rank resume finishes;
+#  - SIGUSR1 sent to ONE of 2 MPI ranks stops both after the same step with a checkpoint;
+#    SIGUSR1 sent to mpirun (which forwards it) does the same;
 #  - a 2-rank checkpoint resumed on 1 rank (different world size) says so and finishes;
 #  - a resume with a different model is refused with the list of names;
 #  - `winnow inspect` (text and --json) and h5ls read the files.
@@ -118,6 +118,21 @@ stopped=$(sed -nE 's/.*stopped after step ([0-9]+) of 4000.*/\1/p' "$run.log")
 grep -q "step          $stopped of 4000 (signal SIGUSR1)" "$work/inspect_signal.txt" \
   || fail "no checkpoint of step $stopped: $(cat "$work/inspect_signal.txt")"
 echo "ok: SIGUSR1 to one rank stopped both after step $stopped"
+
+# 4b. The documented way under mpirun: SIGUSR1 to mpirun itself, which forwards it to the ranks.
+run2=$work/signal_mpirun
+"$mpiexec" "${mpirun_flags[@]}" -np 2 "$winnow" train "${common[@]}" --train.steps 4000 \
+  --checkpoint.every 0 --train.run_dir "$run2" > "$run2.log" 2>&1 &
+launcher=$!
+for _ in $(seq 100); do grep -q '"step":3,' "$run2/metrics.jsonl" 2>/dev/null && break; sleep 0.2; done
+kill -USR1 "$launcher"
+set +e
+wait "$launcher"
+rc=$?
+set -e
+[ "$rc" -eq 138 ] || fail "SIGUSR1 to mpirun: expected exit 138, got $rc: $(tail -20 "$run2.log")"
+ls "$run2/checkpoints"/step-*.h5 > /dev/null 2>&1 || fail "SIGUSR1 to mpirun: no checkpoint"
+echo "ok: SIGUSR1 to mpirun reached both ranks, checkpoint written, exit 138"
 
 # 5. Resume that 2-rank checkpoint on 1 rank: the sampler continues from the global position.
 "$winnow" train --resume "$run" --train.steps 4000 --train.stop_at $((stopped + 3)) --dist.backend local \
