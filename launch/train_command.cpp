@@ -159,7 +159,17 @@ int train_command(const Args& args) {
   train::Trainer trainer(model, data.train, data.eval, comm, trainer_options, config.optim);
   trainer.set_reduction(reduction);
   trainer.set_stop_signal(pending_stop_signal);
-  if (!resume.empty()) trainer.resume(resume);
+  if (!resume.empty()) {
+    trainer.resume(resume);
+    if (trainer.start_step() >= config.train.steps) {
+      if (root)
+        std::cout << "nothing to do: the run already completed its " << config.train.steps
+                  << " steps (give --train.steps with a larger value to train further)"
+                  << std::endl;
+      comm->barrier();
+      return 0;
+    }
+  }
   auto summary = trainer.run();
 
   if (summary.stopped_early) {

@@ -32,6 +32,12 @@ ls "$work/straight/checkpoints" > "$work/listing"
 [ "$(cat "$work/listing" | tr '\n' ' ')" = "latest step-00000004.h5 step-00000006.h5 step-00000008.h5 " ] \
   || fail "retention (keep 3) left: $(cat "$work/listing")"
 
+# Resuming a finished run does nothing and leaves its files alone.
+before=$(stat -c %i.%.9Y.%s "$work/straight/model.h5" "$work/straight/summary.json")
+"$winnow" train --resume "$work/straight" > "$work/finished.log" 2>&1 || fail "resume of a finished run: $(cat "$work/finished.log")"
+grep -q "nothing to do: the run already completed its 8 steps" "$work/finished.log" || fail "resume of a finished run: $(cat "$work/finished.log")"
+[ "$before" = "$(stat -c %i.%.9Y.%s "$work/straight/model.h5" "$work/straight/summary.json")" ] || fail "resume of a finished run rewrote its files"
+
 # 2. SIGKILL at each stage of the save of step 4, then resume.
 for stage in writing before_rename before_pointer; do
   run=$work/kill_$stage
