@@ -17,6 +17,7 @@
 #include "train/optimizer.h"
 #include "train/trainer.h"
 #include "train/vit.h"
+#include "tests/train/tiny_models.h"
 
 using namespace winnow;
 using namespace winnow::train;
@@ -31,25 +32,8 @@ std::string fresh_dir(const std::string& name) {
   return dir;
 }
 
-std::shared_ptr<data::SyntheticImageDataset> images(int64_t n) {
-  data::SyntheticImageOptions o;
-  o.size = n;
-  o.height = o.width = 8;
-  o.num_classes = 4;
-  o.noise = 0.5;
-  return std::make_shared<data::SyntheticImageDataset>(o);
-}
-
-std::shared_ptr<VisionTransformerImpl> small_vit(int64_t depth = 2, int64_t dim = 32) {
-  VitOptions o;
-  o.image_height = o.image_width = 8;
-  o.patch = 2;
-  o.dim = dim;
-  o.depth = depth;
-  o.heads = 2;
-  o.num_classes = 4;
-  return std::make_shared<VisionTransformerImpl>(o);
-}
+using tiny::images;
+using tiny::small_vit;
 
 TrainerOptions quick(int64_t steps) {
   TrainerOptions t;

@@ -12,32 +12,15 @@
 #include "train/gpt.h"
 #include "train/trainer.h"
 #include "train/vit.h"
+#include "tests/train/tiny_models.h"
 
 using namespace winnow;
 using namespace winnow::train;
 
 namespace {
 
-std::shared_ptr<data::SyntheticImageDataset> images(int64_t n, uint64_t seed = 0) {
-  data::SyntheticImageOptions o;
-  o.size = n;
-  o.height = o.width = 8;
-  o.num_classes = 4;
-  o.seed = seed;
-  o.noise = 0.5;
-  return std::make_shared<data::SyntheticImageDataset>(o);
-}
-
-std::shared_ptr<VisionTransformerImpl> small_vit() {
-  VitOptions o;
-  o.image_height = o.image_width = 8;
-  o.patch = 2;
-  o.dim = 32;
-  o.depth = 2;
-  o.heads = 2;
-  o.num_classes = 4;
-  return std::make_shared<VisionTransformerImpl>(o);
-}
+using tiny::images;
+using tiny::small_vit;
 
 TrainerOptions quick(int64_t steps) {
   TrainerOptions t;
