@@ -407,7 +407,7 @@ TrainSummary Trainer::run() {
                                                                           : std::to_string(summary.stop_signal));
     else if (last && checkpointing.at_end)
       reason = "end";
-    else if (step + 1 == end_step)
+    else if (!last && step + 1 == end_step)  // train.stop_at before train.steps
       reason = "stop_at";
     else if (checkpointing.every > 0 && (step + 1) % checkpointing.every == 0)
       reason = "interval";

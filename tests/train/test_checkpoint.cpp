@@ -419,3 +419,28 @@ TEST(Resume, IntervalCheckpointsFollowTheConfiguredSteps) {
   EXPECT_EQ(summary.checkpoints_written, 3);
   EXPECT_EQ(read_checkpoint_meta(directory.path_for(7)).reason, "end");
 }
+
+TEST(Resume, TimedCheckpointsAreDecidedByRankZerosClock) {
+  auto comm = dist::make_communicator("local");
+  auto options = quick(3);
+  options.run_dir = fresh_dir("timed");
+  options.checkpoint.dir = options.run_dir + "/checkpoints";
+  options.checkpoint.every = 0;
+  options.checkpoint.at_end = false;
+  options.checkpoint.keep = 0;
+  options.checkpoint.minutes = 1e-9;  // due after every step
+  Trainer trainer(small_vit(), images(256), nullptr, comm, options, OptimizerOptions{});
+  trainer.run();
+  CheckpointDirectory directory(options.checkpoint.dir, 0);
+  ASSERT_EQ(directory.checkpoints().size(), 3u);
+  for (const auto& path : directory.checkpoints()) EXPECT_EQ(read_checkpoint_meta(path).reason, "time");
+
+  auto hourly = quick(3);
+  hourly.run_dir = fresh_dir("hourly");
+  hourly.checkpoint.dir = hourly.run_dir + "/checkpoints";
+  hourly.checkpoint.every = 0;
+  hourly.checkpoint.at_end = false;
+  hourly.checkpoint.minutes = 60;
+  Trainer quiet(small_vit(), images(256), nullptr, comm, hourly, OptimizerOptions{});
+  EXPECT_EQ(quiet.run().checkpoints_written, 0);
+}
