@@ -99,9 +99,9 @@ po::options_description run_options(RunConfig& c) {
       "checkpoint.minutes", po::value(&k.minutes)->default_value(k.minutes, "30"),
       "minutes between checkpoints, by rank 0's clock (0 = off)")(
       "checkpoint.keep", po::value(&k.keep)->default_value(k.keep),
-      "newest checkpoints kept (0 = all)")(
-      "checkpoint.at_end", po::value(&k.at_end)->default_value(k.at_end),
-      "write a checkpoint after the last step")(
+      "newest checkpoints kept (0 = all)")("checkpoint.at_end",
+                                           po::value(&k.at_end)->default_value(k.at_end),
+                                           "write a checkpoint after the last step")(
       "checkpoint.kill_stage", po::value(&k.kill_stage)->default_value(k.kill_stage),
       "testing: SIGKILL this process at a stage of the save of checkpoint.kill_step: none | "
       "writing | before_rename | before_pointer; not stored in the config")(
@@ -262,8 +262,8 @@ void validate(const RunConfig& c, int world_size) {
   for (const auto& name : dist::known_backends()) names += (names.empty() ? "" : ", ") + name;
   require(known_backend,
           "dist.backend: expected one of " + names + "; got '" + c.dist.backend + "'");
-  require(c.train.stop_at >= 0, "train.stop_at: expected >= 0 (0 = train.steps), got " +
-                                   str(c.train.stop_at));
+  require(c.train.stop_at >= 0,
+          "train.stop_at: expected >= 0 (0 = train.steps), got " + str(c.train.stop_at));
   require(c.checkpoint.every >= 0,
           "checkpoint.every: expected >= 0 (0 = no step interval), got " + str(c.checkpoint.every));
   require(c.checkpoint.minutes >= 0,
@@ -274,7 +274,8 @@ void validate(const RunConfig& c, int world_size) {
               c.checkpoint.kill_stage == "before_rename" ||
               c.checkpoint.kill_stage == "before_pointer",
           "checkpoint.kill_stage: expected one of none, writing, before_rename, before_pointer; "
-          "got '" + c.checkpoint.kill_stage + "'");
+          "got '" +
+              c.checkpoint.kill_stage + "'");
   try {
     c.optim.validate();
     c.train.validate(world_size);

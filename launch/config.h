@@ -36,7 +36,7 @@ struct ModelConfig {
   int64_t depth = 6;
   int64_t heads = 3;
   double mlp_ratio = 4.0;
-  int64_t patch = 4;  // vit only
+  int64_t patch = 4;       // vit only
   double norm_eps = 1e-5;  // LayerNorm epsilon (imported torchvision ViTs: 1e-6)
 };
 

@@ -28,7 +28,8 @@ std::string resolve_path(const std::string& path) {
   namespace fs = std::filesystem;
   if (!fs::is_directory(path)) return path;
   std::string dir = path;
-  if (fs::is_directory(fs::path(dir) / "checkpoints")) dir = (fs::path(dir) / "checkpoints").string();
+  if (fs::is_directory(fs::path(dir) / "checkpoints"))
+    dir = (fs::path(dir) / "checkpoints").string();
   const auto files = train::CheckpointDirectory(dir, 0).checkpoints();
   if (files.empty()) throw ConfigError("inspect: no checkpoint (step-*.h5) in '" + dir + "'");
   return files.front();
@@ -86,16 +87,18 @@ void print_text(const std::string& path, const train::CheckpointSummary& s, bool
   std::cout << "  model         " << m.model_kind << "\n"
             << "  compression   " << (m.token_schedule.empty() ? "none" : m.token_schedule) << "\n"
             << "  optimizer     "
-            << (s.has_optimizer ? "AdamW state for " + std::to_string(s.optimizer_entries) +
-                                      " parameters"
-                                : std::string("none (weights only)"))
+            << (s.has_optimizer
+                    ? "AdamW state for " + std::to_string(s.optimizer_entries) + " parameters"
+                    : std::string("none (weights only)"))
             << "\n"
-            << "  checksums     " << (verified ? "all verified" : "not checked (--verify)") << "\n\n";
+            << "  checksums     " << (verified ? "all verified" : "not checked (--verify)")
+            << "\n\n";
   size_t width = 4;
   for (const auto& t : s.tensors) width = std::max(width, t.name.size());
-  std::cout << "  " << std::left << std::setw(static_cast<int>(width)) << "name" << "  "
-            << std::setw(18) << "shape" << std::setw(9) << "dtype" << std::right << std::setw(12)
-            << "count" << "\n";
+  std::cout << "  " << std::left << std::setw(static_cast<int>(width)) << "name"
+            << "  " << std::setw(18) << "shape" << std::setw(9) << "dtype" << std::right
+            << std::setw(12) << "count"
+            << "\n";
   for (const auto& t : s.tensors) {
     std::cout << "  " << std::left << std::setw(static_cast<int>(width)) << t.name << "  "
               << std::setw(18) << shape_text(t.shape) << std::setw(9) << t.dtype << std::right

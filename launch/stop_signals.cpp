@@ -28,13 +28,18 @@ void install_stop_signal_handlers() {
   sigaction(SIGUSR1, &action, nullptr);
 }
 
-int pending_stop_signal() { return static_cast<int>(g_pending); }
+int pending_stop_signal() {
+  return static_cast<int>(g_pending);
+}
 
 const char* stop_signal_name(int signal) {
   switch (signal) {
-    case SIGTERM: return "SIGTERM";
-    case SIGUSR1: return "SIGUSR1";
-    default: return "a signal";
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGUSR1:
+      return "SIGUSR1";
+    default:
+      return "a signal";
   }
 }
 

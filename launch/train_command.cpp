@@ -62,7 +62,8 @@ std::string resume_base_config(const std::string& resume) {
   if (!fs::exists(resume)) throw ConfigError("--resume: '" + resume + "' does not exist");
   if (!fs::is_directory(resume)) return train::read_checkpoint_meta(resume).config_ini;
   std::string dir = resume;
-  if (fs::is_directory(fs::path(dir) / "checkpoints")) dir = (fs::path(dir) / "checkpoints").string();
+  if (fs::is_directory(fs::path(dir) / "checkpoints"))
+    dir = (fs::path(dir) / "checkpoints").string();
   const train::CheckpointDirectory directory(dir, 0);
   for (const auto& path : directory.checkpoints()) {
     try {
@@ -115,8 +116,9 @@ int train_command(const Args& args) {
     return 0;
   }
   if (!resume.empty() && !init_from.empty())
-    throw ConfigError("--resume and --init-from: give one (resume continues a run; init-from "
-                      "starts a new one from weights)");
+    throw ConfigError(
+        "--resume and --init-from: give one (resume continues a run; init-from "
+        "starts a new one from weights)");
   install_stop_signal_handlers();
   auto comm = start_communicator(config);
   validate(config, comm->world_size());
@@ -146,9 +148,10 @@ int train_command(const Args& args) {
   // its own output goes to a log file, so under a launcher progress is plain lines.
   trainer_options.progress_live = isatty(STDOUT_FILENO) && !dist::started_by_mpi_launcher();
   auto& checkpointing = trainer_options.checkpoint;
-  checkpointing.dir = config.checkpoint.dir == "auto"
-                          ? (config.train.run_dir.empty() ? "" : config.train.run_dir + "/checkpoints")
-                          : (config.checkpoint.dir == "none" ? "" : config.checkpoint.dir);
+  checkpointing.dir =
+      config.checkpoint.dir == "auto"
+          ? (config.train.run_dir.empty() ? "" : config.train.run_dir + "/checkpoints")
+          : (config.checkpoint.dir == "none" ? "" : config.checkpoint.dir);
   checkpointing.every = config.checkpoint.every;
   checkpointing.minutes = config.checkpoint.minutes;
   checkpointing.keep = config.checkpoint.keep;
@@ -176,10 +179,13 @@ int train_command(const Args& args) {
     if (root) {
       std::cout << "stopped after step " << summary.last_step << " of " << config.train.steps;
       if (summary.stop_signal != 0)
-        std::cout << " on " << stop_signal_name(summary.stop_signal) << " (every rank, in lockstep)";
+        std::cout << " on " << stop_signal_name(summary.stop_signal)
+                  << " (every rank, in lockstep)";
       if (!summary.last_checkpoint.empty())
-        std::cout << "\n  checkpoint     " << summary.last_checkpoint << "\n  continue with  winnow train --resume "
-                  << (config.train.run_dir.empty() ? trainer_options.checkpoint.dir : config.train.run_dir);
+        std::cout << "\n  checkpoint     " << summary.last_checkpoint
+                  << "\n  continue with  winnow train --resume "
+                  << (config.train.run_dir.empty() ? trainer_options.checkpoint.dir
+                                                   : config.train.run_dir);
       else
         std::cout << "\n  no checkpoint was written (checkpoint.dir is none)";
       std::cout << std::endl;

@@ -14,15 +14,15 @@ torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
 }
 
 BlockImpl::BlockImpl(const BlockOptions& options_) : options(options_) {
-  norm1 =
-      register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({options.dim()})
-                                                           .eps(options.norm_eps())));
+  norm1 = register_module(
+      "norm1",
+      torch::nn::LayerNorm(torch::nn::LayerNormOptions({options.dim()}).eps(options.norm_eps())));
   attn = register_module(
       "attn", MultiHeadAttention(
                   AttentionOptions(options.dim(), options.heads()).causal(options.causal())));
-  norm2 =
-      register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({options.dim()})
-                                                           .eps(options.norm_eps())));
+  norm2 = register_module(
+      "norm2",
+      torch::nn::LayerNorm(torch::nn::LayerNormOptions({options.dim()}).eps(options.norm_eps())));
   mlp = register_module("mlp", Mlp(options.dim(), options.mlp_hidden()));
 }
 

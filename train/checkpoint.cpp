@@ -83,10 +83,14 @@ torch::Tensor read_checked(const H5File& file, const std::string& name) {
 
 #if TORCH_VERSION_MAJOR >= 2
 using StateKey = void*;
-StateKey state_key(const torch::Tensor& p) { return p.unsafeGetTensorImpl(); }
+StateKey state_key(const torch::Tensor& p) {
+  return p.unsafeGetTensorImpl();
+}
 #else
 using StateKey = std::string;
-StateKey state_key(const torch::Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); }
+StateKey state_key(const torch::Tensor& p) {
+  return c10::guts::to_string(p.unsafeGetTensorImpl());
+}
 #endif
 
 // Name of every parameter, keyed by the optimizer's state key.
@@ -96,8 +100,12 @@ std::map<StateKey, std::string> parameter_names(const TransformerModel& model) {
   return names;
 }
 
-std::string model_dataset(const std::string& name) { return "model/" + name; }
-std::string state_group(const std::string& name) { return "optimizer/state/" + name; }
+std::string model_dataset(const std::string& name) {
+  return "model/" + name;
+}
+std::string state_group(const std::string& name) {
+  return "optimizer/state/" + name;
+}
 
 void write_optimizer(H5File& file, const TransformerModel& model,
                      const torch::optim::AdamW& optimizer, int64_t& count) {
@@ -227,9 +235,12 @@ CheckpointMeta read_meta(const H5File& file) {
 
 const char* to_string(SaveStage stage) {
   switch (stage) {
-    case SaveStage::kWritingData: return "writing";
-    case SaveStage::kBeforeRename: return "before_rename";
-    case SaveStage::kBeforePointer: return "before_pointer";
+    case SaveStage::kWritingData:
+      return "writing";
+    case SaveStage::kBeforeRename:
+      return "before_rename";
+    case SaveStage::kBeforePointer:
+      return "before_pointer";
   }
   return "?";
 }
@@ -313,7 +324,8 @@ CheckpointMeta read_checkpoint(const std::string& path, TransformerModel& model,
       torch::optim::AdamWOptions options;
       options.lr(file.attr_double(group, "lr"))
           .weight_decay(file.attr_double(group, "weight_decay"))
-          .betas(std::make_tuple(file.attr_double(group, "beta1"), file.attr_double(group, "beta2")))
+          .betas(
+              std::make_tuple(file.attr_double(group, "beta1"), file.attr_double(group, "beta2")))
           .eps(file.attr_double(group, "eps"))
           .amsgrad(file.attr_int(group, "amsgrad") != 0);
       group_options.push_back(options);
@@ -333,10 +345,10 @@ CheckpointMeta read_checkpoint(const std::string& path, TransformerModel& model,
         s.max_exp_avg_sq = read_checked(file, group + "/max_exp_avg_sq");
         ++verified;
       }
-      TORCH_CHECK(s.exp_avg.sizes() == s.parameter.sizes() &&
-                      s.exp_avg_sq.sizes() == s.parameter.sizes(),
-                  "checkpoint '", path, "': optimizer moments of '", name, "' have shape ",
-                  s.exp_avg.sizes(), ", the parameter has ", s.parameter.sizes());
+      TORCH_CHECK(
+          s.exp_avg.sizes() == s.parameter.sizes() && s.exp_avg_sq.sizes() == s.parameter.sizes(),
+          "checkpoint '", path, "': optimizer moments of '", name, "' have shape ",
+          s.exp_avg.sizes(), ", the parameter has ", s.parameter.sizes());
       s.step = file.attr_int(group, "step");
       states.push_back(std::move(s));
     }

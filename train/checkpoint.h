@@ -30,17 +30,17 @@ struct CheckpointMeta {
   std::string reason;            // why it was written: interval, time, signal SIGTERM, stop_at, end
   std::string winnow_version;
   std::string model_kind;
-  std::string config_ini;        // the effective configuration (loadable with --config)
-  std::string token_schedule;    // the token-reduction schedule, described (a function of step)
+  std::string config_ini;      // the effective configuration (loadable with --config)
+  std::string token_schedule;  // the token-reduction schedule, described (a function of step)
   LrSchedule lr_schedule;
 };
 
 // The stages of a save, in order; a fault-injection callback may end the process at any of them
 // to prove that a crash there leaves the previous checkpoint usable.
 enum class SaveStage {
-  kWritingData,     // the temporary file holds /meta and /model, not yet the optimizer state
-  kBeforeRename,    // the temporary file is complete and fsync'ed, not yet renamed
-  kBeforePointer,   // the checkpoint file is in place, `latest` still names the previous one
+  kWritingData,    // the temporary file holds /meta and /model, not yet the optimizer state
+  kBeforeRename,   // the temporary file is complete and fsync'ed, not yet renamed
+  kBeforePointer,  // the checkpoint file is in place, `latest` still names the previous one
 };
 const char* to_string(SaveStage stage);
 using SaveStageCallback = std::function<void(SaveStage)>;

@@ -123,7 +123,8 @@ ResumeChoice resolve_resume(const std::string& file_or_dir,
   }
   // A run directory holds checkpoints/; a checkpoint directory holds step files.
   std::string dir = file_or_dir;
-  if (fs::is_directory(fs::path(dir) / "checkpoints")) dir = (fs::path(dir) / "checkpoints").string();
+  if (fs::is_directory(fs::path(dir) / "checkpoints"))
+    dir = (fs::path(dir) / "checkpoints").string();
   const auto files = step_files(dir);
   TORCH_CHECK(!files.empty(), "--resume: no checkpoint (step-*.h5) in '", dir, "'");
   for (const auto& [step, path] : files) {

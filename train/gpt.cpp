@@ -30,7 +30,8 @@ GptImpl::GptImpl(const GptOptions& options_) : options(options_) {
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < options.depth; ++i) blocks->push_back(Block(block_options()));
   norm = register_module(
-      "norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({options.dim}).eps(options.norm_eps)));
+      "norm",
+      torch::nn::LayerNorm(torch::nn::LayerNormOptions({options.dim}).eps(options.norm_eps)));
 
   torch::NoGradGuard no_grad;
   init_transformer_weights(*this, options.depth);

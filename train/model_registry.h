@@ -15,7 +15,7 @@ struct ModelSpec {
   int64_t dim = 192, depth = 6, heads = 3;
   double mlp_ratio = 4.0;
   double norm_eps = 1e-5;  // LayerNorm epsilon
-  int64_t patch = 4;  // vit
+  int64_t patch = 4;       // vit
   // From the data: images (vit) ...
   int64_t image_channels = 0, image_height = 0, image_width = 0, num_classes = 0;
   // ... or tokens (gpt).

@@ -41,11 +41,13 @@ void load_model_weights(TransformerModel& model, const std::string& path) {
   data::H5File file(path, data::H5File::Mode::kRead);
   TORCH_CHECK(file.exists("meta") && file.has_attr("/meta", "format") &&
                   file.attr_string("/meta", "format") == "winnow.weights",
-              "'", path, "' is neither a winnow checkpoint nor a winnow weights file (no /meta "
+              "'", path,
+              "' is neither a winnow checkpoint nor a winnow weights file (no /meta "
               "format=winnow.checkpoint or winnow.weights)");
   check_stored_model_fits(file, model, "weights file");
   torch::NoGradGuard no_grad;
-  for (auto& [name, tensor] : model_tensors(model)) tensor.copy_(file.read_tensor(dataset_name(name)));
+  for (auto& [name, tensor] : model_tensors(model))
+    tensor.copy_(file.read_tensor(dataset_name(name)));
 }
 
 std::string read_weights_config(const std::string& path) {

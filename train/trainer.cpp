@@ -216,7 +216,8 @@ CheckpointMeta Trainer::resume(const std::string& file_or_dir) {
       std::cerr << "winnow: warning: skipping damaged checkpoint " << rejected << "\n";
   TORCH_CHECK(meta.global_batch == options_.global_batch, "--resume: checkpoint '", choice.path,
               "' was trained with train.global_batch=", meta.global_batch, ", the run has ",
-              options_.global_batch, "; the sampler position is counted in global batches, so "
+              options_.global_batch,
+              "; the sampler position is counted in global batches, so "
               "keep the global batch when resuming");
   TORCH_CHECK(meta.seed == options_.seed, "--resume: checkpoint '", choice.path,
               "' was trained with train.seed=", meta.seed, ", the run has ", options_.seed,
@@ -262,10 +263,11 @@ std::string Trainer::save_checkpoint(int64_t completed_steps, const std::string&
   meta.step = completed_steps;
   meta.samples_consumed = completed_steps * options_.global_batch;
   meta.global_batch = options_.global_batch;
-  meta.epoch = train_data_ ? meta.samples_consumed /
-                                 std::max<int64_t>(1, (train_data_->size() / options_.global_batch) *
-                                                          options_.global_batch)
-                           : 0;
+  meta.epoch = train_data_
+                   ? meta.samples_consumed /
+                         std::max<int64_t>(1, (train_data_->size() / options_.global_batch) *
+                                                  options_.global_batch)
+                   : 0;
   meta.world_size = comm_->world_size();
   meta.seed = options_.seed;
   meta.reason = reason;
@@ -391,20 +393,20 @@ TrainSummary Trainer::run() {
     // Lockstep: a stop signal on any rank, or rank 0's clock saying a timed save is due, reaches
     // every rank through one all-reduce, so all ranks save and stop after the same step.
     const int signal = pending_signal_ ? pending_signal_() : 0;
-    const bool time_due =
-        checkpoints && checkpointing.minutes > 0 && comm_->is_root() &&
-        std::chrono::duration<double>(Clock::now() - last_save).count() >=
-            checkpointing.minutes * 60.0;
-    auto decision = torch::tensor({static_cast<double>(signal), time_due ? 1.0 : 0.0},
-                                  torch::kFloat64);
+    const bool time_due = checkpoints && checkpointing.minutes > 0 && comm_->is_root() &&
+                          std::chrono::duration<double>(Clock::now() - last_save).count() >=
+                              checkpointing.minutes * 60.0;
+    auto decision =
+        torch::tensor({static_cast<double>(signal), time_due ? 1.0 : 0.0}, torch::kFloat64);
     comm_->all_reduce(decision, dist::ReduceOp::kMax);
     summary.stop_signal = static_cast<int>(decision[0].item<double>());
     const bool stop = summary.stop_signal != 0 || step + 1 == end_step;
     std::string reason;
     if (summary.stop_signal != 0)
-      reason = std::string("signal ") + (summary.stop_signal == SIGTERM   ? "SIGTERM"
-                                         : summary.stop_signal == SIGUSR1 ? "SIGUSR1"
-                                                                          : std::to_string(summary.stop_signal));
+      reason = std::string("signal ") + (summary.stop_signal == SIGTERM ? "SIGTERM"
+                                         : summary.stop_signal == SIGUSR1
+                                             ? "SIGUSR1"
+                                             : std::to_string(summary.stop_signal));
     else if (last && checkpointing.at_end)
       reason = "end";
     else if (!last && step + 1 == end_step)  // train.stop_at before train.steps

@@ -10,11 +10,11 @@
 #include <vector>
 
 #include "compression/schedule.h"
-#include "train/checkpoint.h"
 #include "data/batch.h"
 #include "data/dataset.h"
 #include "dist/communicator.h"
 #include "dist/grad_sync.h"
+#include "train/checkpoint.h"
 #include "train/evaluate.h"
 #include "train/lr_schedule.h"
 #include "train/metrics.h"
@@ -25,12 +25,12 @@ namespace winnow::train {
 
 // When and where the trainer writes checkpoints (see train/checkpoint_directory.h).
 struct CheckpointOptions {
-  std::string dir;        // empty = no checkpoints
-  int64_t every = 500;    // steps between saves; 0 = no step interval
-  double minutes = 30.0;  // minutes between saves (rank 0's clock, decided in lockstep); 0 = off
-  int64_t keep = 3;       // newest step files kept; 0 = all
-  bool at_end = true;     // save after the last step
-  std::string config_ini;     // the effective configuration, stored in /meta
+  std::string dir;         // empty = no checkpoints
+  int64_t every = 500;     // steps between saves; 0 = no step interval
+  double minutes = 30.0;   // minutes between saves (rank 0's clock, decided in lockstep); 0 = off
+  int64_t keep = 3;        // newest step files kept; 0 = all
+  bool at_end = true;      // save after the last step
+  std::string config_ini;  // the effective configuration, stored in /meta
   std::string token_schedule;  // the token-reduction schedule, described, stored in /schedule
   // Fault injection (tests): called with the step being saved at each stage of a save.
   std::function<void(int64_t step, SaveStage stage)> on_stage;
@@ -47,7 +47,7 @@ struct TrainerOptions {
   int64_t eval_max_samples = 0;  // 0 = the whole evaluation set
   int64_t log_every = 20;        // steps between metrics lines / plain progress lines
   uint64_t seed = 0;
-  int64_t bucket_mb = 1;       // gradient all-reduce bucket size (docs/distributed.md, Buckets)
+  int64_t bucket_mb = 1;  // gradient all-reduce bucket size (docs/distributed.md, Buckets)
   // Steps between checks that every replica holds bitwise identical parameters (0 = never).
   int64_t replica_check_every = 1000;
   int64_t prefetch = 2;        // batches the loader thread prepares ahead
@@ -78,10 +78,10 @@ struct TrainSummary {
   double final_loss = 0.0;
   double comm_fraction = 0.0;  // share of step time blocked waiting on gradient all-reduce
   EvalResult eval;
-  int64_t last_step = 0;         // steps completed when run() returned
-  int stop_signal = 0;           // the signal that stopped the run early (0 = none)
-  bool stopped_early = false;    // by a signal or train.stop_at, before train.steps
-  std::string last_checkpoint;   // path of the newest checkpoint written, if any
+  int64_t last_step = 0;            // steps completed when run() returned
+  int stop_signal = 0;              // the signal that stopped the run early (0 = none)
+  bool stopped_early = false;       // by a signal or train.stop_at, before train.steps
+  std::string last_checkpoint;      // path of the newest checkpoint written, if any
   double checkpoint_seconds = 0.0;  // time spent saving checkpoints (rank 0's, all ranks wait)
   int64_t checkpoints_written = 0;
 };

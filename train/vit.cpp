@@ -37,8 +37,8 @@ VisionTransformerImpl::VisionTransformerImpl(const VitOptions& options_) : optio
   pos_embed = register_parameter("pos_embed", torch::empty({1, 1 + options.patches(), c}));
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < options.depth; ++i) blocks->push_back(Block(block_options()));
-  norm = register_module("norm",
-                         torch::nn::LayerNorm(torch::nn::LayerNormOptions({c}).eps(options.norm_eps)));
+  norm = register_module(
+      "norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c}).eps(options.norm_eps)));
   head = register_module("head", torch::nn::Linear(c, options.num_classes));
 
   torch::NoGradGuard no_grad;

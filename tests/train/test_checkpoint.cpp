@@ -11,13 +11,13 @@
 #include "data/h5_file.h"
 #include "data/synthetic_dataset.h"
 #include "dist/communicator.h"
+#include "tests/train/tiny_models.h"
 #include "train/checkpoint.h"
 #include "train/checkpoint_directory.h"
 #include "train/model_weights.h"
 #include "train/optimizer.h"
 #include "train/trainer.h"
 #include "train/vit.h"
-#include "tests/train/tiny_models.h"
 
 using namespace winnow;
 using namespace winnow::train;
@@ -36,12 +36,7 @@ using tiny::images;
 using tiny::small_vit;
 
 TrainerOptions quick(int64_t steps) {
-  TrainerOptions t;
-  t.steps = steps;
-  t.global_batch = 16;
-  t.warmup_steps = std::min<int64_t>(2, steps);
-  t.log_every = 1;
-  t.progress = false;
+  TrainerOptions t = tiny::quick_options(steps, /*global_batch=*/16, /*warmup=*/2, /*log_every=*/1);
   t.prefetch = 0;
   t.checkpoint.minutes = 0;
   return t;
@@ -56,9 +51,9 @@ Trained trained(int64_t steps, uint64_t init_seed = 0) {
   torch::manual_seed(init_seed);
   Trained t;
   t.model = small_vit();
-  t.trainer = std::make_unique<Trainer>(t.model, images(256), nullptr,
-                                        dist::make_communicator("local"), quick(steps),
-                                        OptimizerOptions{});
+  t.trainer =
+      std::make_unique<Trainer>(t.model, images(256), nullptr, dist::make_communicator("local"),
+                                quick(steps), OptimizerOptions{});
   t.trainer->run();
   return t;
 }
@@ -78,6 +73,19 @@ CheckpointMeta some_meta(int64_t step) {
   return meta;
 }
 
+// A model trained 2 steps and its checkpoint (with optimizer state) in a fresh folder.
+struct SavedCheckpoint {
+  std::string dir, path;
+  Trained source;
+};
+SavedCheckpoint saved_after_two_steps(const std::string& name) {
+  SavedCheckpoint saved{fresh_dir(name), "", trained(2)};
+  saved.path = saved.dir + "/c.h5";
+  write_checkpoint(saved.path, *saved.source.model, &saved.source.trainer->optimizer(),
+                   some_meta(2));
+  return saved;
+}
+
 std::string error_of(const std::function<void()>& f) {
   try {
     f();
@@ -87,7 +95,8 @@ std::string error_of(const std::function<void()>& f) {
   return "";
 }
 
-const torch::optim::AdamWParamState& state_of(torch::optim::AdamW& optimizer, const torch::Tensor& p) {
+const torch::optim::AdamWParamState& state_of(torch::optim::AdamW& optimizer,
+                                              const torch::Tensor& p) {
 #if TORCH_VERSION_MAJOR >= 2
   return static_cast<const torch::optim::AdamWParamState&>(
       *optimizer.state().at(p.unsafeGetTensorImpl()));
@@ -207,10 +216,8 @@ TEST(Checkpoint, MismatchedModelListsMissingUnexpectedAndMisshapedNames) {
 }
 
 TEST(Checkpoint, TruncatedFileIsRejectedNamingTheFile) {
-  const std::string dir = fresh_dir("truncated");
-  auto source = trained(2);
-  const std::string path = dir + "/c.h5";
-  write_checkpoint(path, *source.model, &source.trainer->optimizer(), some_meta(2));
+  SavedCheckpoint saved = saved_after_two_steps("truncated");
+  const std::string &dir = saved.dir, &path = saved.path;
   for (const double fraction : {0.0, 0.1, 0.5, 0.9, 0.999}) {
     const std::string cut = dir + "/cut.h5";
     fs::copy_file(path, cut, fs::copy_options::overwrite_existing);
@@ -222,10 +229,9 @@ TEST(Checkpoint, TruncatedFileIsRejectedNamingTheFile) {
 }
 
 TEST(Checkpoint, CorruptedDatasetIsRejectedNamingFileAndDataset) {
-  const std::string dir = fresh_dir("corrupted");
-  auto source = trained(2);
-  const std::string path = dir + "/c.h5";
-  write_checkpoint(path, *source.model, &source.trainer->optimizer(), some_meta(2));
+  SavedCheckpoint saved = saved_after_two_steps("corrupted");
+  const std::string& path = saved.path;
+  Trained& source = saved.source;
   const std::string name = source.model->named_parameters()[3].key();
   {  // silent corruption of one value behind the checksum's back
     data::H5File file(path, data::H5File::Mode::kReadWrite);
@@ -242,12 +248,12 @@ TEST(Checkpoint, CorruptedDatasetIsRejectedNamingFileAndDataset) {
 }
 
 TEST(Checkpoint, FlippedBitsAnywhereNeverLoadSilently) {
-  const std::string dir = fresh_dir("bitflip");
-  auto source = trained(2);
-  const std::string path = dir + "/c.h5";
-  write_checkpoint(path, *source.model, &source.trainer->optimizer(), some_meta(2));
+  SavedCheckpoint saved = saved_after_two_steps("bitflip");
+  const std::string &dir = saved.dir, &path = saved.path;
+  Trained& source = saved.source;
   std::ifstream in(path, std::ios::binary);
-  const std::string original((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string original((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
   // Flip one bit at positions spread over the file: each flip must be caught, or hit bytes HDF5
   // never reads (padding), in which case the loaded state is exactly the saved one.
   int rejected = 0;
@@ -277,11 +283,13 @@ TEST(Checkpoint, NotHdf5AndMissingFilesGiveClearErrors) {
   const std::string dir = fresh_dir("foreign");
   std::ofstream(dir + "/text.h5") << "not an HDF5 file\n";
   auto model = small_vit();
-  EXPECT_NE(error_of([&] { read_checkpoint(dir + "/text.h5", *model, nullptr); })
-                .find("is not a readable HDF5 file"),
+  EXPECT_NE(error_of([&] {
+              read_checkpoint(dir + "/text.h5", *model, nullptr);
+            }).find("is not a readable HDF5 file"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { read_checkpoint(dir + "/absent.h5", *model, nullptr); })
-                .find("does not exist"),
+  EXPECT_NE(error_of([&] {
+              read_checkpoint(dir + "/absent.h5", *model, nullptr);
+            }).find("does not exist"),
             std::string::npos);
 }
 
@@ -331,9 +339,10 @@ TEST(CheckpointDirectory, ResumeFallsBackToTheNewestLoadableCheckpoint) {
   ASSERT_EQ(choice.rejected.size(), 1u);
   EXPECT_NE(choice.rejected[0].find(directory.path_for(8)), std::string::npos);
   // A damaged file named explicitly is an error, not a fallback.
-  EXPECT_THROW(resolve_resume(directory.path_for(8),
-                              [&](const std::string& path) { read_checkpoint(path, *target, nullptr); }),
-               c10::Error);
+  EXPECT_THROW(
+      resolve_resume(directory.path_for(8),
+                     [&](const std::string& path) { read_checkpoint(path, *target, nullptr); }),
+      c10::Error);
 }
 
 // The llm.c standard: k steps, save, a new process state, resume, k more steps gives the same
@@ -379,8 +388,10 @@ TEST(Resume, KStepsSaveResumeKStepsIsBitIdenticalToTwoK) {
     }
     return out;
   };
-  const auto straight_losses = losses(std::string(testing::TempDir()) + "/winnow_checkpoint_straight");
-  const auto resumed_losses = losses(std::string(testing::TempDir()) + "/winnow_checkpoint_resumed");
+  const auto straight_losses =
+      losses(std::string(testing::TempDir()) + "/winnow_checkpoint_straight");
+  const auto resumed_losses =
+      losses(std::string(testing::TempDir()) + "/winnow_checkpoint_resumed");
   ASSERT_EQ(straight_losses.size(), static_cast<size_t>(2 * k));
   EXPECT_EQ(straight_losses, resumed_losses);
 }
@@ -433,7 +444,8 @@ TEST(Resume, TimedCheckpointsAreDecidedByRankZerosClock) {
   trainer.run();
   CheckpointDirectory directory(options.checkpoint.dir, 0);
   ASSERT_EQ(directory.checkpoints().size(), 3u);
-  for (const auto& path : directory.checkpoints()) EXPECT_EQ(read_checkpoint_meta(path).reason, "time");
+  for (const auto& path : directory.checkpoints())
+    EXPECT_EQ(read_checkpoint_meta(path).reason, "time");
 
   auto hourly = quick(3);
   hourly.run_dir = fresh_dir("hourly");

@@ -9,10 +9,10 @@
 #include "data/loader.h"
 #include "data/synthetic_dataset.h"
 #include "dist/communicator.h"
+#include "tests/train/tiny_models.h"
 #include "train/gpt.h"
 #include "train/trainer.h"
 #include "train/vit.h"
-#include "tests/train/tiny_models.h"
 
 using namespace winnow;
 using namespace winnow::train;
@@ -23,13 +23,7 @@ using tiny::images;
 using tiny::small_vit;
 
 TrainerOptions quick(int64_t steps) {
-  TrainerOptions t;
-  t.steps = steps;
-  t.global_batch = 32;
-  t.warmup_steps = std::min<int64_t>(5, steps);
-  t.log_every = 10;
-  t.progress = false;
-  return t;
+  return tiny::quick_options(steps, 32, 5, 10);
 }
 
 double mean_loss(const std::vector<double>& v, size_t begin, size_t end) {

@@ -1,10 +1,13 @@
-// Small synthetic image sets and ViTs shared by the single-process trainer and checkpoint tests:
-// 8x8 single-channel images of 4 classes, a 2-block ViT of width 32 on 2x2 patches.
+// Small synthetic image sets, ViTs and trainer options shared by the single-process trainer and
+// checkpoint tests: 8x8 single-channel images of 4 classes, a 2-block ViT of width 32 on 2x2
+// patches.
 #pragma once
 
+#include <algorithm>
 #include <memory>
 
 #include "data/synthetic_dataset.h"
+#include "train/trainer.h"
 #include "train/vit.h"
 
 namespace winnow::train::tiny {
@@ -28,6 +31,19 @@ inline std::shared_ptr<VisionTransformerImpl> small_vit(int64_t depth = 2, int64
   o.heads = 2;
   o.num_classes = 4;
   return std::make_shared<VisionTransformerImpl>(o);
+}
+
+// Trainer options for a short quiet run: `steps` steps of `global_batch` samples, warmup of at
+// most `warmup` steps, a metrics line every `log_every` steps, no progress output.
+inline TrainerOptions quick_options(int64_t steps, int64_t global_batch, int64_t warmup,
+                                    int64_t log_every) {
+  TrainerOptions t;
+  t.steps = steps;
+  t.global_batch = global_batch;
+  t.warmup_steps = std::min<int64_t>(warmup, steps);
+  t.log_every = log_every;
+  t.progress = false;
+  return t;
 }
 
 }  // namespace winnow::train::tiny
