@@ -12,6 +12,7 @@
 #include <iterator>
 #include <sstream>
 
+#include "tests/data/test_support.h"
 #include "train/gpt.h"
 #include "train/interop_nanogpt.h"
 #include "train/interop_state_dict.h"
@@ -29,14 +30,7 @@ std::string temp_path(const std::string& name) {
       .string();
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const c10::Error& e) {
-    return e.msg();
-  }
-  return "";
-}
+using ::winnow::data::testing::error_of;  // "<no error>" when nothing throws
 
 // Every parameter random, so a tensor mapped to the wrong place changes the logits.
 void randomise(TransformerModel& model, uint64_t seed) {
