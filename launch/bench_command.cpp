@@ -7,6 +7,7 @@
 
 #include "compression/flops.h"
 #include "data/loader.h"
+#include "launch/bench_options.h"
 #include "launch/commands.h"
 #include "launch/config.h"
 #include "launch/run_setup.h"
@@ -51,34 +52,26 @@ double matmul_gflops(int64_t m, int64_t k, int64_t n, int repeats) {
 }  // namespace
 
 int bench_command(const Args& args) {
-  int64_t steps = 10, warmup = 3, matmul_size = 1024;
+  BenchSteps bench;
+  int64_t matmul_size = 1024;
   po::options_description extra("Benchmark [bench]");
-  extra.add_options()("bench.steps", po::value(&steps)->default_value(steps),
-                      "timed training steps (>= 1)")(
-      "bench.warmup", po::value(&warmup)->default_value(warmup), "untimed steps first (>= 0)")(
-      "bench.matmul_size", po::value(&matmul_size)->default_value(matmul_size),
-      "n of the n x n x n reference matmul (>= 16)");
+  add_bench_steps(extra, bench, "training steps");
+  extra.add_options()("bench.matmul_size", po::value(&matmul_size)->default_value(matmul_size),
+                      "n of the n x n x n reference matmul (>= 16)");
   RunConfig config;
-  config.data.synthetic = "images";  // benchmarks need no files unless data.train is given
-  bool help = false;
-  parse_run_config(args, extra, config, help);
-  if (help) {
-    std::cout << "usage: winnow bench [--config FILE] [options]\n\n"
-                 "Times training steps of the configured model (synthetic data unless data.train "
-                 "is set)\n"
-                 "and reports the achieved GFLOP/s against this machine's float32 matmul GFLOP/s,\n"
-                 "measured in the same process with the same threads.\n"
-                 "Example: winnow bench --config launch/configs/bench-vit.ini\n\n"
-              << extra << run_options(config) << std::endl;
+  if (!parse_bench_config(
+          args, extra, bench, config,
+          "usage: winnow bench [--config FILE] [options]\n\n"
+          "Times training steps of the configured model (synthetic data unless data.train is set)\n"
+          "and reports the achieved GFLOP/s against this machine's float32 matmul GFLOP/s,\n"
+          "measured in the same process with the same threads.\n"
+          "Example: winnow bench --config launch/configs/bench-vit.ini",
+          "bench"))
     return 0;
-  }
-  if (!config.data.train.empty()) config.data.synthetic = "none";
-  if (steps < 1 || warmup < 0 || matmul_size < 16)
-    throw ConfigError(
-        "bench: expected bench.steps >= 1, bench.warmup >= 0, bench.matmul_size >= 16");
+  if (matmul_size < 16)
+    throw ConfigError("bench.matmul_size: expected >= 16, got " + std::to_string(matmul_size));
+  const int64_t steps = bench.timed, warmup = bench.warmup;
   auto comm = start_communicator(config);
-  config.train.steps = warmup + steps;
-  config.train.warmup_steps = std::min(config.train.warmup_steps, config.train.steps);
   validate(config, comm->world_size());
   auto data = open_run_data(config);
   torch::manual_seed(config.train.seed);

@@ -12,6 +12,7 @@
 #include "data/loader.h"
 #include "dist/grad_sync.h"
 #include "dist/mpi_communicator.h"
+#include "launch/bench_options.h"
 #include "launch/commands.h"
 #include "launch/config.h"
 #include "launch/run_setup.h"
@@ -127,45 +128,33 @@ AllReduceTiming time_all_reduce(dist::MpiCommunicator& comm, int64_t bytes, int6
 }  // namespace
 
 int bench_dist_command(const Args& args) {
-  int64_t steps = 10, warmup = 3, repeats = 7;
+  BenchSteps bench;
+  int64_t repeats = 7;
   std::string sizes_mb = "1,4,16,64";
   po::options_description extra("Distributed benchmark [bench]");
-  extra.add_options()("bench.steps", po::value(&steps)->default_value(steps),
-                      "timed training steps (>= 1)")(
-      "bench.warmup", po::value(&warmup)->default_value(warmup), "untimed steps first (>= 0)")(
-      "bench.sizes_mb", po::value(&sizes_mb)->default_value(sizes_mb),
-      "gradient sizes of the all-reduce comparison, MiB, comma-separated")(
+  add_bench_steps(extra, bench, "training steps");
+  extra.add_options()("bench.sizes_mb", po::value(&sizes_mb)->default_value(sizes_mb),
+                      "gradient sizes of the all-reduce comparison, MiB, comma-separated")(
       "bench.repeats", po::value(&repeats)->default_value(repeats),
       "timed repeats per all-reduce size (>= 1); the median is reported");
   RunConfig config;
-  config.data.synthetic = "images";  // benchmarks need no files unless data.train is given
-  bool help = false;
-  parse_run_config(args, extra, config, help);
-  if (help) {
-    std::cout << "usage: mpirun -np R winnow bench-dist [--config FILE] [options]\n\n"
-                 "Gradient synchronisation costs, measured in one run (rank 0 prints):\n"
-                 "  (a) GradSync's bucketed all-reduce (dist.bucket_mb buckets, started, waited "
-                 "and unpacked\n"
-                 "      as in training) against one raw MPI_Allreduce of the same bytes, per "
-                 "size;\n"
-                 "  (c) training steps of the configured model (synthetic data unless data.train "
-                 "is set):\n"
-                 "      step time and the share spent waiting on gradient communication.\n"
-                 "launch/bench_dist.sh runs it on 2 ranks x 1 thread and on 1 rank x 2 threads "
-                 "and prints\n"
-                 "the step-time ratio (b).\n\n"
-              << extra << run_options(config) << std::endl;
+  if (!parse_bench_config(
+          args, extra, bench, config,
+          "usage: mpirun -np R winnow bench-dist [--config FILE] [options]\n\n"
+          "Gradient synchronisation costs, measured in one run (rank 0 prints):\n"
+          "  (a) GradSync's bucketed all-reduce (dist.bucket_mb buckets, started, waited and\n"
+          "      unpacked as in training) against raw MPI calls on the same bytes, per size;\n"
+          "  (c) training steps of the configured model (synthetic data unless data.train is\n"
+          "      set): step time and the share spent waiting on gradient communication.\n"
+          "launch/bench_dist.sh runs it on 2 ranks x 1 thread and on 1 rank x 2 threads and\n"
+          "prints the step-time ratio (b).",
+          "bench-dist"))
     return 0;
-  }
-  if (!config.data.train.empty()) config.data.synthetic = "none";
-  if (steps < 1 || warmup < 0 || repeats < 1)
-    throw ConfigError(
-        "bench-dist: expected bench.steps >= 1, bench.warmup >= 0, "
-        "bench.repeats >= 1");
+  if (repeats < 1)
+    throw ConfigError("bench.repeats: expected >= 1, got " + std::to_string(repeats));
+  const int64_t steps = bench.timed, warmup = bench.warmup;
   const std::vector<int64_t> sizes = parse_sizes(sizes_mb);
   auto comm = start_communicator(config);
-  config.train.steps = warmup + steps;
-  config.train.warmup_steps = std::min(config.train.warmup_steps, config.train.steps);
   validate(config, comm->world_size());
   const bool root = comm->is_root();
   const int threads = threads_per_rank(config, *comm);

@@ -8,6 +8,7 @@
 
 #include "compression/flops.h"
 #include "data/loader.h"
+#include "launch/bench_options.h"
 #include "launch/commands.h"
 #include "launch/config.h"
 #include "launch/run_setup.h"
@@ -56,40 +57,33 @@ double forward_flops(train::TransformerModel& model, const compression::Reductio
 }  // namespace
 
 int bench_tokens_command(const Args& args) {
-  int64_t steps = 8, warmup = 2;
+  BenchSteps bench{/*timed=*/8, /*warmup=*/2};
   double flops_ratio = 0.5;
   std::string methods =
       "random+prune,norm+prune,cls_attention+prune,similarity+merge,uniform+pool,random+route";
   po::options_description extra("Token benchmark [bench]");
-  extra.add_options()("bench.steps", po::value(&steps)->default_value(steps),
-                      "timed rounds (>= 1)")(
-      "bench.warmup", po::value(&warmup)->default_value(warmup), "untimed rounds first (>= 0)")(
-      "bench.flops_ratio", po::value(&flops_ratio)->default_value(flops_ratio, "0.5"),
-      "target training FLOPs of each method / dense, in (0, 1)")(
+  add_bench_steps(extra, bench, "rounds");
+  extra.add_options()("bench.flops_ratio",
+                      po::value(&flops_ratio)->default_value(flops_ratio, "0.5"),
+                      "target training FLOPs of each method / dense, in (0, 1)")(
       "bench.methods", po::value(&methods)->default_value(methods),
       "criterion+strategy list, comma-separated");
   RunConfig config;
-  config.data.synthetic = "images";
-  bool help = false;
-  parse_run_config(args, extra, config, help);
-  if (help) {
-    std::cout
-        << "usage: winnow bench-tokens [--config FILE] [options]\n\n"
-           "For each method, finds the keep fraction whose analytic training FLOPs are closest to\n"
-           "bench.flops_ratio x dense, then times training steps of dense and every method in\n"
-           "rotating order (one step each per round, so machine drift hits all alike) and prints\n"
-           "measured speedup next to the FLOPs speedup.\n"
-           "Example: winnow bench-tokens --config launch/configs/bench-vit.ini --model.depth 8\n\n"
-        << extra << run_options(config) << std::endl;
+  if (!parse_bench_config(
+          args, extra, bench, config,
+          "usage: winnow bench-tokens [--config FILE] [options]\n\n"
+          "For each method, finds the keep fraction whose analytic training FLOPs are closest to\n"
+          "bench.flops_ratio x dense, then times training steps of dense and every method in\n"
+          "rotating order (one step each per round, so machine drift hits all alike) and prints\n"
+          "measured speedup next to the FLOPs speedup.\n"
+          "Example: winnow bench-tokens --config launch/configs/bench-vit.ini --model.depth 8",
+          "bench-tokens"))
     return 0;
-  }
-  if (!config.data.train.empty()) config.data.synthetic = "none";
-  if (steps < 1 || warmup < 0 || !(flops_ratio > 0 && flops_ratio < 1))
-    throw ConfigError(
-        "bench: expected bench.steps >= 1, bench.warmup >= 0, bench.flops_ratio in (0, 1)");
+  if (!(flops_ratio > 0 && flops_ratio < 1))
+    throw ConfigError("bench.flops_ratio: expected a value in (0, 1), got " +
+                      std::to_string(flops_ratio));
+  const int64_t steps = bench.timed, warmup = bench.warmup;
   auto comm = start_communicator(config);
-  config.train.steps = warmup + steps;
-  config.train.warmup_steps = std::min(config.train.warmup_steps, config.train.steps);
   config.train.run_dir.clear();
   config.train.progress = false;
   validate(config, comm->world_size());
