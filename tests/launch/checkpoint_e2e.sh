@@ -12,9 +12,7 @@
 set -euo pipefail
 winnow=$1
 mpiexec=$2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/e2e_common.sh"  # work, fail, expect_exit
 mpirun_flags=(--allow-run-as-root --oversubscribe --bind-to none)
 
 common=(--data.synthetic images --data.synthetic_samples 512 --model.dim 32 --model.depth 2

@@ -5,19 +5,7 @@
 set -euo pipefail
 winnow=$1
 mpiexec=$2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-expect_exit() {  # expect_exit CODE PATTERN -- command...
-  local code=$1 pattern=$2; shift 3
-  set +e
-  out=$("$@" 2>&1)
-  rc=$?
-  set -e
-  [ "$rc" -eq "$code" ] || fail "'$*' exited $rc, expected $code; output: $out"
-  grep -q -- "$pattern" <<<"$out" || fail "'$*' output lacks '$pattern': $out"
-}
+source "$(dirname "$0")/e2e_common.sh"  # work, fail, expect_exit
 
 expect_exit 2 "unknown command" -- "$winnow" frobnicate
 expect_exit 2 "for option '--model.dim' is invalid" -- "$winnow" train --model.dim=abc

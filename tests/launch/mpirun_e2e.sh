@@ -6,20 +6,8 @@
 set -euo pipefail
 winnow=$1
 wrapper=$2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/e2e_common.sh"  # work, fail, expect_exit
 cores=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
-
-expect_exit() {  # expect_exit CODE PATTERN -- command...
-  local code=$1 pattern=$2; shift 3
-  set +e
-  out=$("$@" 2>&1)
-  rc=$?
-  set -e
-  [ "$rc" -eq "$code" ] || fail "'$*' exited $rc, expected $code; output: $out"
-  grep -q -- "$pattern" <<<"$out" || fail "'$*' output lacks '$pattern': $out"
-}
 # The printed command line of a dry run (stderr, one line).
 dry() { "$wrapper" --winnow "$winnow" --dry-run "$@" 2>&1; }
 
