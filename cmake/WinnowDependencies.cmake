@@ -1,10 +1,20 @@
 # Finds winnow's dependencies and records what was found for the configure summary.
 include(FeatureSummary)
 
-# ccache, when present, makes rebuilds after a branch switch nearly free.
+# ccache, when present, makes rebuilds after a branch switch, and builds of a second clone, nearly
+# free. With the precompiled header ccache needs GCC's -fpch-preprocess and the pch_defines and
+# time_macros sloppiness (its manual, "Precompiled headers"); without them every call is
+# "uncacheable". CCACHE_BASEDIR turns this tree's absolute paths into relative ones, so clones at
+# other paths hit the same entries.
 find_program(WINNOW_CCACHE ccache)
 if(WINNOW_CCACHE)
-  set(CMAKE_CXX_COMPILER_LAUNCHER "${WINNOW_CCACHE}")
+  set(CMAKE_CXX_COMPILER_LAUNCHER
+      ${CMAKE_COMMAND} -E env
+      "CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime"
+      "CCACHE_BASEDIR=${PROJECT_SOURCE_DIR}" CCACHE_NOHASHDIR=1 ${WINNOW_CCACHE})
+  if(WINNOW_USE_PCH AND CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+    add_compile_options($<$<COMPILE_LANGUAGE:CXX>:-fpch-preprocess>)
+  endif()
 endif()
 
 # LibTorch: Debian's libtorch-dev installs TorchConfig.cmake under /usr/lib/<arch>/cmake/Torch or

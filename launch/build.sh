@@ -6,8 +6,6 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${WINNOW_BUILD_DIR:-$root/build}
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
-# ccache hits across clones of the repository at different paths.
-export CCACHE_BASEDIR=$root CCACHE_NOHASHDIR=1
 start=$(date +%s)
 if [ ! -f "$build/CMakeCache.txt" ]; then
   cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release "$@"
