@@ -21,4 +21,10 @@ void check_context_extra(const torch::Tensor& extra, const TokenState& state,
       extra.sizes());
 }
 
+void add_aux_loss(AuxLosses& losses, const std::string& name, const torch::Tensor& sum,
+                  double weight) {
+  auto [it, inserted] = losses.try_emplace(name, AuxLoss{sum, weight});
+  if (!inserted) it->second.sum = it->second.sum + sum;
+}
+
 }  // namespace winnow::compression

@@ -5,7 +5,9 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "compression/token_state.h"
 
@@ -19,6 +21,18 @@ struct CriterionNeeds {
   bool mean_keys = false;  // ScoreContext::keys
 };
 
+// A named auxiliary loss a component adds during the forward pass (a router's z-loss, a ratio
+// loss): `sum` is a sum over this batch's samples, so the trainer divides it by the *global*
+// sample count like the task loss; `weight` multiplies it in the total loss.
+struct AuxLoss {
+  torch::Tensor sum;  // [] scalar, on the autograd graph
+  double weight = 1.0;
+};
+using AuxLosses = std::map<std::string, AuxLoss>;
+// Adds `sum` into losses[name] (several layers may add to the same loss).
+void add_aux_loss(AuxLosses& losses, const std::string& name, const torch::Tensor& sum,
+                  double weight);
+
 // Everything a criterion may read besides the token state. Extras are undefined unless the
 // criterion's needs() asked for them.
 struct ScoreContext {
@@ -29,6 +43,7 @@ struct ScoreContext {
   torch::Tensor cls_row;     // [B, N]: attention of query 0 to every key, mean over heads
   torch::Tensor received;    // [B, N]: attention each key receives, mean over heads and queries
   torch::Tensor keys;        // [B, N, D]: attention keys averaged over heads
+  AuxLosses* aux_losses = nullptr;  // where learned criteria add their losses (null: eval/none)
 };
 
 // A criterion scores tokens; higher means "keep". It is a pure function of its inputs: the same
@@ -55,6 +70,14 @@ class Criterion {
   // True when scores are non-negative attention probabilities, so that they can weight tokens
   // (EViT's fused token); false when they only rank.
   virtual bool scores_are_weights() const { return false; }
+
+  // Learned criteria own parameters (Δθ). create_parameters() makes them for each of `layers` in
+  // a model of width `width`, as submodules of `stage` named by the layer index, so that they
+  // appear as compress.<stage>.<layer>.<name> in the model; score() then reads them by
+  // ScoreContext::layer. Parameter-free criteria do nothing.
+  virtual void create_parameters(torch::nn::Module& /*stage*/,
+                                 const std::vector<int64_t>& /*layers*/, int64_t /*width*/) {}
+  virtual bool learned() const { return false; }
 };
 
 // Checks a context extra against the state: defined, `dims` dimensions, and leading sizes [B, N]

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "compression/attention_criteria.h"
+#include "compression/linear_criterion.h"
 #include "compression/norm_criteria.h"
 #include "compression/random_criterion.h"
 #include "compression/similarity_criterion.h"
@@ -29,6 +30,7 @@ const std::vector<std::pair<std::string, Factory>>& registry() {
          return std::make_unique<UniformCriterion>(o.grid_height(), o.grid_width());
        }},
       {"similarity", [](const Options&) { return std::make_unique<SimilarityCriterion>(); }},
+      {"linear", [](const Options& o) { return std::make_unique<LinearCriterion>(o.z_loss()); }},
   };
   return entries;
 }

@@ -14,6 +14,8 @@ struct CriterionOptions {
   // uniform: the original patch grid (rows × columns) of the reducible tokens.
   TORCH_ARG(int64_t, grid_height) = 0;
   TORCH_ARG(int64_t, grid_width) = 0;
+  // linear: weight of the z-loss Σ s² on its scores (keeps router logits small; ST-MoE).
+  TORCH_ARG(double, z_loss) = 1e-3;
 };
 
 // The criterion registered as `name`; an unknown name throws, listing the known ones.

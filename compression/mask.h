@@ -20,6 +20,7 @@ class MaskStrategy : public Strategy {
   StrategyTraits traits() const override {
     StrategyTraits traits;
     traits.keeps_length = true;
+    traits.scores_get_gradient = options_.straight_through();
     return traits;
   }
   int64_t output_tokens(int64_t tokens, int64_t protected_count, int64_t keep_count) const override;

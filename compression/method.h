@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "compression/criterion_registry.h"
 #include "compression/strategy_registry.h"
@@ -30,6 +31,11 @@ class Method {
   TokenState apply(const TokenState& state, const ScoreContext& context, int64_t keep_count) const;
 
   const Criterion& criterion() const { return *criterion_; }
+  // See Criterion::create_parameters.
+  void create_parameters(torch::nn::Module& stage, const std::vector<int64_t>& layers,
+                         int64_t width) {
+    criterion_->create_parameters(stage, layers, width);
+  }
   const Strategy& strategy() const { return *strategy_; }
 
  private:

@@ -14,6 +14,11 @@ std::string pairing_problem(const Criterion& criterion, const Strategy& strategy
            "' gives rankings, not attention probabilities (use 'cls_attention' or "
            "'attention_received', or turn fuse off)";
   }
+  if (criterion.learned() && !strategy.traits().scores_get_gradient) {
+    return "criterion '" + criterion.name() + "' is learned, but strategy '" + strategy.name() +
+           "' passes no gradient to its scores, so it would never train (use strategy 'mask' "
+           "with straight_through = true)";
+  }
   return {};
 }
 

@@ -6,37 +6,34 @@
 
 namespace winnow::compression {
 
-std::string site_name(Site site) {
-  switch (site) {
-    case Site::kPreBlock:
-      return "pre_block";
-    case Site::kPostAttention:
-      return "post_attention";
-    case Site::kAroundBlock:
-      return "around_block";
-  }
-  return "?";
-}
-
 ReductionSchedule::ReductionSchedule(const ReductionConfig& c, int64_t depth, int64_t grid_height,
-                                     int64_t grid_width)
+                                     int64_t grid_width, const std::string& prefix)
     : warmup_steps_(c.warmup_steps), ramp_steps_(c.ramp_steps) {
-  TORCH_CHECK(c.warmup_steps >= 0 && c.ramp_steps >= 0,
-              "compress.warmup_steps and compress.ramp_steps: expected >= 0, got ", c.warmup_steps,
-              " and ", c.ramp_steps);
-  TORCH_CHECK(c.ramp == "linear" || c.ramp == "cosine",
-              "compress.ramp: expected linear or cosine, got '", c.ramp, "'");
-  TORCH_CHECK(c.eval == "auto" || c.eval == "same" || c.eval == "dense",
-              "compress.eval: expected auto, same or dense, got '", c.eval, "'");
+  TORCH_CHECK(c.warmup_steps >= 0 && c.ramp_steps >= 0, prefix, ".warmup_steps and ", prefix,
+              ".ramp_steps: expected >= 0, got ", c.warmup_steps, " and ", c.ramp_steps);
+  TORCH_CHECK(c.ramp == "linear" || c.ramp == "cosine", prefix,
+              ".ramp: expected linear or cosine, got '", c.ramp, "'");
+  TORCH_CHECK(c.eval == "auto" || c.eval == "same" || c.eval == "dense", prefix,
+              ".eval: expected auto, same or dense, got '", c.eval, "'");
   cosine_ = c.ramp == "cosine";
   keep_by_layer_.assign(static_cast<size_t>(depth), 1.0);
   if (c.criterion == "none") return;
 
   CriterionOptions criterion_options;
-  criterion_options.grid_height(grid_height).grid_width(grid_width);
+  criterion_options.grid_height(grid_height).grid_width(grid_width).z_loss(c.z_loss);
   StrategyOptions strategy_options;
-  strategy_options.fuse(c.fuse).grid_height(grid_height).grid_width(grid_width);
-  method_ = std::make_unique<Method>(
+  strategy_options.fuse(c.fuse)
+      .descending_order(c.descending_order)
+      .keep_order(c.keep_order)
+      .window(c.window)
+      .straight_through(c.straight_through)
+      .temperature(c.temperature)
+      .grid_height(grid_height)
+      .grid_width(grid_width);
+  TORCH_CHECK(c.temperature > 0, prefix, ".temperature: expected > 0, got ", c.temperature);
+  TORCH_CHECK(c.window >= 0, prefix, ".window: expected >= 0 (0 = automatic), got ", c.window);
+  TORCH_CHECK(c.z_loss >= 0, prefix, ".z_loss: expected >= 0, got ", c.z_loss);
+  method_ = std::make_shared<Method>(
       Method::make(c.criterion, c.strategy, criterion_options, strategy_options));
 
   const bool route = method_->strategy().traits().wraps_block;
@@ -51,13 +48,13 @@ ReductionSchedule::ReductionSchedule(const ReductionConfig& c, int64_t depth, in
   } else if (c.site == "around_block") {
     site_ = Site::kAroundBlock;
   } else {
-    TORCH_CHECK(false,
-                "compress.site: expected auto, pre_block, post_attention or around_block, got '",
-                c.site, "'");
+    TORCH_CHECK(false, prefix,
+                ".site: expected auto, pre_block, post_attention or around_block, got '", c.site,
+                "'");
   }
-  TORCH_CHECK(route == (site_ == Site::kAroundBlock), "compress.site: the ", c.strategy,
+  TORCH_CHECK(route == (site_ == Site::kAroundBlock), prefix, ".site: the ", c.strategy,
               " strategy ", route ? "needs" : "cannot use", " site around_block");
-  TORCH_CHECK(!needs_attention || site_ == Site::kPostAttention, "compress.site: criterion ",
+  TORCH_CHECK(!needs_attention || site_ == Site::kPostAttention, prefix, ".site: criterion ",
               c.criterion, " needs this block's attention, so it acts at post_attention, not ",
               site_name(site_));
 
@@ -65,21 +62,21 @@ ReductionSchedule::ReductionSchedule(const ReductionConfig& c, int64_t depth, in
   if (layers_.empty()) {
     for (int64_t l = 1; l < depth - (route ? 1 : 0); ++l) layers_.push_back(l);
   }
-  TORCH_CHECK(!layers_.empty(), "compress.layers: no layer to reduce in a model of depth ", depth);
-  TORCH_CHECK(c.keep_schedule == "list" || c.keep_schedule == "linear",
-              "compress.keep_schedule: expected list or linear, got '", c.keep_schedule, "'");
+  TORCH_CHECK(!layers_.empty(), prefix, ".layers: no layer to reduce in a model of depth ", depth);
+  TORCH_CHECK(c.keep_schedule == "list" || c.keep_schedule == "linear", prefix,
+              ".keep_schedule: expected list or linear, got '", c.keep_schedule, "'");
   const bool linear = c.keep_schedule == "linear";
-  TORCH_CHECK(!linear || c.keep.size() == 2,
-              "compress.keep: keep_schedule=linear takes two values (first and last "
+  TORCH_CHECK(!linear || c.keep.size() == 2, prefix,
+              ".keep: keep_schedule=linear takes two values (first and last "
               "reducing layer), got ",
               c.keep.size());
-  TORCH_CHECK(linear || c.keep.size() == 1 || c.keep.size() == layers_.size(),
-              "compress.keep: expected one value or one per reducing layer (", layers_.size(),
-              "), got ", c.keep.size());
+  TORCH_CHECK(linear || c.keep.size() == 1 || c.keep.size() == layers_.size(), prefix,
+              ".keep: expected one value or one per reducing layer (", layers_.size(), "), got ",
+              c.keep.size());
   const size_t count = layers_.size();
   for (size_t i = 0; i < count; ++i) {
     const int64_t layer = layers_[i];
-    TORCH_CHECK(layer >= 0 && layer < depth, "compress.layers: layer ", layer, " outside [0, ",
+    TORCH_CHECK(layer >= 0 && layer < depth, prefix, ".layers: layer ", layer, " outside [0, ",
                 depth, ")");
     double keep;
     if (linear) {
@@ -88,7 +85,7 @@ ReductionSchedule::ReductionSchedule(const ReductionConfig& c, int64_t depth, in
     } else {
       keep = c.keep.size() == 1 ? c.keep[0] : c.keep[i];
     }
-    TORCH_CHECK(keep > 0.0 && keep <= 1.0, "compress.keep: expected values in (0, 1], got ", keep);
+    TORCH_CHECK(keep > 0.0 && keep <= 1.0, prefix, ".keep: expected values in (0, 1], got ", keep);
     keep_by_layer_[static_cast<size_t>(layer)] = keep;
   }
   reduce_in_eval_ = c.eval == "same" || (c.eval == "auto" && !route);
@@ -119,6 +116,12 @@ std::string ReductionSchedule::describe() const {
     out << ", warmup " << warmup_steps_ << " + ramp " << ramp_steps_ << " steps";
   out << (reduce_in_eval_ ? ", same in eval" : ", dense eval");
   return out.str();
+}
+
+bool ReductionSchedule::create_parameters(torch::nn::Module& stage, int64_t width) {
+  if (!enabled() || !method_->criterion().learned()) return false;
+  method_->create_parameters(stage, layers_, width);
+  return true;
 }
 
 }  // namespace winnow::compression

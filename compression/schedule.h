@@ -1,22 +1,15 @@
-// ReductionSchedule: which layers reduce tokens, at which site of the block, and how many tokens
-// they keep at each training step (warmup without reduction, then a linear or cosine ramp).
+// ReductionSchedule: one stage of token reduction — a method, the layers that run it, the site of
+// the block, and how many tokens they keep at each training step (warmup without reduction, then a
+// linear or cosine ramp). The static planner composes any number of stages into per-step Plans.
 #pragma once
 
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "compression/method.h"
+#include "compression/plan.h"
 
 namespace winnow::compression {
-
-// Where in a block the method acts.
-enum class Site {
-  kPreBlock,       // before the block (random, norm, uniform criteria; prune, pool, mask)
-  kPostAttention,  // after the attention residual, before the MLP (ToMe, EViT: needs attention)
-  kAroundBlock,    // route: the block runs on the kept tokens, the rest skip it (random-LTD)
-};
-std::string site_name(Site site);
 
 struct ReductionConfig {
   std::string criterion = "none";  // none = dense; else a registry name (known_criteria())
@@ -31,33 +24,44 @@ struct ReductionConfig {
   // "linear" (two values: the first and the last reducing layer, interpolated in between; a
   // decreasing keep is ToMe's inflected schedule of merge counts, in keep terms).
   std::string keep_schedule = "list";
-  bool fuse = false;            // prune: fuse the dropped tokens into one (EViT)
-  int64_t warmup_steps = 0;     // steps without reduction
-  int64_t ramp_steps = 0;       // then keep goes from 1 to its target over this many steps
-  std::string ramp = "cosine";  // linear | cosine
-  std::string eval = "auto";    // auto (route: dense, else same) | same | dense
+  bool fuse = false;              // prune: fuse the dropped tokens into one (EViT)
+  bool descending_order = false;  // prune: kept tokens by descending score (EViT) not position
+  bool keep_order = false;        // merge: output in the tokens' order (decoders, dense tasks)
+  int64_t window = 0;             // pool: square window side; 0 = smallest that fits keep
+  bool straight_through = false;  // mask: sigmoid gradient to the scores (learned criteria)
+  double temperature = 1.0;       // mask: that sigmoid's temperature, in score units
+  double z_loss = 1e-3;           // linear: weight of the z-loss on its scores
+  int64_t warmup_steps = 0;       // steps without reduction
+  int64_t ramp_steps = 0;         // then keep goes from 1 to its target over this many steps
+  std::string ramp = "cosine";    // linear | cosine
+  std::string eval = "auto";      // auto (route: dense, else same) | same | dense
 };
 
 class ReductionSchedule {
  public:
   // Validates everything against a model of `depth` blocks and `grid` (patch rows × columns, 0
-  // for sequences); errors name the option (compress.*) and the accepted values.
+  // for sequences); errors name the option (`prefix`.*, e.g. compress.* or stage.tome.*) and the
+  // accepted values.
   ReductionSchedule(const ReductionConfig& config, int64_t depth, int64_t grid_height = 0,
-                    int64_t grid_width = 0);
+                    int64_t grid_width = 0, const std::string& prefix = "compress");
 
   bool enabled() const { return method_ != nullptr; }
   bool reduce_in_eval() const { return enabled() && reduce_in_eval_; }
   Site site() const { return site_; }
   const Method& method() const { return *method_; }
+  std::shared_ptr<const Method> shared_method() const { return method_; }
   const std::vector<int64_t>& layers() const { return layers_; }
   // Keep fraction at `layer` for training step `step`; 1 = the layer does not reduce.
   double keep_at(int64_t layer, int64_t step) const;
   // The same at the end of the ramp (evaluation).
   double target_keep(int64_t layer) const;
   std::string describe() const;
+  // Learned criteria: create the parameters of every reducing layer under `stage` (see
+  // Criterion::create_parameters). Returns whether any were created.
+  bool create_parameters(torch::nn::Module& stage, int64_t width);
 
  private:
-  std::unique_ptr<Method> method_;
+  std::shared_ptr<Method> method_;
   Site site_ = Site::kPreBlock;
   std::vector<int64_t> layers_;
   std::vector<double> keep_by_layer_;  // [depth], 1 where the layer does not reduce

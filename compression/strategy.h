@@ -40,6 +40,9 @@ struct StrategyTraits {
   // True for route: apply() gives the tokens that run the block; the caller scatters the block's
   // output back with route_scatter (see route.h).
   bool wraps_block = false;
+  // True when the scores receive gradients (mask with straight_through), so a learned criterion
+  // can be trained through this strategy.
+  bool scores_get_gradient = false;
 };
 
 // A strategy reduces a TokenState given per-token scores and the number of reducible tokens to

@@ -88,9 +88,10 @@ int bench_command(const Args& args) {
 
   config.train.run_dir.clear();
   config.train.progress = false;
+  auto compression = make_compression(config, data.model, *model);
   train::Trainer trainer(model, data.train, nullptr, comm, config.train, config.optim);
-  auto reduction = make_reduction_schedule(config, data.model);
-  trainer.set_reduction(reduction);
+  trainer.set_planner(compression.planner);
+  trainer.set_monitor(compression.monitor);
   data::LoaderOptions loader_options;
   loader_options.global_batch_size = config.train.global_batch;
   loader_options.rank = comm->rank();

@@ -1,7 +1,6 @@
 // `winnow bench-tokens`: training-step time of the dense model against token-reduction methods at
 // a matched FLOPs budget, measured interleaved in one process, next to the analytic FLOPs ratio.
 #include <algorithm>
-#include <chrono>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -11,44 +10,32 @@
 #include "launch/bench_options.h"
 #include "launch/commands.h"
 #include "launch/config.h"
+#include "launch/interleaved_steps.h"
 #include "launch/run_setup.h"
 #include "launch/system_info.h"
-#include "train/reduction_hook.h"
+#include "train/plan_hooks.h"
 #include "train/trainer.h"
 
 namespace winnow::launch {
 namespace po = boost::program_options;
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-struct Candidate {
-  std::string name;  // "dense" or criterion+strategy
+struct Candidate : TimedVariant {
   double keep = 1.0;
-  std::shared_ptr<compression::ReductionSchedule> schedule;
-  std::shared_ptr<train::TransformerModel> model;
-  std::unique_ptr<train::Trainer> trainer;
-  std::unique_ptr<data::Loader> loader;
-  std::vector<double> seconds;
-  double training_flops = 0.0;  // per step, analytic
+  std::shared_ptr<compression::StaticPlanner> planner;
 };
 
-double median_of(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n == 0 ? 0.0 : (n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]));
-}
-
-// Forward FLOPs of one sample under `schedule` (trained state: the target keep).
-double forward_flops(train::TransformerModel& model, const compression::ReductionSchedule* schedule,
+// Forward FLOPs of one sample under `planner`'s training plan after any ramp (the target keep).
+double forward_flops(train::TransformerModel& model, const compression::Planner* planner,
                      const data::Batch& probe) {
   torch::NoGradGuard no_grad;
   train::ForwardContext context;
   context.sample_ids = probe.sample_ids;
-  std::unique_ptr<train::StepHooks> hooks;
-  if (schedule) {
-    hooks = std::make_unique<train::StepHooks>(*schedule, model.depth(), 1 << 30, 0,
-                                               probe.sample_ids, true);
+  std::unique_ptr<train::PlanHooks> hooks;
+  compression::Plan plan;
+  if (planner) {
+    plan = planner->plan(1 << 30, /*training=*/true);
+    hooks = std::make_unique<train::PlanHooks>(plan, 0, probe.sample_ids);
     context.hook_for = [&hooks](int64_t layer) { return (*hooks)(layer); };
   }
   return model.forward(probe.inputs, context).forward_flops;
@@ -118,45 +105,27 @@ int bench_tokens_command(const Args& args) {
     for (int iteration = 0; iteration < 14; ++iteration) {
       const double keep = 0.5 * (low + high);
       method_config.compress.keep = std::to_string(keep);
-      auto schedule = make_reduction_schedule(method_config, data.model);
-      const double ratio = forward_flops(*c.model, schedule.get(), probe) / dense_flops;
+      auto planner = make_planner(method_config, data.model);
+      const double ratio = forward_flops(*c.model, planner.get(), probe) / dense_flops;
       if (std::abs(ratio - flops_ratio) < best_gap) {
         best_gap = std::abs(ratio - flops_ratio);
         c.keep = keep;
-        c.schedule = schedule;
+        c.planner = planner;
       }
       (ratio > flops_ratio ? high : low) = keep;
     }
   }
 
+  std::vector<TimedVariant*> variants;
   for (auto& c : candidates) {
     c.trainer = std::make_unique<train::Trainer>(c.model, data.train, nullptr, comm, config.train,
                                                  config.optim);
-    c.trainer->set_reduction(c.schedule);
-    data::LoaderOptions lo;
-    lo.global_batch_size = config.train.global_batch;
-    lo.rank = comm->rank();
-    lo.world_size = comm->world_size();
-    lo.seed = config.train.seed;
-    lo.prefetch_depth = config.data.prefetch;
-    c.loader = std::make_unique<data::Loader>(data.train, lo);
+    c.trainer->set_planner(c.planner);
+    c.loader = bench_loader(config, *comm, data.train);
+    variants.push_back(&c);
   }
-  const size_t n = candidates.size();
-  for (int64_t round = 0; round < warmup + steps; ++round) {
-    for (size_t k = 0; k < n; ++k) {
-      auto& c = candidates[(k + static_cast<size_t>(round)) % n];  // rotate the order every round
-      auto batch = c.loader->next();
-      comm->barrier();
-      const auto start = Clock::now();
-      auto r =
-          c.trainer->train_step(batch, /*step=*/config.train.steps);  // past any ramp: target keep
-      comm->barrier();
-      if (round >= warmup) {
-        c.seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
-        c.training_flops = r.forward_flops * compression::kTrainingFlopsPerForwardFlop;
-      }
-    }
-  }
+  // Past any ramp: the target keep.
+  time_interleaved(variants, *comm, warmup, steps, /*step=*/config.train.steps);
 
   if (comm->is_root()) {
     const double dense_time = median_of(candidates[0].seconds);

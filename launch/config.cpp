@@ -12,6 +12,88 @@
 namespace winnow::launch {
 namespace po = boost::program_options;
 
+namespace {
+
+// The keys of one stage of token reduction, under `prefix` (compress or stage.NAME): declared
+// once for the [compress] section and every [stage.NAME] section.
+void add_stage_options(po::options_description& section, StageSection& stage,
+                       const std::string& prefix) {
+  std::string criteria = "none", strategies;
+  for (const auto& n : compression::known_criteria()) criteria += ", " + n;
+  for (const auto& n : compression::known_strategies())
+    strategies += (strategies.empty() ? "" : ", ") + n;
+  auto& r = stage.reduction;
+  auto name = [&prefix](const char* key) { return prefix + "." + key; };
+  section.add_options()(name("criterion").c_str(),
+                        po::value(&r.criterion)->default_value(r.criterion),
+                        ("which tokens matter: " + criteria).c_str())(
+      name("strategy").c_str(), po::value(&r.strategy)->default_value(r.strategy),
+      ("what happens to the others: " + strategies).c_str())(
+      name("site").c_str(), po::value(&r.site)->default_value(r.site),
+      "auto | pre_block | post_attention | around_block (auto: route around the block, "
+      "attention-based criteria after attention, others before the block)")(
+      name("layers").c_str(), po::value(&stage.layers)->default_value(stage.layers),
+      "reducing layers, e.g. 3,6,9 (empty: all but the first; route: all but the first and last)")(
+      name("keep").c_str(), po::value(&stage.keep)->default_value(stage.keep),
+      "fraction of reducible tokens each reducing layer keeps, in (0, 1]: one value or one per "
+      "layer")(name("keep_schedule").c_str(),
+               po::value(&r.keep_schedule)->default_value(r.keep_schedule),
+               "list (keep: one value or one per layer) | linear (two values: first and last "
+               "reducing layer, interpolated)")(name("fuse").c_str(),
+                                                po::value(&r.fuse)->default_value(r.fuse),
+                                                "prune: fuse the dropped tokens into one (EViT)")(
+      name("descending_order").c_str(),
+      po::value(&r.descending_order)->default_value(r.descending_order),
+      "prune: order kept tokens by descending score (EViT) instead of position")(
+      name("keep_order").c_str(), po::value(&r.keep_order)->default_value(r.keep_order),
+      "merge: keep the tokens' order (decoders, dense tasks) instead of ToMe's [A, B] order")(
+      name("window").c_str(), po::value(&r.window)->default_value(r.window),
+      "pool: side of the square window (0 = the smallest that fits keep)")(
+      name("straight_through").c_str(),
+      po::value(&r.straight_through)->default_value(r.straight_through),
+      "mask: pass a sigmoid gradient to the scores (needed by learned criteria)")(
+      name("temperature").c_str(), po::value(&r.temperature)->default_value(r.temperature, "1"),
+      "mask: temperature of that sigmoid, in score units (> 0)")(
+      name("z_loss").c_str(), po::value(&r.z_loss)->default_value(r.z_loss, "0.001"),
+      "linear: weight of the z-loss on its scores (>= 0)")(
+      name("warmup_steps").c_str(), po::value(&r.warmup_steps)->default_value(r.warmup_steps),
+      "training steps without reduction")(
+      name("ramp_steps").c_str(), po::value(&r.ramp_steps)->default_value(r.ramp_steps),
+      "then keep goes from 1 to its target over this many steps")(
+      name("ramp").c_str(), po::value(&r.ramp)->default_value(r.ramp), "linear | cosine")(
+      name("eval").c_str(), po::value(&r.eval)->default_value(r.eval),
+      "evaluate with the method (same), without it (dense), or auto (route: dense, others: "
+      "same)");
+}
+
+void stage_to_ini(std::ostream& out, const StageSection& stage, const std::string& section) {
+  const auto& r = stage.reduction;
+  if (!section.empty()) out << "\n[" << section << "]";
+  out << "\ncriterion = " << r.criterion << "\nstrategy = " << r.strategy << "\nsite = " << r.site
+      << "\nlayers = " << stage.layers << "\nkeep = " << stage.keep
+      << "\nkeep_schedule = " << r.keep_schedule << "\nfuse = " << r.fuse
+      << "\ndescending_order = " << r.descending_order << "\nkeep_order = " << r.keep_order
+      << "\nwindow = " << r.window << "\nstraight_through = " << r.straight_through
+      << "\ntemperature = " << r.temperature << "\nz_loss = " << r.z_loss
+      << "\nwarmup_steps = " << r.warmup_steps << "\nramp_steps = " << r.ramp_steps
+      << "\nramp = " << r.ramp << "\neval = " << r.eval << "\n";
+}
+
+// Names in a comma-separated list, spaces trimmed, empty items dropped.
+std::vector<std::string> split_names(const std::string& text) {
+  std::vector<std::string> names;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    const auto first = item.find_first_not_of(" \t");
+    if (first == std::string::npos) continue;
+    names.push_back(item.substr(first, item.find_last_not_of(" \t") - first + 1));
+  }
+  return names;
+}
+
+}  // namespace
+
 po::options_description run_options(RunConfig& c) {
   po::options_description data("Data [data]");
   data.add_options()("data.train", po::value(&c.data.train)->value_name("FILE"),
@@ -62,7 +144,10 @@ po::options_description run_options(RunConfig& c) {
       "linear warmup steps, then cosine decay (in [0, train.steps])")(
       "optim.min_lr_ratio",
       po::value(&c.train.min_lr_ratio)->default_value(c.train.min_lr_ratio, "0.01"),
-      "final lr / peak lr, in [0, 1]");
+      "final lr / peak lr, in [0, 1]")(
+      "optim.compress_lr_scale",
+      po::value(&c.optim.compress_lr_scale)->default_value(c.optim.compress_lr_scale, "1"),
+      "learning-rate multiplier of the compression components' parameters (compress.*)");
 
   po::options_description train("Training [train]");
   train.add_options()("train.steps", po::value(&c.train.steps)->default_value(c.train.steps),
@@ -86,7 +171,10 @@ po::options_description run_options(RunConfig& c) {
       "run directory: metrics.jsonl, config.ini, model weights, checkpoints/ (created; empty = "
       "none)")("train.stop_at", po::value(&c.train.stop_at)->default_value(c.train.stop_at),
                "stop after this many completed steps, saving a checkpoint, without changing the "
-               "schedule of train.steps (0 = run to train.steps); not stored in the config");
+               "schedule of train.steps (0 = run to train.steps); not stored in the config")(
+      "train.freeze", po::value(&c.optim.freeze)->default_value(c.optim.freeze),
+      "none | backbone: train only the compression components' parameters (compress.*) on a "
+      "frozen model (fine-tuning learned scorers; start from weights with --init-from)");
 
   auto& k = c.checkpoint;
   po::options_description checkpoint("Checkpoints [checkpoint] (docs/checkpoint-format.md)");
@@ -122,45 +210,82 @@ po::options_description run_options(RunConfig& c) {
       po::value(&c.train.replica_check_every)->default_value(c.train.replica_check_every),
       "steps between checks that all ranks hold identical parameters (0 = never)");
 
-  std::string criteria = "none", strategies;
-  for (const auto& n : compression::known_criteria()) criteria += ", " + n;
-  for (const auto& n : compression::known_strategies())
-    strategies += (strategies.empty() ? "" : ", ") + n;
-  auto& r = c.compress.reduction;
   po::options_description compress("Token reduction [compress] (docs/methods.md)");
-  compress.add_options()("compress.criterion", po::value(&r.criterion)->default_value(r.criterion),
-                         ("which tokens matter: " + criteria).c_str())(
-      "compress.strategy", po::value(&r.strategy)->default_value(r.strategy),
-      ("what happens to the others: " + strategies).c_str())(
-      "compress.site", po::value(&r.site)->default_value(r.site),
-      "auto | pre_block | post_attention | around_block (auto: route around the block, "
-      "attention-based "
-      "criteria after attention, others before the block)")(
-      "compress.layers", po::value(&c.compress.layers)->default_value(c.compress.layers),
-      "reducing layers, e.g. 3,6,9 (empty: all but the first; route: all but the first and last)")(
-      "compress.keep", po::value(&c.compress.keep)->default_value(c.compress.keep),
-      "fraction of reducible tokens each reducing layer keeps, in (0, 1]: one value or one per "
-      "layer")(
-      "compress.keep_schedule", po::value(&r.keep_schedule)->default_value(r.keep_schedule),
-      "list (compress.keep: one value or one per layer) | linear (two values: first and last "
-      "reducing layer, interpolated)")("compress.fuse", po::value(&r.fuse)->default_value(r.fuse),
-                                       "prune: fuse the dropped tokens into one (EViT)")(
-      "compress.warmup_steps", po::value(&r.warmup_steps)->default_value(r.warmup_steps),
-      "training steps without reduction")(
-      "compress.ramp_steps", po::value(&r.ramp_steps)->default_value(r.ramp_steps),
-      "then keep goes from 1 to its target over this many steps")(
-      "compress.ramp", po::value(&r.ramp)->default_value(r.ramp), "linear | cosine")(
-      "compress.eval", po::value(&r.eval)->default_value(r.eval),
-      "evaluate with the method (same), without it (dense), or auto (route: dense, others: same)");
+  compress.add_options()(
+      "compress.stages", po::value(&c.compress.stages)->default_value(c.compress.stages),
+      "several methods: stage names, comma-separated (e.g. pool,tome), each configured in its "
+      "own [stage.NAME] section with the keys below (--stage.NAME.criterion=...); applied in "
+      "this order within a layer and site. Empty: the one method of this section");
+  add_stage_options(compress, c.compress, "compress");
+  std::vector<po::options_description> stage_sections;
+  for (auto& [name, stage] : c.compress.stage) {
+    stage_sections.emplace_back("Stage [stage." + name + "]");
+    add_stage_options(stage_sections.back(), stage, "stage." + name);
+  }
+
+  auto& g = c.gate;
+  po::options_description gate("Layer gates [gate] (docs/methods.md, Layer gates)");
+  gate.add_options()("gate.kind", po::value(&g.kind)->default_value(g.kind),
+                     "none | skip (gate.layers never run) | layerdrop (each gated layer dropped "
+                     "with probability gate.drop) | pld (Progressive Layer Dropping)")(
+      "gate.layers", po::value(&c.gate_layers)->default_value(c.gate_layers),
+      "skip: the layers to skip; layerdrop/pld: the gated layers (empty = all), e.g. 2,4")(
+      "gate.drop", po::value(&g.drop)->default_value(g.drop, "0.1"),
+      "layerdrop: probability that a gated layer is dropped at a step, in [0, 1)")(
+      "gate.theta_bar", po::value(&g.theta_bar)->default_value(g.theta_bar, "0.5"),
+      "pld: θ̄ in (0, 1]; layer l of L runs with p = 1 − (l/L)(1 − θ(t)), "
+      "θ(t) = (1 − θ̄)e^(−γt) + θ̄")("gate.gamma",
+                                   po::value(&g.gamma)->default_value(g.gamma, "0.001"),
+                                   "pld: γ >= 0, the per-step decay of θ(t)")(
+      "gate.scale", po::value(&g.scale)->default_value(g.scale),
+      "layerdrop/pld: scale a kept layer's residual updates by 1/p")(
+      "gate.eval", po::value(&g.eval)->default_value(g.eval),
+      "auto (skip lists skip, stochastic gates run every layer) | all (every layer) | same "
+      "(stochastic gates at their final probability)");
+
+  auto& m = c.monitor;
+  po::options_description monitor("Token-evolution statistics [monitor] (docs/methods.md)");
+  monitor.add_options()(
+      "monitor.statistics", po::value(&m.statistics)->default_value(m.statistics),
+      "collect per-block statistics at every training step (Block Influence, relative update, "
+      "δ histogram, uniformity), all-reduced, as EMAs; logged every train.log_every steps")(
+      "monitor.taylor", po::value(&m.taylor)->default_value(m.taylor),
+      "with them, the Taylor skip saliency |<dL/dy, y - x>| from backward")(
+      "monitor.ema", po::value(&m.ema)->default_value(m.ema, "0.99"),
+      "EMA decay of the statistics across steps, in [0, 1)");
 
   po::options_description all;
-  all.add(data).add(model).add(optim).add(train).add(dist).add(compress).add(checkpoint);
+  all.add(data).add(model).add(optim).add(train).add(dist).add(compress);
+  for (const auto& section : stage_sections) all.add(section);
+  all.add(gate).add(monitor).add(checkpoint);
   return all;
 }
 
 void parse_run_config(const std::vector<std::string>& args, po::options_description& extra,
                       RunConfig& config, bool& help, const std::string& base_ini) {
   std::string config_file;
+  // First pass: the stage names (command line, then the config file, then the base), so that
+  // the [stage.NAME] options exist before the real parse.
+  try {
+    po::options_description peek;
+    peek.add_options()("config", po::value<std::string>())("compress.stages",
+                                                           po::value<std::string>());
+    po::variables_map found;
+    po::store(po::command_line_parser(args).options(peek).allow_unregistered().run(), found);
+    if (found.count("config")) {
+      std::ifstream in(found["config"].as<std::string>());
+      if (in) po::store(po::parse_config_file(in, peek, /*allow_unregistered=*/true), found);
+    }
+    if (!base_ini.empty()) {
+      std::istringstream in(base_ini);
+      po::store(po::parse_config_file(in, peek, /*allow_unregistered=*/true), found);
+    }
+    if (found.count("compress.stages"))
+      for (const auto& name : split_names(found["compress.stages"].as<std::string>()))
+        config.compress.stage[name];
+  } catch (const po::error& e) {
+    throw ConfigError(std::string(e.what()));
+  }
   po::options_description general("General");
   general.add_options()("help,h", "show this help")(
       "config", po::value(&config_file)->value_name("FILE"),
@@ -223,12 +348,47 @@ std::vector<T> parse_list(const std::string& text, const std::string& option) {
 
 }  // namespace
 
-compression::ReductionConfig reduction_config(const RunConfig& c) {
-  compression::ReductionConfig r = c.compress.reduction;
-  r.layers = parse_list<int64_t>(c.compress.layers, "compress.layers");
-  r.keep = parse_list<double>(c.compress.keep, "compress.keep");
-  if (r.keep.empty()) throw ConfigError("compress.keep: expected at least one value");
+namespace {
+
+compression::ReductionConfig stage_config(const StageSection& stage, const std::string& prefix) {
+  compression::ReductionConfig r = stage.reduction;
+  r.layers = parse_list<int64_t>(stage.layers, prefix + ".layers");
+  r.keep = parse_list<double>(stage.keep, prefix + ".keep");
+  if (r.keep.empty()) throw ConfigError(prefix + ".keep: expected at least one value");
   return r;
+}
+
+}  // namespace
+
+compression::StaticPlannerConfig planner_config(const RunConfig& c) {
+  compression::StaticPlannerConfig planner;
+  const auto names = split_names(c.compress.stages);
+  if (!names.empty() && c.compress.reduction.criterion != "none")
+    throw ConfigError(
+        "compress.stages and compress.criterion: give one method in [compress] or named stages "
+        "in compress.stages, not both (make the [compress] method a stage of its own)");
+  if (names.empty() && c.compress.reduction.criterion != "none")
+    planner.stages.push_back({"compress", stage_config(c.compress, "compress")});
+  for (const auto& name : names) {
+    const auto it = c.compress.stage.find(name);
+    if (it == c.compress.stage.end())
+      throw ConfigError("compress.stages: stage '" + name + "' has no [stage." + name +
+                        "] options");
+    planner.stages.push_back({name, stage_config(it->second, "stage." + name)});
+  }
+  planner.gate = c.gate;
+  planner.gate.layers = parse_list<int64_t>(c.gate_layers, "gate.layers");
+  planner.statistics = c.monitor.statistics;
+  return planner;
+}
+
+compression::TokenEvolutionOptions monitor_options(const RunConfig& c) {
+  if (!(c.monitor.ema >= 0.0 && c.monitor.ema < 1.0))
+    throw ConfigError("monitor.ema: expected a decay in [0, 1), got " + str(c.monitor.ema));
+  compression::TokenEvolutionOptions options;
+  options.ema_decay = c.monitor.ema;
+  options.taylor = c.monitor.taylor;
+  return options;
 }
 
 void validate(const RunConfig& c, int world_size) {
@@ -303,23 +463,27 @@ std::string to_ini(const RunConfig& c) {
   out << "[optim]\nlr = " << c.optim.lr << "\nweight_decay = " << c.optim.weight_decay
       << "\nbeta1 = " << c.optim.beta1 << "\nbeta2 = " << c.optim.beta2 << "\neps = " << c.optim.eps
       << "\nclip_norm = " << c.optim.clip_norm << "\nwarmup_steps = " << c.train.warmup_steps
-      << "\nmin_lr_ratio = " << c.train.min_lr_ratio << "\n\n";
+      << "\nmin_lr_ratio = " << c.train.min_lr_ratio
+      << "\ncompress_lr_scale = " << c.optim.compress_lr_scale << "\n\n";
   out << "[train]\nsteps = " << c.train.steps << "\nglobal_batch = " << c.train.global_batch
       << "\naccumulation = " << c.train.accumulation << "\neval_every = " << c.train.eval_every
       << "\neval_batch = " << c.train.eval_batch
       << "\neval_max_samples = " << c.train.eval_max_samples
-      << "\nlog_every = " << c.train.log_every << "\nseed = " << c.train.seed << "\n";
+      << "\nlog_every = " << c.train.log_every << "\nseed = " << c.train.seed
+      << "\nfreeze = " << c.optim.freeze << "\n";
   if (!c.train.run_dir.empty()) out << "run_dir = " << c.train.run_dir << "\n";
-  out << "\n[compress]\ncriterion = " << c.compress.reduction.criterion
-      << "\nstrategy = " << c.compress.reduction.strategy
-      << "\nsite = " << c.compress.reduction.site << "\nlayers = " << c.compress.layers
-      << "\nkeep = " << c.compress.keep
-      << "\nkeep_schedule = " << c.compress.reduction.keep_schedule
-      << "\nfuse = " << c.compress.reduction.fuse
-      << "\nwarmup_steps = " << c.compress.reduction.warmup_steps
-      << "\nramp_steps = " << c.compress.reduction.ramp_steps
-      << "\nramp = " << c.compress.reduction.ramp << "\neval = " << c.compress.reduction.eval
+  out << "\n[compress]\nstages = " << c.compress.stages;
+  stage_to_ini(out, c.compress, "");
+  for (const auto& name : split_names(c.compress.stages)) {
+    const auto it = c.compress.stage.find(name);
+    if (it != c.compress.stage.end()) stage_to_ini(out, it->second, "stage." + name);
+  }
+  out << "\n[gate]\nkind = " << c.gate.kind << "\nlayers = " << c.gate_layers
+      << "\ndrop = " << c.gate.drop << "\ntheta_bar = " << c.gate.theta_bar
+      << "\ngamma = " << c.gate.gamma << "\nscale = " << c.gate.scale << "\neval = " << c.gate.eval
       << "\n";
+  out << "\n[monitor]\nstatistics = " << c.monitor.statistics << "\ntaylor = " << c.monitor.taylor
+      << "\nema = " << c.monitor.ema << "\n";
   out << "\n[dist]\nbackend = " << c.dist.backend << "\nthreads = " << c.dist.threads
       << "\ntimeout = " << c.dist.timeout << "\nbucket_mb = " << c.train.bucket_mb
       << "\ncheck_every = " << c.train.replica_check_every << "\n";

@@ -5,11 +5,13 @@
 #include <boost/program_options.hpp>
 
 #include <cstdint>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
-#include "compression/schedule.h"
+#include "compression/planner.h"
+#include "compression/token_evolution_monitor.h"
 #include "train/optimizer.h"
 #include "train/trainer.h"
 
@@ -46,11 +48,27 @@ struct DistConfig {
   double timeout = 600.0;        // seconds a collective may wait before the job ends; 0 = forever
 };
 
-// [compress]: token reduction (compression::ReductionConfig), with its lists as text.
-struct CompressConfig {
+// One stage of token reduction (compression::ReductionConfig) with its lists as text: the
+// [compress] section, or a [stage.NAME] section. Both take the same keys.
+struct StageSection {
   compression::ReductionConfig reduction;
   std::string layers;        // "1,2,5" or "" (default layers)
   std::string keep = "0.7";  // "0.7" or one value per layer: "0.9,0.8,0.7"
+};
+
+// [compress]: one method directly (criterion, strategy, ...), or several named stages
+// (compress.stages = pool,tome with sections [stage.pool], [stage.tome]), which the static
+// planner applies in order.
+struct CompressConfig : StageSection {
+  std::string stages;                         // "" or stage names, comma-separated
+  std::map<std::string, StageSection> stage;  // by name, for each name in `stages`
+};
+
+// [monitor]: token-evolution statistics per block (compression::TokenEvolutionMonitor).
+struct MonitorConfig {
+  bool statistics = false;  // collect them at every training step (logged every log_every)
+  bool taylor = false;      // also the Taylor skip saliency from backward
+  double ema = 0.99;        // EMA decay across steps
 };
 
 // [checkpoint]: when and where checkpoints are written (train::CheckpointOptions), plus fault
@@ -68,6 +86,9 @@ struct CheckpointConfig {
 struct RunConfig {
   DataConfig data;
   CompressConfig compress;
+  compression::GateConfig gate;
+  std::string gate_layers;  // gate.layers as text
+  MonitorConfig monitor;
   ModelConfig model;
   train::OptimizerOptions optim;
   train::TrainerOptions train;
@@ -89,8 +110,10 @@ void parse_run_config(const std::vector<std::string>& args,
 // Range and consistency checks of everything that does not need the data; throws ConfigError.
 void validate(const RunConfig& config, int world_size);
 
-// compress.* as a ReductionConfig (lists parsed); throws ConfigError naming the option.
-compression::ReductionConfig reduction_config(const RunConfig& config);
+// compress.*, stage.*.*, gate.* and monitor.* as the static planner's configuration (lists
+// parsed); throws ConfigError naming the option.
+compression::StaticPlannerConfig planner_config(const RunConfig& config);
+compression::TokenEvolutionOptions monitor_options(const RunConfig& config);
 
 // The effective configuration as an INI file (loadable with --config).
 std::string to_ini(const RunConfig& config);

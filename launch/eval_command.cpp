@@ -41,19 +41,19 @@ int eval_command(const Args& args) {
   auto data = open_run_data(config);
   if (!data.eval) throw ConfigError("data.eval: no evaluation set; give --data.eval FILE");
   auto model = train::make_model(data.model);
+  auto compression = make_compression(config, data.model, *model);
   train::load_model_weights(*model, weights);
 
   train::EvalOptions options;
   options.batch = config.train.eval_batch;
   options.max_samples = config.train.eval_max_samples;
   options.seed = config.train.seed;
-  auto reduction = make_reduction_schedule(config, data.model);
-  options.reduction = reduction.get();
+  options.planner = compression.planner.get();
   auto result = train::evaluate_model(*model, *data.eval, *comm, options);
   if (comm->is_root()) {
-    std::cout << "eval " << data.eval->describe() << "\n  tokens      "
-              << (reduction->reduce_in_eval() ? reduction->describe() : std::string("dense"))
-              << "\n  samples     " << result.samples << "\n  loss        " << result.loss << "\n";
+    std::cout << "eval " << data.eval->describe() << "\n  plan        "
+              << compression.planner->plan(0, /*training=*/false).describe() << "\n  samples     "
+              << result.samples << "\n  loss        " << result.loss << "\n";
     if (model->kind() == "gpt") {
       std::cout << "  perplexity  " << result.perplexity << "\n  next-token accuracy "
                 << 100.0 * result.accuracy << "%\n";

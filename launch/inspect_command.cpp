@@ -35,6 +35,14 @@ std::string resolve_path(const std::string& path) {
   return files.front();
 }
 
+// Elements over the parameters of compression components (compress.*), not the backbone.
+int64_t compression_parameters(const train::CheckpointSummary& s) {
+  int64_t count = 0;
+  for (const auto& t : s.tensors)
+    if (!t.buffer && train::TransformerModel::is_compression_parameter(t.name)) count += t.count;
+  return count;
+}
+
 void print_json(const std::string& path, const train::CheckpointSummary& s, bool verified) {
   const auto& m = s.meta;
   std::ostringstream out;
@@ -53,7 +61,11 @@ void print_json(const std::string& path, const train::CheckpointSummary& s, bool
       << ",\"warmup_steps\":" << m.lr_schedule.warmup_steps
       << ",\"total_steps\":" << m.lr_schedule.total_steps
       << ",\"min_lr_ratio\":" << m.lr_schedule.min_lr_ratio << "}"
-      << ",\"compression\":{\"token_schedule\":\"" << train::json_escape(m.token_schedule) << "\"}"
+      << ",\"compression\":{\"token_schedule\":\"" << train::json_escape(m.token_schedule)
+      << "\",\"parameters\":" << compression_parameters(s) << ",\"state\":[";
+  for (size_t i = 0; i < s.compression.size(); ++i)
+    out << (i ? "," : "") << "\"" << train::json_escape(s.compression[i].name) << "\"";
+  out << "]}"
       << ",\"config\":\"" << train::json_escape(m.config_ini) << "\",\"tensors\":[";
   for (size_t i = 0; i < s.tensors.size(); ++i) {
     const auto& t = s.tensors[i];
@@ -106,6 +118,19 @@ void print_text(const std::string& path, const train::CheckpointSummary& s, bool
   }
   std::cout << "  " << std::left << std::setw(static_cast<int>(width)) << "total parameters"
             << "  " << std::right << std::setw(39) << s.parameters << "\n";
+  const int64_t components = compression_parameters(s);
+  if (components > 0)
+    std::cout << "  " << std::left << std::setw(static_cast<int>(width))
+              << "  of which compression components (compress.*)"
+              << "  " << std::right << std::setw(39) << components << " (backbone "
+              << s.parameters - components << ")\n";
+  if (!s.compression.empty()) {
+    std::cout << "\n  compression state (/compression)\n";
+    for (const auto& t : s.compression)
+      std::cout << "  " << std::left << std::setw(static_cast<int>(width)) << t.name << "  "
+                << std::setw(18) << shape_text(t.shape) << std::setw(9) << t.dtype << std::right
+                << std::setw(12) << t.count << "\n";
+  }
   if (show_config) std::cout << "\n---- stored configuration ----\n" << m.config_ini;
   std::cout << std::flush;
 }

@@ -37,6 +37,8 @@ const Subcommand kSubcommands[] = {
      "time training steps against the machine's matmul rate"},
     {"bench-tokens", winnow::launch::bench_tokens_command,
      "time dense vs token-reduction methods at matched FLOPs, interleaved"},
+    {"bench-plans", winnow::launch::bench_plans_command,
+     "time token-evolution statistics and layer gates against the dense step, interleaved"},
     {"bench-dist", winnow::launch::bench_dist_command,
      "gradient sync: bucketed vs raw all-reduce, communication share of a step"},
 };

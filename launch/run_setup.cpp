@@ -109,17 +109,36 @@ RunData open_run_data(const RunConfig& config) {
   return run;
 }
 
-std::shared_ptr<compression::ReductionSchedule> make_reduction_schedule(
-    const RunConfig& config, const train::ModelSpec& model) {
-  const auto reduction = reduction_config(config);
-  const bool vit = model.kind == "vit";
+std::shared_ptr<compression::StaticPlanner> make_planner(const RunConfig& config,
+                                                         const train::ModelSpec& spec) {
+  const auto planner = planner_config(config);
+  const bool vit = spec.kind == "vit";
+  compression::ModelShape shape;
+  shape.depth = spec.depth;
+  shape.width = spec.dim;
+  shape.grid_height = vit ? spec.image_height / spec.patch : 0;
+  shape.grid_width = vit ? spec.image_width / spec.patch : 0;
   try {
-    return std::make_shared<compression::ReductionSchedule>(
-        reduction, model.depth, vit ? model.image_height / model.patch : 0,
-        vit ? model.image_width / model.patch : 0);
+    return std::make_shared<compression::StaticPlanner>(planner, shape);
   } catch (const c10::Error& e) {
     throw ConfigError(e.msg());
   }
+}
+
+RunCompression make_compression(const RunConfig& config, const train::ModelSpec& spec,
+                                train::TransformerModel& model) {
+  RunCompression run;
+  run.planner = make_planner(config, spec);
+  if (config.monitor.statistics) {
+    try {
+      run.monitor =
+          std::make_shared<compression::TokenEvolutionMonitor>(spec.depth, monitor_options(config));
+    } catch (const c10::Error& e) {
+      throw ConfigError(e.msg());
+    }
+  }
+  model.attach_compression(run.planner->parameters());
+  return run;
 }
 
 std::string si(double value) {

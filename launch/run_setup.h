@@ -33,10 +33,21 @@ RunData open_run_data(const RunConfig& config);
 // Opens one HDF5 data file of either format (read from its `format` attribute).
 std::shared_ptr<data::Dataset> open_data_file(const std::string& path, int64_t context);
 
-// The token-reduction schedule of config.compress for `model` (grid from the data's image shape);
-// configuration errors become ConfigError.
-std::shared_ptr<compression::ReductionSchedule> make_reduction_schedule(
-    const RunConfig& config, const train::ModelSpec& model);
+// The static planner of compress.*, stage.*.*, gate.* and monitor.* for `spec` (learned
+// components' parameters are created, not attached to a model).
+std::shared_ptr<compression::StaticPlanner> make_planner(const RunConfig& config,
+                                                         const train::ModelSpec& spec);
+
+// What compresses a run: the static planner of compress.*, stage.*.*, gate.* and monitor.*, and
+// the token-evolution monitor (null unless monitor.statistics).
+struct RunCompression {
+  std::shared_ptr<compression::StaticPlanner> planner;
+  std::shared_ptr<compression::TokenEvolutionMonitor> monitor;
+};
+// Builds them for `spec` and attaches the planner's learned parameters to `model` (so do it
+// before loading weights and building the trainer); configuration errors become ConfigError.
+RunCompression make_compression(const RunConfig& config, const train::ModelSpec& spec,
+                                train::TransformerModel& model);
 
 // "12.3 M", "4.56 G": a number with an SI prefix.
 std::string si(double value);

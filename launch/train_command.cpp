@@ -125,7 +125,7 @@ int train_command(const Args& args) {
   auto data = open_run_data(config);
   torch::manual_seed(config.train.seed);
   auto model = train::make_model(data.model);
-  auto reduction = make_reduction_schedule(config, data.model);
+  auto compression = make_compression(config, data.model, *model);
   const bool root = comm->is_root();
 
   if (root && !config.train.run_dir.empty()) {
@@ -135,7 +135,7 @@ int train_command(const Args& args) {
   comm->barrier();  // the run directory exists before anyone writes to it
   if (root) {
     print_run_header(config, data, *model, *comm);
-    std::cout << "  tokens  " << reduction->describe() << std::endl;
+    std::cout << "  plan    " << compression.planner->describe() << std::endl;
   }
   if (!init_from.empty()) {
     train::load_model_weights(*model, init_from);
@@ -157,10 +157,11 @@ int train_command(const Args& args) {
   checkpointing.keep = config.checkpoint.keep;
   checkpointing.at_end = config.checkpoint.at_end;
   checkpointing.config_ini = to_ini(config);
-  checkpointing.token_schedule = reduction->describe();
+  checkpointing.token_schedule = compression.planner->describe();
   checkpointing.on_stage = kill_injection(config.checkpoint);
   train::Trainer trainer(model, data.train, data.eval, comm, trainer_options, config.optim);
-  trainer.set_reduction(reduction);
+  trainer.set_planner(compression.planner);
+  trainer.set_monitor(compression.monitor);
   trainer.set_stop_signal(pending_stop_signal);
   if (!resume.empty()) {
     trainer.resume(resume);

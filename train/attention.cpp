@@ -58,9 +58,15 @@ AttentionOutput MultiHeadAttentionImpl::forward(const torch::Tensor& x,
                 "attention: key_keep must be [B, N] = [", batch, ", ", tokens, "], got ",
                 inputs.key_keep.sizes());
     // log(keep): 0 for kept keys, -inf for dropped ones, a finite penalty for soft keep values.
-    // Gradients flow into soft masks (DynamicViT-style training of learned scorers).
-    auto keep = inputs.key_keep.to(q.scalar_type()).clamp_min(0.0);
-    add_bias(torch::log(keep).view({batch, 1, 1, tokens}));
+    // Gradients flow into soft masks (DynamicViT-style training of learned scorers). A dropped
+    // key's log is taken of 1 and replaced by -inf, so that its gradient is 0 instead of
+    // 0 · ∞ = NaN (a straight-through mask is exactly 0 there).
+    const auto keep = inputs.key_keep.to(q.scalar_type());
+    const auto live = keep > 0;
+    const auto log_keep =
+        torch::where(live, torch::log(torch::where(live, keep, torch::ones_like(keep))),
+                     torch::full_like(keep, -std::numeric_limits<double>::infinity()));
+    add_bias(log_keep.view({batch, 1, 1, tokens}));
   }
   if (options.causal()) {
     torch::Tensor positions =

@@ -28,8 +28,14 @@ BlockImpl::BlockImpl(const BlockOptions& options_) : options(options_) {
 
 BlockTokens BlockImpl::forward(compression::TokenState& state, BlockHook* hook) {
   BlockTokens tokens;
+  if (hook && !hook->runs()) return tokens;
+  const double scale = hook ? hook->update_scale() : 1.0;
+  auto scaled = [scale](const torch::Tensor& update) {
+    return scale == 1.0 ? update : update * scale;
+  };
   auto body = [&](compression::TokenState& s) {
-    if (hook) hook->pre_block(s);
+    compression::TokenState input;
+    if (hook && hook->observes()) input = s;
     AttentionInputs inputs;
     if (s.size.defined()) inputs.key_bias = torch::log(s.size.squeeze(-1));  // [B, N]
     inputs.key_keep = s.keep;
@@ -37,10 +43,11 @@ BlockTokens BlockImpl::forward(compression::TokenState& state, BlockHook* hook) 
     const AttentionRequest request = hook ? hook->attention_request() : AttentionRequest{};
     tokens.attention = s.batch() * s.tokens();
     AttentionOutput attention = attn->forward(norm1->forward(s.x), inputs, request);
-    s.x = s.x + attention.out;
+    s.x = s.x + scaled(attention.out);
     if (hook) hook->post_attention(s, attention);
     tokens.mlp = s.batch() * s.tokens();
-    s.x = s.x + mlp->forward(norm2->forward(s.x));
+    s.x = s.x + scaled(mlp->forward(norm2->forward(s.x)));
+    if (hook && hook->observes()) hook->after_block(input, s);
   };
   if (hook) {
     hook->around_block(state, body);

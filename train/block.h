@@ -33,24 +33,32 @@ class MlpImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Mlp);
 
-// Where token reduction may act inside a block. A hook implements the ones it needs; the block
-// calls it and knows nothing else of the method (the model executes a plan; it does not decide).
+// How a plan acts on one block. The block calls its hook and knows nothing else of the method:
+// the model executes a plan; it does not decide.
 class BlockHook {
  public:
   virtual ~BlockHook() = default;
-  // Which attention extras the hook needs at post_attention (so only those are computed).
-  virtual AttentionRequest attention_request() const { return {}; }
-  // Before the block (site pre_block).
-  virtual void pre_block(compression::TokenState& /*state*/) {}
-  // Between the attention residual and the MLP (site post_attn; ToMe, EViT).
-  virtual void post_attention(compression::TokenState& /*state*/, const AttentionOutput& /*attn*/) {
-  }
-  // Around the whole block (site around_block; route): runs `block` on the state it chooses and
-  // puts the result back into `state`. The default runs the block on every token.
+  // Whether the block runs at all (layer gates: false = the block is skipped, tokens unchanged).
+  virtual bool runs() const { return true; }
+  // Factor on the block's residual updates, x + s·attn(…) and x + s·mlp(…) (PLD's 1/p).
+  virtual double update_scale() const { return 1.0; }
+  // Around the whole block: reduces before it (site pre_block), and runs `block` on the state it
+  // chooses, putting the result back into `state` (site around_block: route). The default runs
+  // the block on every token.
   virtual void around_block(compression::TokenState& state,
                             const std::function<void(compression::TokenState&)>& block) {
     block(state);
   }
+  // Which attention extras the hook needs at post_attention (so only those are computed).
+  virtual AttentionRequest attention_request() const { return {}; }
+  // Between the attention residual and the MLP (site post_attention; ToMe, EViT).
+  virtual void post_attention(compression::TokenState& /*state*/, const AttentionOutput& /*attn*/) {
+  }
+  // Whether after_block wants the block's input (token-evolution statistics).
+  virtual bool observes() const { return false; }
+  // After the block's body with its input (after pre-block reductions) and output states.
+  virtual void after_block(const compression::TokenState& /*input*/,
+                           const compression::TokenState& /*output*/) {}
 };
 
 // Tokens a block processed, summed over the batch: its attention's queries (= keys) and its MLP's
@@ -65,7 +73,8 @@ class BlockImpl : public torch::nn::Module {
   explicit BlockImpl(const BlockOptions& options);
 
   // Runs the block on `state` in place, calling the hook (if any) at its sites. Attention sees
-  // log(size) as key bias (proportional attention), keep as key mask, pos for causal masks.
+  // log(size) as key bias (proportional attention), keep as key mask, pos for causal masks. A
+  // gated-off block returns zero tokens and leaves the state unchanged.
   BlockTokens forward(compression::TokenState& state, BlockHook* hook = nullptr);
 
   BlockOptions options;

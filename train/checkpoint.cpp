@@ -103,6 +103,9 @@ std::map<StateKey, std::string> parameter_names(const TransformerModel& model) {
 std::string model_dataset(const std::string& name) {
   return "model/" + name;
 }
+std::string compression_dataset(const std::string& name) {
+  return "compression/" + name;
+}
 std::string state_group(const std::string& name) {
   return "optimizer/state/" + name;
 }
@@ -261,6 +264,9 @@ void write_checkpoint(const std::string& path, const TransformerModel& model,
     }
     if (on_stage) on_stage(SaveStage::kWritingData);
     if (optimizer != nullptr) write_optimizer(file, model, *optimizer, count);
+    if (!meta.compression.empty()) file.create_group("compression");
+    for (const auto& [name, tensor] : meta.compression)
+      write_checked(file, compression_dataset(name), tensor, count);
     // Written last: a file without it never counts as complete.
     file.set_attr_int("/meta", "dataset_count", count);
     file.close();
@@ -353,6 +359,12 @@ CheckpointMeta read_checkpoint(const std::string& path, TransformerModel& model,
       states.push_back(std::move(s));
     }
   }
+  if (file.exists("compression")) {
+    for (const auto& name : file.children("compression")) {
+      meta.compression[name] = read_checked(file, compression_dataset(name));
+      ++verified;
+    }
+  }
   if (optimizer == nullptr || !file_has_optimizer) {
     // Without the optimizer section, the datasets still must all be there.
     if (file_has_optimizer)
@@ -405,6 +417,19 @@ CheckpointSummary summarize_checkpoint(const std::string& path, bool verify_chec
     if (!row.buffer) summary.parameters += row.count;
     if (verify_checksums) read_checked(file, dataset);
     summary.tensors.push_back(row);
+  }
+  if (file.exists("compression")) {
+    for (const auto& name : file.children("compression")) {
+      const auto info = file.dataset_info(compression_dataset(name));
+      CheckpointTensor row;
+      row.name = name;
+      row.shape = info.shape;
+      row.dtype = info.type_name;
+      row.count = 1;
+      for (const int64_t d : info.shape) row.count *= d;
+      if (verify_checksums) read_checked(file, compression_dataset(name));
+      summary.compression.push_back(row);
+    }
   }
   summary.has_optimizer = file.exists("optimizer");
   if (summary.has_optimizer) {

@@ -1,11 +1,12 @@
 // Checkpoint: one HDF5 file holding everything a run needs to continue exactly where it stopped —
-// /meta, /model, /optimizer, /schedule, /data (layout: docs/checkpoint-format.md).
+// /meta, /model, /optimizer, /compression, /schedule, /data (layout: docs/checkpoint-format.md).
 #pragma once
 
 #include <torch/torch.h>
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,10 @@ struct CheckpointMeta {
   std::string config_ini;      // the effective configuration (loadable with --config)
   std::string token_schedule;  // the token-reduction schedule, described (a function of step)
   LrSchedule lr_schedule;
+  // /compression: the state of compression components across steps (planner controller state,
+  // token-evolution EMAs), by name. Written by write_checkpoint, filled by read_checkpoint (not by
+  // read_checkpoint_meta).
+  std::map<std::string, torch::Tensor> compression;
 };
 
 // The stages of a save, in order; a fault-injection callback may end the process at any of them
@@ -78,7 +83,8 @@ struct CheckpointSummary {
   std::vector<CheckpointTensor> tensors;
   int64_t parameters = 0;  // elements over parameters (buffers excluded)
   bool has_optimizer = false;
-  int64_t optimizer_entries = 0;  // parameters with AdamW state
+  int64_t optimizer_entries = 0;              // parameters with AdamW state
+  std::vector<CheckpointTensor> compression;  // /compression: component state across steps
   int64_t file_bytes = 0;
 };
 CheckpointSummary summarize_checkpoint(const std::string& path, bool verify_checksums);

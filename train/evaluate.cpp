@@ -1,7 +1,7 @@
 // Evaluation over a whole dataset, sliced over ranks.
 #include "train/evaluate.h"
 
-#include "train/reduction_hook.h"
+#include "train/plan_hooks.h"
 
 #include <algorithm>
 #include <chrono>
@@ -19,6 +19,9 @@ EvalResult evaluate_model(TransformerModel& model, const data::Dataset& dataset,
       options.max_samples > 0 ? std::min(options.max_samples, dataset.size()) : dataset.size();
   const int64_t rank = comm.rank(), world = comm.world_size();
   double loss_sum = 0.0, correct = 0.0, count = 0.0;
+  const compression::Plan plan = options.planner
+                                     ? options.planner->plan(options.step, /*training=*/false)
+                                     : compression::Plan{};
   for (int64_t chunk = 0; chunk < total; chunk += options.batch) {
     const int64_t chunk_size = std::min(options.batch, total - chunk);
     const int64_t begin = chunk_size * rank / world, end = chunk_size * (rank + 1) / world;
@@ -28,13 +31,12 @@ EvalResult evaluate_model(TransformerModel& model, const data::Dataset& dataset,
     for (int64_t i = begin; i < end; ++i) ids.push_back(chunk + i);
     auto batch = dataset.fetch(ids);
     ForwardContext context;
+    context.step = options.step;
     context.seed = options.seed;
     context.sample_ids = batch.sample_ids;
-    std::unique_ptr<StepHooks> hooks;
-    if (options.reduction) {
-      hooks = std::make_unique<StepHooks>(*options.reduction, model.depth(), 0, options.seed,
-                                          batch.sample_ids,
-                                          /*training=*/false);
+    std::unique_ptr<PlanHooks> hooks;
+    if (!plan.layers.empty()) {
+      hooks = std::make_unique<PlanHooks>(plan, options.seed, batch.sample_ids);
       if (hooks->any()) context.hook_for = [&hooks](int64_t layer) { return (*hooks)(layer); };
     }
     auto output = model.forward(batch.inputs, context);

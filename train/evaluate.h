@@ -3,7 +3,7 @@
 
 #include <memory>
 
-#include "compression/schedule.h"
+#include "compression/planner.h"
 #include "data/dataset.h"
 #include "dist/communicator.h"
 #include "train/model.h"
@@ -22,8 +22,9 @@ struct EvalOptions {
   int64_t batch = 512;      // global samples per evaluation batch
   int64_t max_samples = 0;  // 0 = the whole dataset (the first max_samples otherwise)
   uint64_t seed = 0;
-  // Token reduction applied while evaluating (when the schedule says so); null = dense.
-  const compression::ReductionSchedule* reduction = nullptr;
+  // The evaluation plan comes from this planner (plan(step, training = false)); null = dense.
+  const compression::Planner* planner = nullptr;
+  int64_t step = 0;  // the training step evaluated at (keyed choices; planners' eval plans)
 };
 
 // Samples are taken in dataset order, each evaluation batch split into contiguous rank slices,

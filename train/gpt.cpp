@@ -63,6 +63,7 @@ ModelOutput GptImpl::forward(const torch::Tensor& tokens, const ForwardContext& 
   accounting.add_flops(compression::linear_forward_flops(static_cast<double>(batch * length),
                                                          options.dim, options.vocab_size));
   accounting.finish(output);
+  if (context.aux_losses) output.aux_losses = *context.aux_losses;
   return output;
 }
 

@@ -86,6 +86,23 @@ JsonLine& JsonLine::add(const std::string& k, const std::vector<int64_t>& values
   return *this;
 }
 
+JsonLine& JsonLine::add(const std::string& k, const std::vector<double>& values) {
+  key(k);
+  body_ += "[";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i) body_ += ",";
+    if (!std::isfinite(values[i])) {
+      body_ += "null";
+    } else {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.9g", values[i]);
+      body_ += buf;
+    }
+  }
+  body_ += "]";
+  return *this;
+}
+
 MetricsLog::MetricsLog(const std::string& path) : path_(path), out_(path, std::ios::app) {
   TORCH_CHECK(out_.is_open(), "metrics: cannot open ", path, " for appending");
 }

@@ -21,6 +21,7 @@ class JsonLine {
   JsonLine& add(const std::string& key, int value) { return add(key, static_cast<int64_t>(value)); }
   JsonLine& add(const std::string& key, bool value);
   JsonLine& add(const std::string& key, const std::vector<int64_t>& values);
+  JsonLine& add(const std::string& key, const std::vector<double>& values);  // NaN -> null
   std::string str() const { return "{" + body_ + "}"; }
 
  private:

@@ -22,6 +22,17 @@ bool TransformerModel::exempt_from_weight_decay(const std::string& name,
   return name == "cls_token" || name == "pos_embed" || name == "tok_embed.weight";
 }
 
+void TransformerModel::attach_compression(const std::shared_ptr<torch::nn::Module>& components) {
+  if (!components) return;
+  TORCH_CHECK(named_children().find("compress") == nullptr,
+              "model: compression components are already attached");
+  register_module("compress", components);
+}
+
+bool TransformerModel::is_compression_parameter(const std::string& name) {
+  return name.rfind("compress.", 0) == 0;
+}
+
 LayerAccounting::LayerAccounting(const BlockOptions& block, int64_t depth)
     : width_(block.dim()), mlp_hidden_(block.mlp_hidden()) {
   tokens_.reserve(static_cast<size_t>(depth));

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "compression/criterion.h"
 #include "train/block.h"
 
 namespace winnow::train {
@@ -17,8 +18,12 @@ struct ForwardContext {
   int64_t step = 0;
   uint64_t seed = 0;
   torch::Tensor sample_ids;  // [B] int64, global dataset indices (keyed randomness)
-  // hook_for(layer) -> hook or nullptr. Empty function = dense.
+  // hook_for(layer) -> hook or nullptr. Empty function = dense. Built from the step's Plan
+  // (train/plan_hooks.h).
   std::function<BlockHook*(int64_t layer)> hook_for;
+  // Where the hooks' components put auxiliary losses during this forward (null = none); the
+  // model returns them in ModelOutput::aux_losses.
+  compression::AuxLosses* aux_losses = nullptr;
 };
 
 struct ModelOutput {
@@ -27,6 +32,9 @@ struct ModelOutput {
   std::vector<int64_t> tokens_per_layer;
   // Analytic forward FLOPs of this batch from the actual token counts.
   double forward_flops = 0.0;
+  // Auxiliary losses of learned components (sums over this batch's samples; the trainer divides
+  // by the global sample count and adds them with their weights).
+  compression::AuxLosses aux_losses;
 };
 
 class TransformerModel : public torch::nn::Module {
@@ -46,6 +54,11 @@ class TransformerModel : public torch::nn::Module {
   virtual double dense_forward_flops_per_sample() const = 0;
   // Parameters that get no weight decay: norms, biases, embeddings (and CLS / position tokens).
   virtual bool exempt_from_weight_decay(const std::string& name, const torch::Tensor& p) const;
+  // Registers the parameters of learned compression components (a Planner's parameters()) as
+  // the submodule `compress`, before the optimizer and gradient sync are built. Null: none.
+  void attach_compression(const std::shared_ptr<torch::nn::Module>& components);
+  // Whether a parameter name belongs to a compression component (compress.*), not the backbone.
+  static bool is_compression_parameter(const std::string& name);
 };
 
 // Builds the ModelOutput token/FLOP bookkeeping shared by both model kinds.

@@ -10,21 +10,42 @@ void OptimizerOptions::validate() const {
               "optim.beta1/beta2: expected in [0, 1), got ", beta1, ", ", beta2);
   TORCH_CHECK(eps > 0, "optim.eps: expected > 0, got ", eps);
   TORCH_CHECK(clip_norm >= 0, "optim.clip_norm: expected >= 0 (0 disables), got ", clip_norm);
+  TORCH_CHECK(compress_lr_scale > 0, "optim.compress_lr_scale: expected > 0, got ",
+              compress_lr_scale);
+  TORCH_CHECK(freeze == "none" || freeze == "backbone",
+              "train.freeze: expected none or backbone, got '", freeze, "'");
 }
 
 ParameterGroups split_parameter_groups(const TransformerModel& model) {
   ParameterGroups groups;
   for (const auto& item : model.named_parameters(/*recurse=*/true)) {
     if (!item.value().requires_grad()) continue;
+    const bool compress = TransformerModel::is_compression_parameter(item.key());
     if (model.exempt_from_weight_decay(item.key(), item.value())) {
-      groups.exempt_names.push_back(item.key());
-      groups.exempt.push_back(item.value());
+      (compress ? groups.compress_exempt_names : groups.exempt_names).push_back(item.key());
+      (compress ? groups.compress_exempt : groups.exempt).push_back(item.value());
     } else {
-      groups.decayed_names.push_back(item.key());
-      groups.decayed.push_back(item.value());
+      (compress ? groups.compress_decayed_names : groups.decayed_names).push_back(item.key());
+      (compress ? groups.compress_decayed : groups.decayed).push_back(item.value());
     }
   }
   return groups;
+}
+
+void freeze_parameters(TransformerModel& model, const OptimizerOptions& options) {
+  options.validate();
+  if (options.freeze == "none") return;
+  int64_t trainable = 0;
+  for (auto& item : model.named_parameters(/*recurse=*/true)) {
+    if (TransformerModel::is_compression_parameter(item.key())) {
+      trainable += item.value().requires_grad() ? 1 : 0;
+      continue;
+    }
+    item.value().set_requires_grad(false);
+  }
+  TORCH_CHECK(trainable > 0,
+              "train.freeze=backbone: the model has no compression parameters to train (a "
+              "learned criterion such as 'linear' creates them)");
 }
 
 std::unique_ptr<torch::optim::AdamW> make_adamw(const TransformerModel& model,
@@ -40,11 +61,34 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(const TransformerModel& model,
   std::vector<torch::optim::OptimizerParamGroup> param_groups;
   param_groups.emplace_back(groups.decayed, std::make_unique<torch::optim::AdamWOptions>(base));
   param_groups.emplace_back(groups.exempt, std::make_unique<torch::optim::AdamWOptions>(no_decay));
+  if (!groups.compress_decayed.empty() || !groups.compress_exempt.empty()) {
+    auto compress = base, compress_no_decay = no_decay;
+    compress.lr(options.lr * options.compress_lr_scale);
+    compress_no_decay.lr(options.lr * options.compress_lr_scale);
+    param_groups.emplace_back(groups.compress_decayed,
+                              std::make_unique<torch::optim::AdamWOptions>(compress));
+    param_groups.emplace_back(groups.compress_exempt,
+                              std::make_unique<torch::optim::AdamWOptions>(compress_no_decay));
+  }
   return std::make_unique<torch::optim::AdamW>(std::move(param_groups), base);
 }
 
-void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
-  for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
+std::vector<double> group_lr_scales(const TransformerModel& model,
+                                    const OptimizerOptions& options) {
+  const auto groups = split_parameter_groups(model);
+  std::vector<double> scales = {1.0, 1.0};
+  if (!groups.compress_decayed.empty() || !groups.compress_exempt.empty())
+    scales.insert(scales.end(), 2, options.compress_lr_scale);
+  return scales;
+}
+
+void set_learning_rate(torch::optim::Optimizer& optimizer, double lr,
+                       const std::vector<double>& scales) {
+  auto& groups = optimizer.param_groups();
+  TORCH_CHECK(scales.empty() || scales.size() == groups.size(), "optimizer: ", scales.size(),
+              " learning-rate multipliers for ", groups.size(), " parameter groups");
+  for (size_t g = 0; g < groups.size(); ++g)
+    groups[g].options().set_lr(lr * (scales.empty() ? 1.0 : scales[g]));
 }
 
 }  // namespace winnow::train

@@ -18,23 +18,41 @@ struct OptimizerOptions {
   double beta2 = 0.999;
   double eps = 1e-8;
   double clip_norm = 1.0;  // global gradient-norm clip; 0 disables
+  // Learning-rate multiplier of compression components' parameters (compress.*).
+  double compress_lr_scale = 1.0;
+  // none | backbone: backbone parameters are frozen (no gradient, no optimizer state), only the
+  // compression components' parameters train (fine-tuning learned scorers on a frozen model).
+  std::string freeze = "none";
 
   void validate() const;
 };
 
+// Trainable parameters (requires_grad) by optimizer group; frozen ones are in none.
 struct ParameterGroups {
+  // The backbone: weight decay on matrices, none on norms, biases, embeddings.
   std::vector<std::string> decayed_names, exempt_names;
   std::vector<torch::Tensor> decayed, exempt;
+  // Compression components (compress.*), with their own learning-rate multiplier.
+  std::vector<std::string> compress_decayed_names, compress_exempt_names;
+  std::vector<torch::Tensor> compress_decayed, compress_exempt;
 };
 
-// Splits the model's parameters: weight decay on matrices, none on norms, biases, embeddings.
 ParameterGroups split_parameter_groups(const TransformerModel& model);
 
-// Group 0 decays with `weight_decay`; group 1 has weight_decay 0.
+// Applies options.freeze: with "backbone", every parameter outside compress.* stops requiring
+// gradients. Throws when freezing would leave nothing to train.
+void freeze_parameters(TransformerModel& model, const OptimizerOptions& options);
+
+// Groups in order: 0 backbone decayed, 1 backbone exempt (weight_decay 0), then, when the model
+// has trainable compression parameters, 2 compress decayed and 3 compress exempt.
 std::unique_ptr<torch::optim::AdamW> make_adamw(const TransformerModel& model,
                                                 const OptimizerOptions& options);
+// The learning-rate multiplier of each group of make_adamw(model, options), in order.
+std::vector<double> group_lr_scales(const TransformerModel& model, const OptimizerOptions& options);
 
-// Sets every group's learning rate (the schedule's value for this step).
-void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
+// Sets every group's learning rate: `lr` (the schedule's value for this step) times the group's
+// multiplier (none given: 1 for every group).
+void set_learning_rate(torch::optim::Optimizer& optimizer, double lr,
+                       const std::vector<double>& scales = {});
 
 }  // namespace winnow::train

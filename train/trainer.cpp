@@ -12,7 +12,7 @@
 #include "compression/flops.h"
 #include "data/loader.h"
 #include "train/checkpoint_directory.h"
-#include "train/reduction_hook.h"
+#include "train/plan_hooks.h"
 
 namespace winnow::train {
 namespace {
@@ -76,11 +76,15 @@ Trainer::Trainer(std::shared_ptr<TransformerModel> model, std::shared_ptr<data::
   schedule_.total_steps = options_.steps;
   schedule_.min_lr_ratio = options_.min_lr_ratio;
   schedule_.validate();
+  freeze_parameters(*model_, optimizer_options_);
   optimizer_ = make_adamw(*model_, optimizer_options_);
-  for (const auto& p : model_->parameters()) parameters_.push_back(p);
+  lr_scales_ = group_lr_scales(*model_, optimizer_options_);
+  // Gradients are synchronised for what trains; frozen parameters have none.
+  for (const auto& p : model_->parameters())
+    if (p.requires_grad()) parameters_.push_back(p);
 
-  // Every replica starts from rank 0's parameters and buffers.
-  std::vector<torch::Tensor> state = parameters_;
+  // Every replica starts from rank 0's parameters (frozen ones too) and buffers.
+  std::vector<torch::Tensor> state = model_->parameters();
   for (const auto& b : model_->buffers()) state.push_back(b);
   dist::GradSyncOptions sync_options;
   sync_options.bucket_bytes = options_.bucket_mb * 1024 * 1024;
@@ -89,6 +93,32 @@ Trainer::Trainer(std::shared_ptr<TransformerModel> model, std::shared_ptr<data::
 
   if (comm_->is_root() && !options_.run_dir.empty())
     metrics_ = MetricsLog(options_.run_dir + "/metrics.jsonl");
+}
+
+std::map<std::string, torch::Tensor> Trainer::compression_state() const {
+  std::map<std::string, torch::Tensor> state;
+  if (planner_)
+    for (const auto& [name, tensor] : planner_->state()) state["planner." + name] = tensor;
+  if (monitor_)
+    for (const auto& [name, tensor] : monitor_->state()) state["monitor." + name] = tensor;
+  return state;
+}
+
+void Trainer::load_compression_state(const std::map<std::string, torch::Tensor>& state) {
+  std::map<std::string, torch::Tensor> planner, monitor;
+  for (const auto& [name, tensor] : state) {
+    if (name.rfind("planner.", 0) == 0) {
+      planner[name.substr(8)] = tensor;
+    } else if (name.rfind("monitor.", 0) == 0) {
+      monitor[name.substr(8)] = tensor;
+    } else {
+      TORCH_CHECK(false, "checkpoint: unknown compression state '", name,
+                  "' (expected planner.* or monitor.*)");
+    }
+  }
+  // A run that had no statistics (or a stateless planner) resumes with fresh ones.
+  if (planner_ && !planner.empty()) planner_->load_state(planner);
+  if (monitor_ && !monitor.empty()) monitor_->load_state(monitor);
 }
 
 StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
@@ -104,9 +134,15 @@ StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
                     torch::kFloat64);
   comm_->all_reduce(count, dist::ReduceOp::kSum);
   const double global_count = count.item<double>();
+  const double global_samples = static_cast<double>(options_.global_batch);
   TORCH_CHECK(global_count > 0, "train: the global batch at step ", step, " is empty");
 
+  const compression::Plan plan =
+      planner_ ? planner_->plan(step, /*training=*/true) : compression::Plan{};
+  compression::TokenEvolutionMonitor* monitor = plan.statistics ? monitor_.get() : nullptr;
+
   double loss_sum = 0.0, flops = 0.0;
+  std::map<std::string, double> aux_sums;  // name -> this rank's sum, unweighted
   bool finite = true, prepared_last = false;
   const int64_t local = batch.size();
   for (int64_t micro = 0; micro < options_.accumulation; ++micro) {
@@ -118,12 +154,12 @@ StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
     context.step = step;
     context.seed = options_.seed;
     context.sample_ids = batch.sample_ids.slice(0, begin, end);
-    std::unique_ptr<StepHooks> hooks;
-    if (reduction_) {
-      hooks = std::make_unique<StepHooks>(*reduction_, model_->depth(), step, options_.seed,
-                                          context.sample_ids,
-                                          /*training=*/true);
+    std::unique_ptr<PlanHooks> hooks;
+    if (!plan.layers.empty()) {
+      hooks = std::make_unique<PlanHooks>(plan, options_.seed, context.sample_ids, monitor);
       if (hooks->any()) context.hook_for = [&hooks](int64_t layer) { return (*hooks)(layer); };
+      context.aux_losses = &hooks->aux_losses();
+      result.layers_run = hooks->layers_run();
     }
     auto output = model_->forward(batch.inputs.slice(0, begin, end), context);
     auto targets = batch.targets.slice(0, begin, end);
@@ -136,8 +172,16 @@ StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
       result.tokens_per_layer.assign(output.tokens_per_layer.size(), 0);
     for (size_t i = 0; i < output.tokens_per_layer.size(); ++i)
       result.tokens_per_layer[i] += output.tokens_per_layer[i];
+    // The task loss is divided by the global count of its items, auxiliary losses (sums over
+    // samples) by the global sample count: both are then global means.
+    torch::Tensor scaled = loss / global_count;  // []
+    for (const auto& [name, aux] : output.aux_losses) {
+      const double aux_value = aux.sum.item<double>();
+      finite = finite && std::isfinite(aux_value);
+      aux_sums[name] += aux_value;
+      scaled = scaled + aux.sum * (aux.weight / global_samples);
+    }
     // The last micro-batch's backward starts each gradient bucket's all-reduce as it completes.
-    const torch::Tensor scaled = loss / global_count;  // []
     grad_sync_->prepare_backward(last_micro_batch, scaled);
     prepared_last = last_micro_batch;
     scaled.backward();
@@ -150,11 +194,17 @@ StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
   result.comm_collective_seconds = sync.collective_seconds;
 
   // Lockstep: every rank learns whether any rank saw a non-finite loss, and the global sums.
-  auto stats = torch::tensor({loss_sum, finite ? 0.0 : 1.0, flops}, torch::kFloat64);
+  // Every rank runs the same plan, so every rank has the same auxiliary losses, in name order.
+  std::vector<double> sums = {loss_sum, finite ? 0.0 : 1.0, flops};
+  for (const auto& [name, value] : aux_sums) sums.push_back(value);
+  auto stats = torch::tensor(sums, torch::kFloat64);
   comm_->all_reduce(stats, dist::ReduceOp::kSum);
   result.loss = stats[0].item<double>() / global_count;
   result.skipped = stats[1].item<double>() > 0;
   result.forward_flops = stats[2].item<double>();
+  int64_t index = 3;
+  for (const auto& [name, value] : aux_sums)
+    result.aux_losses[name] = stats[index++].item<double>() / global_samples;
   // Tokens per layer summed over ranks, so every rank reports the global figure.
   if (!result.tokens_per_layer.empty() || model_->depth() > 0) {
     result.tokens_per_layer.resize(static_cast<size_t>(model_->depth()), 0);
@@ -163,6 +213,15 @@ StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
     result.tokens_per_layer.assign(tokens.data_ptr<int64_t>(),
                                    tokens.data_ptr<int64_t>() + tokens.numel());
   }
+  // Token-evolution statistics: (sum, count) pairs summed over ranks, then the EMAs.
+  if (monitor) {
+    auto evolution = monitor->step_sums().clone();  // [L, kEvolutionFields]
+    comm_->all_reduce(evolution, dist::ReduceOp::kSum);
+    if (result.skipped)
+      monitor->discard_step();
+    else
+      monitor->update(evolution, step);
+  }
 
   if (!result.skipped) {
     std::vector<torch::Tensor> with_grad;
@@ -170,7 +229,7 @@ StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
       if (p.grad().defined()) with_grad.push_back(p);
     if (optimizer_options_.clip_norm > 0 && !with_grad.empty())
       torch::nn::utils::clip_grad_norm_(with_grad, optimizer_options_.clip_norm);
-    set_learning_rate(*optimizer_, schedule_.at(step));
+    set_learning_rate(*optimizer_, schedule_.at(step), lr_scales_);
     optimizer_->step();
   }
   result.seconds = seconds_since(start);
@@ -183,7 +242,7 @@ EvalResult Trainer::evaluate() {
   eval_options.batch = options_.eval_batch;
   eval_options.max_samples = options_.eval_max_samples;
   eval_options.seed = options_.seed;
-  eval_options.reduction = reduction_.get();
+  eval_options.planner = planner_.get();
   auto result = evaluate_model(*model_, *eval_data_, *comm_, eval_options);
   model_->train();
   return result;
@@ -202,6 +261,26 @@ JsonLine Trainer::step_line(int64_t step, const StepResult& r, double lr,
       .add("samples_per_second", samples_per_second)
       .add("train_flops", r.forward_flops * compression::kTrainingFlopsPerForwardFlop)
       .add("tokens_per_layer", r.tokens_per_layer);
+  if (!r.layers_run.empty()) {
+    std::vector<int64_t> gates(r.layers_run.begin(), r.layers_run.end());
+    line.add("layers_run", gates);
+  }
+  for (const auto& [name, value] : r.aux_losses) line.add("aux_" + name, value);
+  if (monitor_ && monitor_->updates() > 0) {
+    // EMAs of the token-evolution statistics per layer (null for layers never observed).
+    std::vector<double> bi, relative, uniformity, taylor;
+    for (int64_t l = 0; l < monitor_->depth(); ++l) {
+      const auto ema = monitor_->ema(l);
+      bi.push_back(ema.block_influence);
+      relative.push_back(ema.relative_update);
+      uniformity.push_back(ema.uniformity);
+      taylor.push_back(ema.taylor);
+    }
+    line.add("evolution_bi", bi)
+        .add("evolution_relative_update", relative)
+        .add("evolution_uniformity", uniformity);
+    if (monitor_->options().taylor) line.add("evolution_taylor", taylor);
+  }
   return line;
 }
 
@@ -211,6 +290,7 @@ CheckpointMeta Trainer::resume(const std::string& file_or_dir) {
   const ResumeChoice choice = resolve_resume(file_or_dir, [&](const std::string& path) {
     meta = read_checkpoint(path, *model_, optimizer_.get());
   });
+  load_compression_state(meta.compression);
   if (comm_->is_root())
     for (const auto& rejected : choice.rejected)
       std::cerr << "winnow: warning: skipping damaged checkpoint " << rejected << "\n";
@@ -274,6 +354,7 @@ std::string Trainer::save_checkpoint(int64_t completed_steps, const std::string&
   meta.config_ini = options.config_ini;
   meta.token_schedule = options.token_schedule;
   meta.lr_schedule = schedule_;
+  meta.compression = compression_state();
   // Replicas are identical, so rank 0 writes alone; the others wait for its verdict, so a failed
   // save ends every rank with the same error instead of leaving them in the next collective.
   std::string path, error;

@@ -5,11 +5,13 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "compression/schedule.h"
+#include "compression/planner.h"
+#include "compression/token_evolution_monitor.h"
 #include "data/batch.h"
 #include "data/dataset.h"
 #include "dist/communicator.h"
@@ -31,7 +33,7 @@ struct CheckpointOptions {
   int64_t keep = 3;        // newest step files kept; 0 = all
   bool at_end = true;      // save after the last step
   std::string config_ini;  // the effective configuration, stored in /meta
-  std::string token_schedule;  // the token-reduction schedule, described, stored in /schedule
+  std::string token_schedule;  // the planner, described, stored in /meta token_schedule
   // Fault injection (tests): called with the step being saved at each stage of a save.
   std::function<void(int64_t step, SaveStage stage)> on_stage;
 };
@@ -61,10 +63,13 @@ struct TrainerOptions {
 };
 
 struct StepResult {
-  double loss = 0.0;           // global mean loss of the step
+  double loss = 0.0;           // global mean task loss of the step
   bool skipped = false;        // non-finite loss on some rank: no update on any rank
   double forward_flops = 0.0;  // this rank's analytic forward FLOPs
   std::vector<int64_t> tokens_per_layer;
+  std::vector<bool> layers_run;  // the step's layer gates (false: the layer was skipped)
+  // Auxiliary losses, global means (sum over all ranks / global sample count), unweighted.
+  std::map<std::string, double> aux_losses;
   double seconds = 0.0;
   double comm_seconds = 0.0;             // blocked on gradient all-reduce (not hidden by backward)
   double comm_collective_seconds = 0.0;  // gradient all-reduce in flight, hidden or not
@@ -92,10 +97,18 @@ class Trainer {
           std::shared_ptr<data::Dataset> eval_data, std::shared_ptr<dist::Communicator> comm,
           TrainerOptions options, OptimizerOptions optimizer_options);
 
-  // Token reduction for training and evaluation (none = dense). Must be set before run().
-  void set_reduction(std::shared_ptr<const compression::ReductionSchedule> schedule) {
-    reduction_ = std::move(schedule);
+  // What compresses the model at each step (token reductions, layer gates), for training and
+  // evaluation; none = dense. Set before run(), after the model's compression parameters were
+  // attached (TransformerModel::attach_compression) and before the trainer was built.
+  void set_planner(std::shared_ptr<compression::Planner> planner) { planner_ = std::move(planner); }
+  // Collects token-evolution statistics at the steps whose plan asks for them: all-reduced over
+  // ranks, kept as EMAs, logged every train.log_every steps, saved in checkpoints.
+  void set_monitor(std::shared_ptr<compression::TokenEvolutionMonitor> monitor) {
+    monitor_ = std::move(monitor);
   }
+  // The state of every compression component across steps, by name (saved under /compression).
+  std::map<std::string, torch::Tensor> compression_state() const;
+  void load_compression_state(const std::map<std::string, torch::Tensor>& state);
 
   // Stop requests from outside (e.g. SIGTERM/SIGUSR1): returns the pending signal number or 0.
   // Polled once per step on every rank; the decision is all-reduced, so all ranks stop together
@@ -136,7 +149,9 @@ class Trainer {
   std::unique_ptr<dist::GradSync> grad_sync_;
   std::vector<torch::Tensor> parameters_;
   MetricsLog metrics_;
-  std::shared_ptr<const compression::ReductionSchedule> reduction_;
+  std::shared_ptr<compression::Planner> planner_;
+  std::shared_ptr<compression::TokenEvolutionMonitor> monitor_;
+  std::vector<double> lr_scales_;  // per optimizer group
   std::function<int()> pending_signal_;
   int64_t start_step_ = 0;
   double checkpoint_seconds_ = 0.0;

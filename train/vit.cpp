@@ -105,6 +105,7 @@ ModelOutput VisionTransformerImpl::forward(const torch::Tensor& images,
   accounting.add_flops(compression::linear_forward_flops(static_cast<double>(batch), options.dim,
                                                          options.num_classes));
   accounting.finish(output);
+  if (context.aux_losses) output.aux_losses = *context.aux_losses;
   return output;
 }
 

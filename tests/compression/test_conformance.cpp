@@ -126,6 +126,11 @@ class Conformance : public ::testing::TestWithParam<Pair> {
  protected:
   void SetUp() override {
     criterion = make_criterion(GetParam().criterion, criterion_options());
+    // Learned criteria score with their parameters for the context's layer (3), initialised
+    // from a fixed seed (so that a Method made in a test gets the same ones).
+    torch::manual_seed(5);
+    torch::nn::Module stage;
+    criterion->create_parameters(stage, {3}, kChannels);
     strategy = make_strategy(GetParam().strategy, GetParam().options);
   }
   // Applies the pair to `state`: scores and metric from the criterion, then the strategy.
@@ -184,8 +189,11 @@ TEST_P(Conformance, KeepAllIsTheIdentity) {
 }
 
 TEST_P(Conformance, MethodComposesThePair) {
-  const auto method = Method::make(GetParam().criterion, GetParam().strategy, criterion_options(),
-                                   GetParam().options);
+  auto method = Method::make(GetParam().criterion, GetParam().strategy, criterion_options(),
+                             GetParam().options);
+  torch::manual_seed(5);
+  torch::nn::Module stage;
+  method.create_parameters(stage, {3}, kChannels);
   EXPECT_EQ(method.name(), GetParam().criterion + "+" + GetParam().strategy);
   const auto state = make_state();
   expect_same_state(method.apply(state, make_context(state), keep),
@@ -328,14 +336,17 @@ TEST(ConformanceDevices, AllPairsMatchCpu_CUDA) {
 }
 
 TEST(Pairing, RejectedPairsAreDocumented) {
-  // The invalid pairs are exactly: merge with every criterion but similarity, and prune with
-  // fuse with every criterion whose scores are not attention probabilities (docs/methods.md).
+  // The invalid pairs are exactly: merge with every criterion but similarity, prune with fuse
+  // with every criterion whose scores are not attention probabilities, and a learned criterion
+  // with every strategy that passes its scores no gradient (docs/methods.md).
   for (const auto& pair : all_pairs(false)) {
     const bool merge_without_metric = pair.strategy == "merge" && pair.criterion != "similarity";
     const bool fuse_without_weights = pair.strategy == "prune" && pair.options.fuse() &&
                                       pair.criterion != "cls_attention" &&
                                       pair.criterion != "attention_received";
-    EXPECT_TRUE(merge_without_metric || fuse_without_weights)
+    const bool learned_without_gradient =
+        pair.criterion == "linear" && !(pair.strategy == "mask" && pair.options.straight_through());
+    EXPECT_TRUE(merge_without_metric || fuse_without_weights || learned_without_gradient)
         << pair.criterion << " × " << pair.strategy << " (" << pair.variant << ")";
   }
   EXPECT_FALSE(all_pairs(true).empty());

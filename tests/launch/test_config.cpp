@@ -95,3 +95,49 @@ TEST(Config, ErrorsNameTheOption) {
               HasSubstr("cannot read the config file"));
   EXPECT_THAT(error_of({"--config", write_ini("[model]\nwidth = 3\n")}), HasSubstr("model.width"));
 }
+
+// Several methods in one model: compress.stages names [stage.NAME] sections, which take the same
+// keys as [compress]; the command line reaches them as --stage.NAME.key.
+TEST(Config, StagesGatesAndMonitorFromIniAndCommandLine) {
+  auto path = write_ini(
+      "[compress]\nstages = pool, tome\n[stage.pool]\ncriterion = uniform\nstrategy = pool\n"
+      "layers = 0\nkeep = 0.25\n[stage.tome]\ncriterion = similarity\nstrategy = merge\n"
+      "layers = 3,4,5,6,7\nkeep = 0.9\n[gate]\nkind = pld\ntheta_bar = 0.6\n"
+      "[monitor]\nstatistics = true\n");
+  auto c = parse({"--config", path, "--stage.tome.keep_order=true", "--data.synthetic=images"});
+  const auto planner = planner_config(c);
+  ASSERT_EQ(planner.stages.size(), 2u);
+  EXPECT_EQ(planner.stages[0].name, "pool");
+  EXPECT_EQ(planner.stages[0].reduction.strategy, "pool");
+  EXPECT_EQ(planner.stages[0].reduction.layers, (std::vector<int64_t>{0}));
+  EXPECT_EQ(planner.stages[1].reduction.keep, (std::vector<double>{0.9}));
+  EXPECT_TRUE(planner.stages[1].reduction.keep_order);
+  EXPECT_EQ(planner.gate.kind, "pld");
+  EXPECT_DOUBLE_EQ(planner.gate.theta_bar, 0.6);
+  EXPECT_TRUE(planner.statistics);
+  // The effective configuration round-trips with its stages.
+  auto again = parse({"--config", write_ini(to_ini(c))});
+  EXPECT_EQ(to_ini(again), to_ini(c));
+  EXPECT_EQ(planner_config(again).stages.size(), 2u);
+  // The single [compress] method is one stage named "compress".
+  auto single = parse({"--compress.criterion=random", "--compress.keep=0.5"});
+  ASSERT_EQ(planner_config(single).stages.size(), 1u);
+  EXPECT_EQ(planner_config(single).stages[0].name, "compress");
+}
+
+TEST(Config, StageErrorsNameTheOption) {
+  auto error = [](const std::vector<std::string>& args) {
+    try {
+      planner_config(parse(args));
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_THAT(error({"--stage.x.criterion=random"}), HasSubstr("--stage.x.criterion"));
+  EXPECT_THAT(error({"--compress.stages=a", "--stage.a.keep=x"}),
+              HasSubstr("stage.a.keep: expected a comma-separated list"));
+  EXPECT_THAT(error({"--compress.stages=a", "--compress.criterion=random"}),
+              HasSubstr("give one method in [compress] or named stages"));
+  EXPECT_THAT(error({"--gate.layers=1,x"}), HasSubstr("gate.layers"));
+}

@@ -4,10 +4,12 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
 
+#include "compression/planner.h"
 #include "data/h5_file.h"
 #include "data/synthetic_dataset.h"
 #include "dist/communicator.h"
@@ -339,15 +341,47 @@ TEST(CheckpointDirectory, ResumeFallsBackToTheNewestLoadableCheckpoint) {
       c10::Error);
 }
 
+namespace {
+
+// What compresses the resume test's model when `compressed`: PLD layer gates, a learned linear
+// scorer (a parameterised component with an auxiliary loss) and token-evolution statistics with
+// Taylor saliency (state across steps).
+struct Compression {
+  std::shared_ptr<compression::StaticPlanner> planner;
+  std::shared_ptr<compression::TokenEvolutionMonitor> monitor;
+};
+Compression compression_for(TransformerModel& model) {
+  compression::StaticPlannerConfig config;
+  config.gate.kind = "pld";
+  config.gate.gamma = 0.3;
+  config.statistics = true;
+  config.stages.push_back({"scorer", {}});
+  auto& c = config.stages.back().reduction;
+  c.criterion = "linear";
+  c.strategy = "mask";
+  c.straight_through = true;
+  c.layers = {1, 2};
+  c.keep = {0.5};
+  Compression result;
+  result.planner = std::make_shared<compression::StaticPlanner>(
+      config, compression::ModelShape{model.depth(), 32, 4, 4});
+  model.attach_compression(result.planner->parameters());
+  compression::TokenEvolutionOptions statistics;
+  statistics.taylor = true;
+  result.monitor = std::make_shared<compression::TokenEvolutionMonitor>(model.depth(), statistics);
+  return result;
+}
+
 // The llm.c standard: k steps, save, a new process state, resume, k more steps gives the same
-// bits as 2k uninterrupted steps (parameters, optimizer state, and the logged losses).
-TEST(Resume, KStepsSaveResumeKStepsIsBitIdenticalToTwoK) {
+// bits as 2k uninterrupted steps (parameters, optimizer state, compression state, and the logged
+// losses and statistics).
+void expect_bit_identical_resume(const std::string& prefix, bool compressed) {
   const int64_t k = 4;
   auto comm = dist::make_communicator("local");
   const auto run = [&](const std::string& name, int64_t stop_at, const std::string& resume) {
     torch::manual_seed(resume.empty() ? 0 : 99);  // a resumed run must not depend on its init
     auto options = quick(2 * k);
-    options.run_dir = fresh_dir(name);
+    options.run_dir = fresh_dir(prefix + name);
     options.checkpoint.dir = options.run_dir + "/checkpoints";
     options.checkpoint.every = 0;
     options.stop_at = stop_at;
@@ -355,8 +389,13 @@ TEST(Resume, KStepsSaveResumeKStepsIsBitIdenticalToTwoK) {
       fs::remove_all(options.run_dir);
       fs::copy(resume, options.run_dir, fs::copy_options::recursive);
     }
-    auto trainer = std::make_unique<Trainer>(small_vit(), images(256), nullptr, comm, options,
-                                             OptimizerOptions{});
+    auto model = small_vit(compressed ? 4 : 2);
+    Compression parts;
+    if (compressed) parts = compression_for(*model);
+    auto trainer =
+        std::make_unique<Trainer>(model, images(256), nullptr, comm, options, OptimizerOptions{});
+    trainer->set_planner(parts.planner);
+    trainer->set_monitor(parts.monitor);
     if (!resume.empty()) trainer->resume(options.run_dir);
     const auto summary = trainer->run();
     return std::make_pair(std::move(trainer), summary);
@@ -365,29 +404,91 @@ TEST(Resume, KStepsSaveResumeKStepsIsBitIdenticalToTwoK) {
   auto [first, first_summary] = run("first_half", k, "");
   EXPECT_TRUE(first_summary.stopped_early);
   EXPECT_EQ(first_summary.last_step, k);
-  const std::string first_dir = std::string(testing::TempDir()) + "/winnow_checkpoint_first_half";
+  const std::string first_dir =
+      std::string(testing::TempDir()) + "/winnow_checkpoint_" + prefix + "first_half";
   auto [resumed, resumed_summary] = run("resumed", 0, first_dir);
   EXPECT_EQ(resumed->start_step(), k);
   EXPECT_EQ(resumed_summary.steps, k);
   expect_same_state(*straight, *resumed);
+  const auto straight_state = straight->compression_state();
+  const auto resumed_state = resumed->compression_state();
+  EXPECT_EQ(straight_state.size(), resumed_state.size());
+  EXPECT_EQ(straight_state.empty(), !compressed);
+  for (const auto& [name, tensor] : straight_state) {
+    ASSERT_TRUE(resumed_state.count(name)) << name;
+    EXPECT_TRUE(torch::equal(tensor, resumed_state.at(name))) << name;
+  }
 
-  // The loss lines (everything but timings) agree step by step.
-  const auto losses = [](const std::string& dir) {
+  // The step lines (everything but timings) agree step by step: loss, and with compression the
+  // gates, auxiliary losses and statistics.
+  const auto lines = [](const std::string& dir) {
     std::ifstream in(dir + "/metrics.jsonl");
     std::vector<std::string> out;
     std::string line;
     while (std::getline(in, line)) {
       if (line.find("\"event\":\"step\"") == std::string::npos) continue;
-      out.push_back(line.substr(0, line.find(",\"lr\"")));  // event, step, loss
+      std::string kept = line.substr(0, line.find(",\"lr\""));  // event, step, loss
+      const auto tail = line.find(",\"tokens_per_layer\"");
+      if (tail != std::string::npos) kept += line.substr(tail, line.find(",\"elapsed") - tail);
+      out.push_back(kept);
     }
     return out;
   };
-  const auto straight_losses =
-      losses(std::string(testing::TempDir()) + "/winnow_checkpoint_straight");
-  const auto resumed_losses =
-      losses(std::string(testing::TempDir()) + "/winnow_checkpoint_resumed");
-  ASSERT_EQ(straight_losses.size(), static_cast<size_t>(2 * k));
-  EXPECT_EQ(straight_losses, resumed_losses);
+  const std::string temp = std::string(testing::TempDir()) + "/winnow_checkpoint_" + prefix;
+  const auto straight_lines = lines(temp + "straight");
+  const auto resumed_lines = lines(temp + "resumed");
+  ASSERT_EQ(straight_lines.size(), static_cast<size_t>(2 * k));
+  EXPECT_EQ(straight_lines, resumed_lines);
+  if (compressed) {
+    // Every step trained (a NaN from the straight-through mask would skip them all and still
+    // "match").
+    for (const auto& line : straight_lines)
+      EXPECT_EQ(line.find("\"loss\":null"), std::string::npos) << line;
+    EXPECT_NE(straight_lines.back().find("aux_score_z"), std::string::npos)
+        << straight_lines.back();
+    EXPECT_NE(straight_lines.back().find("evolution_bi"), std::string::npos);
+    EXPECT_NE(straight_lines.back().find("layers_run"), std::string::npos);
+  }
+}
+
+}  // namespace
+
+TEST(Resume, KStepsSaveResumeKStepsIsBitIdenticalToTwoK) {
+  expect_bit_identical_resume("", /*compressed=*/false);
+}
+
+TEST(Resume, BitIdenticalWithGatesStatisticsAndALearnedScorer) {
+  expect_bit_identical_resume("compressed_", /*compressed=*/true);
+}
+
+// A learned component's parameters are model parameters under compress.*: in the checkpoint's
+// model tensors (so `winnow inspect` lists them), with optimizer state; /compression holds the
+// monitor's state.
+TEST(Checkpoint, CompressionParametersAndStateAreSaved) {
+  auto comm = dist::make_communicator("local");
+  auto options = quick(2);
+  options.run_dir = fresh_dir("components");
+  options.checkpoint.dir = options.run_dir + "/checkpoints";
+  auto model = small_vit(4);
+  auto parts = compression_for(*model);
+  Trainer trainer(model, images(64), nullptr, comm, options, OptimizerOptions{});
+  trainer.set_planner(parts.planner);
+  trainer.set_monitor(parts.monitor);
+  const auto summary = trainer.run();
+  const auto saved = summarize_checkpoint(summary.last_checkpoint, /*verify_checksums=*/true);
+  const auto has_tensor = [&](const std::string& name) {
+    return std::any_of(saved.tensors.begin(), saved.tensors.end(),
+                       [&](const CheckpointTensor& t) { return t.name == name; });
+  };
+  EXPECT_TRUE(has_tensor("compress.scorer.1.score.weight"));
+  EXPECT_TRUE(has_tensor("compress.scorer.2.norm.bias"));
+  EXPECT_TRUE(
+      has_state(trainer.optimizer(), model->named_parameters()["compress.scorer.1.score.weight"]));
+  EXPECT_FALSE(saved.compression.empty());
+  EXPECT_TRUE(
+      std::any_of(saved.compression.begin(), saved.compression.end(),
+                  [](const CheckpointTensor& t) { return t.name.rfind("monitor.", 0) == 0; }));
+  EXPECT_EQ(saved.optimizer_entries, static_cast<int64_t>(model->parameters().size()));
 }
 
 TEST(Resume, StopSignalSavesAfterTheCurrentStepAndStops) {

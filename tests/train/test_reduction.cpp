@@ -5,9 +5,9 @@
 #include <torch/torch.h>
 
 #include "compression/flops.h"
-#include "compression/schedule.h"
+#include "compression/planner.h"
 #include "train/gpt.h"
-#include "train/reduction_hook.h"
+#include "train/plan_hooks.h"
 #include "train/vit.h"
 
 using namespace winnow;
@@ -35,14 +35,23 @@ compression::ReductionConfig method(const std::string& criterion, const std::str
   return c;
 }
 
+// The static planner of one [compress] method on a model of `depth` blocks of width 16.
+compression::StaticPlanner planner_of(const compression::ReductionConfig& method, int64_t depth,
+                                      int64_t grid = 0) {
+  compression::StaticPlannerConfig config;
+  config.stages.push_back({"compress", method});
+  return compression::StaticPlanner(config, {depth, 16, grid, grid});
+}
+
 ModelOutput run(TransformerModel& model, const torch::Tensor& inputs,
-                const compression::ReductionSchedule* schedule, bool training = true) {
+                const compression::Planner* planner, bool training = true) {
   ForwardContext context;
   context.sample_ids = torch::arange(inputs.size(0), torch::kInt64);
-  std::unique_ptr<StepHooks> hooks;
-  if (schedule) {
-    hooks =
-        std::make_unique<StepHooks>(*schedule, model.depth(), 0, 0, context.sample_ids, training);
+  compression::Plan plan;
+  std::unique_ptr<PlanHooks> hooks;
+  if (planner) {
+    plan = planner->plan(0, training);
+    hooks = std::make_unique<PlanHooks>(plan, 0, context.sample_ids);
     context.hook_for = [&hooks](int64_t layer) { return (*hooks)(layer); };
   }
   return model.forward(inputs, context);
@@ -53,7 +62,7 @@ ModelOutput run(TransformerModel& model, const torch::Tensor& inputs,
 TEST(Reduction, PruneHalvesTheReducibleTokensAtEachLayer) {
   torch::manual_seed(0);
   VisionTransformerImpl vit(vit_options());
-  compression::ReductionSchedule schedule(method("random", "prune", 0.5), 4, 4, 4);
+  auto schedule = planner_of(method("random", "prune", 0.5), 4, 4);
   auto images = torch::randn({3, 1, 8, 8});
   auto dense = run(vit, images, nullptr);
   auto pruned = run(vit, images, &schedule);
@@ -73,7 +82,7 @@ TEST(Reduction, KeepAllIsTheDenseModelBitwise) {
                                                         {"cls_attention", "prune"},
                                                         {"similarity", "merge"},
                                                         {"norm", "route"}}) {
-    compression::ReductionSchedule schedule(method(criterion, strategy, 1.0), 4, 4, 4);
+    auto schedule = planner_of(method(criterion, strategy, 1.0), 4, 4);
     auto out = run(vit, images, &schedule);
     EXPECT_TRUE(torch::equal(out.logits, dense.logits)) << criterion << "+" << strategy;
   }
@@ -84,7 +93,7 @@ TEST(Reduction, PostAttentionMergeCountsAttentionAndMlpTokensApart) {
   VisionTransformerImpl vit(vit_options());
   auto c = method("similarity", "merge", 0.5);
   c.layers = {1};
-  compression::ReductionSchedule schedule(c, 4, 4, 4);
+  auto schedule = planner_of(c, 4, 4);
   auto out = run(vit, torch::randn({1, 1, 8, 8}), &schedule);
   // Block 1's attention sees 17 tokens and merges 8 of 16 away before its MLP; blocks 2-3 see 9.
   EXPECT_EQ(out.tokens_per_layer, (std::vector<int64_t>{17, 17, 9, 9}));
@@ -106,7 +115,7 @@ TEST(Reduction, RouteRestoresTheCausalSequence) {
   o.depth = 4;
   o.heads = 2;
   GptImpl gpt(o);
-  compression::ReductionSchedule schedule(method("random", "route", 0.5), 4);
+  auto schedule = planner_of(method("random", "route", 0.5), 4);
   auto tokens = torch::randint(0, 13, {2, 10}, torch::kInt64);
   auto out = run(gpt, tokens, &schedule);
   EXPECT_EQ(out.logits.sizes(), torch::IntArrayRef({2, 10, 13}));
@@ -130,7 +139,7 @@ TEST(Reduction, PruningACausalModelIsRejected) {
   o.depth = 2;
   o.heads = 2;
   GptImpl gpt(o);
-  compression::ReductionSchedule schedule(method("random", "prune", 0.5), 2);
+  auto schedule = planner_of(method("random", "prune", 0.5), 2);
   EXPECT_THROW(run(gpt, torch::zeros({1, 10}, torch::kInt64), &schedule), c10::Error);
 }
 
@@ -141,7 +150,7 @@ TEST(Reduction, GradientsReachEveryParameterThroughPruning) {
     torch::NoGradGuard g;
     vit.head->weight.normal_(0.0, 0.5);
   }
-  compression::ReductionSchedule schedule(method("cls_attention", "prune", 0.5), 4, 4, 4);
+  auto schedule = planner_of(method("cls_attention", "prune", 0.5), 4, 4);
   auto out = run(vit, torch::randn({2, 1, 8, 8}), &schedule);
   vit.loss_sum(out, torch::tensor({0, 2}, torch::kInt64)).backward();
   for (const auto& p : vit.named_parameters())
@@ -152,11 +161,12 @@ TEST(Reduction, GradientsReachEveryParameterThroughPruning) {
 TEST(Reduction, EvaluationUsesTheTargetKeepOrNone) {
   auto c = method("random", "prune", 0.5);
   c.warmup_steps = 100;  // training at step 0 is still dense
-  compression::ReductionSchedule schedule(c, 4, 4, 4);
-  StepHooks training(schedule, 4, 0, 0, torch::zeros({1}, torch::kInt64), true);
-  StepHooks evaluation(schedule, 4, 0, 0, torch::zeros({1}, torch::kInt64), false);
-  EXPECT_FALSE(training.any());
-  EXPECT_TRUE(evaluation.any());
-  compression::ReductionSchedule route(method("random", "route", 0.5), 4);
-  EXPECT_FALSE(StepHooks(route, 4, 0, 0, torch::zeros({1}, torch::kInt64), false).any());
+  auto schedule = planner_of(c, 4, 4);
+  const auto ids = torch::zeros({1}, torch::kInt64);
+  const auto training = schedule.plan(0, true), evaluation = schedule.plan(0, false);
+  EXPECT_FALSE(PlanHooks(training, 0, ids).any());
+  EXPECT_TRUE(PlanHooks(evaluation, 0, ids).any());
+  auto route = planner_of(method("random", "route", 0.5), 4);
+  const auto route_evaluation = route.plan(0, false);
+  EXPECT_FALSE(PlanHooks(route_evaluation, 0, ids).any());
 }

@@ -5,8 +5,8 @@
 
 #include <algorithm>
 
+#include "compression/planner.h"
 #include "compression/random_criterion.h"
-#include "compression/schedule.h"
 #include "data/loader.h"
 #include "data/synthetic_dataset.h"
 #include "dist/communicator.h"
@@ -29,7 +29,8 @@ std::shared_ptr<dist::Communicator> world_ptr() {
 std::unique_ptr<Trainer> train_steps(
     const std::shared_ptr<TransformerModel>& model, const std::shared_ptr<data::Dataset>& data,
     const std::shared_ptr<dist::Communicator>& comm, int64_t global_batch, int64_t steps,
-    const std::shared_ptr<const compression::ReductionSchedule>& reduction,
+    const std::shared_ptr<compression::Planner>& planner,
+    const std::shared_ptr<compression::TokenEvolutionMonitor>& monitor = nullptr,
     int64_t accumulation = 1) {
   TrainerOptions t;
   t.steps = steps;
@@ -41,7 +42,8 @@ std::unique_ptr<Trainer> train_steps(
   OptimizerOptions opt;
   opt.lr = 3e-3;
   auto trainer = std::make_unique<Trainer>(model, data, nullptr, comm, t, opt);
-  trainer->set_reduction(reduction);
+  trainer->set_planner(planner);
+  trainer->set_monitor(monitor);
   data::LoaderOptions lo;
   lo.global_batch_size = global_batch;
   lo.rank = comm->rank();
@@ -76,10 +78,10 @@ void expect_same_parameters(const TransformerModel& distributed, const Transform
 // far below Adam's eps and the comparison measures the distributed algorithm, not rounding.
 // Returns the model trained on the world communicator (the one on this rank).
 template <typename MakeModel>
-auto check_rank_invariance(
-    MakeModel make_model_float32, const std::shared_ptr<data::Dataset>& data, int64_t global_batch,
-    std::shared_ptr<const compression::ReductionSchedule> reduction = nullptr,
-    int64_t accumulation = 1) {
+auto check_rank_invariance(MakeModel make_model_float32, const std::shared_ptr<data::Dataset>& data,
+                           int64_t global_batch,
+                           std::shared_ptr<compression::Planner> reduction = nullptr,
+                           int64_t accumulation = 1) {
   auto make_model = [&] {
     auto model = make_model_float32();
     model->to(torch::kFloat64);
@@ -88,11 +90,11 @@ auto check_rank_invariance(
   auto comm = world_ptr();
   torch::manual_seed(11);
   auto distributed = make_model();
-  train_steps(distributed, data, comm, global_batch, 5, reduction, accumulation);
+  train_steps(distributed, data, comm, global_batch, 5, reduction, nullptr, accumulation);
 
   torch::manual_seed(11);
   auto single = make_model();
-  train_steps(single, data, dist::make_communicator("local"), global_batch, 5, reduction,
+  train_steps(single, data, dist::make_communicator("local"), global_batch, 5, reduction, nullptr,
               accumulation);
   torch::manual_seed(11);
   auto initial = make_model();
@@ -100,15 +102,18 @@ auto check_rank_invariance(
   return distributed;
 }
 
-std::shared_ptr<const compression::ReductionSchedule> reduction(const std::string& criterion,
-                                                                const std::string& strategy,
-                                                                int64_t depth, int64_t grid) {
-  compression::ReductionConfig c;
+std::shared_ptr<compression::Planner> reduction(const std::string& criterion,
+                                                const std::string& strategy, int64_t depth,
+                                                int64_t grid) {
+  compression::StaticPlannerConfig config;
+  config.stages.push_back({"compress", {}});
+  auto& c = config.stages.back().reduction;
   c.criterion = criterion;
   c.strategy = strategy;
   c.layers = {1};
   c.keep = {0.5};
-  return std::make_shared<compression::ReductionSchedule>(c, depth, grid, grid);
+  return std::make_shared<compression::StaticPlanner>(
+      config, compression::ModelShape{depth, 16, grid, grid});
 }
 
 VitOptions tiny_vit_options() {
@@ -170,6 +175,103 @@ TEST(RankInvariance, AttentionPruningMatchesOneProcess) {
 
 TEST(RankInvariance, RandomRoutingMatchesOneProcess) {
   check_rank_invariance(tiny_vit, tiny_images(), 20, reduction("random", "route", 2, 4));
+}
+
+namespace {
+
+// A 4-block ViT: layer gates need depth to choose from.
+std::shared_ptr<VisionTransformerImpl> tiny_deep_vit() {
+  auto options = tiny_vit_options();
+  options.depth = 4;
+  return std::make_shared<VisionTransformerImpl>(options);
+}
+
+}  // namespace
+
+// Progressive Layer Dropping gates (keyed on seed, step, layer: every rank gates the same layers)
+// with token-evolution statistics on: the parameters and the all-reduced statistics' EMAs are
+// those of one process holding the whole batch.
+TEST(RankInvariance, LayerGatesAndStatisticsMatchOneProcess) {
+  compression::StaticPlannerConfig config;
+  config.gate.kind = "pld";
+  config.gate.gamma = 0.5;  // θ(t) falls fast: deep layers skip within the 5 steps
+  config.statistics = true;
+  const compression::ModelShape shape{4, 16, 4, 4};
+  compression::TokenEvolutionOptions statistics;
+  statistics.taylor = true;
+  struct Run {
+    std::shared_ptr<VisionTransformerImpl> model;
+    std::shared_ptr<compression::TokenEvolutionMonitor> monitor;
+  };
+  auto train_on = [&](const std::shared_ptr<dist::Communicator>& comm) {
+    torch::manual_seed(11);
+    Run run{tiny_deep_vit(), std::make_shared<compression::TokenEvolutionMonitor>(4, statistics)};
+    run.model->to(torch::kFloat64);
+    train_steps(run.model, tiny_images(), comm, 20, 5,
+                std::make_shared<compression::StaticPlanner>(config, shape), run.monitor);
+    return run;
+  };
+  const Run distributed = train_on(world_ptr());
+  const Run single = train_on(dist::make_communicator("local"));
+  torch::manual_seed(11);
+  auto initial = tiny_deep_vit();
+  initial->to(torch::kFloat64);
+  expect_same_parameters(*distributed.model, *single.model, *initial);
+  EXPECT_EQ(distributed.monitor->updates(), 5);
+  bool some_layer_skipped = false;
+  for (int64_t layer = 0; layer < 4; ++layer) {
+    ASSERT_TRUE(distributed.monitor->observed(layer)) << layer;
+    const auto a = distributed.monitor->ema(layer), b = single.monitor->ema(layer);
+    EXPECT_NEAR(a.block_influence, b.block_influence, 1e-9) << layer;
+    EXPECT_NEAR(a.relative_update, b.relative_update, 1e-9) << layer;
+    EXPECT_NEAR(a.uniformity, b.uniformity, 1e-9) << layer;
+    EXPECT_NEAR(a.taylor, b.taylor, 1e-9 * std::max(1.0, std::abs(b.taylor))) << layer;
+    EXPECT_GT(a.block_influence, 0.0) << layer;
+    // The last step's raw sums: a skipped layer observed no token on any rank.
+    const double tokens = distributed.monitor->last(layer).tokens;
+    EXPECT_EQ(tokens, single.monitor->last(layer).tokens) << layer;
+    some_layer_skipped = some_layer_skipped || tokens == 0;
+  }
+  EXPECT_TRUE(some_layer_skipped) << "PLD skipped no layer at the last step: the test covers "
+                                     "gates less than it should";
+}
+
+// A learned scorer (linear criterion, trained through a straight-through mask, with its z-loss):
+// its parameters are registered under compress.*, receive synchronised gradients, and the run
+// matches one process.
+TEST(RankInvariance, LearnedScorerMatchesOneProcess) {
+  compression::StaticPlannerConfig config;
+  config.stages.push_back({"scorer", {}});
+  auto& c = config.stages.back().reduction;
+  c.criterion = "linear";
+  c.strategy = "mask";
+  c.straight_through = true;
+  c.layers = {1};
+  c.keep = {0.5};
+  c.z_loss = 0.1;
+  const compression::ModelShape shape{2, 16, 4, 4};
+  auto make = [&] {
+    torch::manual_seed(11);
+    auto model = tiny_vit();
+    auto planner = std::make_shared<compression::StaticPlanner>(config, shape);
+    model->attach_compression(planner->parameters());
+    model->to(torch::kFloat64);
+    return std::make_pair(model, planner);
+  };
+  auto [distributed, distributed_planner] = make();
+  train_steps(distributed, tiny_images(), world_ptr(), 20, 5, distributed_planner);
+  auto [single, single_planner] = make();
+  train_steps(single, tiny_images(), dist::make_communicator("local"), 20, 5, single_planner);
+  auto [initial, initial_planner] = make();
+  expect_same_parameters(*distributed, *single, *initial);
+  const auto named = distributed->named_parameters();
+  ASSERT_NE(named.find("compress.scorer.1.score.weight"), nullptr);
+  const auto moved = (named["compress.scorer.1.score.weight"] -
+                      initial->named_parameters()["compress.scorer.1.score.weight"])
+                         .abs()
+                         .max()
+                         .item<double>();
+  EXPECT_GT(moved, 1e-6) << "the scorer did not train";
 }
 
 namespace {
@@ -307,7 +409,7 @@ TEST(RankInvariance, ParameterUnusedOnEveryRankKeepsItsValueAndHasNoOptimizerSta
   torch::manual_seed(11);
   auto model = make();
   model->to(torch::kFloat64);
-  const auto trainer = train_steps(model, tiny_images(), world_ptr(), 20, 3, nullptr);
+  const auto trainer = train_steps(model, tiny_images(), world_ptr(), 20, 3, nullptr, nullptr);
   const auto& state = trainer->optimizer().state();
   EXPECT_EQ(state.count(optimizer_state_key(model->unused)), 0u);
   EXPECT_EQ(state.count(optimizer_state_key(model->head->weight)), 1u);  // the check can fail

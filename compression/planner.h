@@ -1,0 +1,85 @@
+// Planner: builds the Plan of every step. The static planner turns the configured stages of token
+// reduction ([compress] or [stage.NAME] sections) and layer gates ([gate]) into plans; planners
+// that decide from what training measures (the co-scheduler) implement the same interface.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "compression/layer_gate.h"
+#include "compression/plan.h"
+#include "compression/schedule.h"
+
+namespace winnow::compression {
+
+// What a planner needs to know of the model it plans for.
+struct ModelShape {
+  int64_t depth = 0;
+  int64_t width = 0;        // C, for learned components' parameters
+  int64_t grid_height = 0;  // patch grid of the reducible tokens (0 for sequences)
+  int64_t grid_width = 0;
+};
+
+class Planner {
+ public:
+  virtual ~Planner() = default;
+  virtual std::string name() const = 0;
+  // The plan of training step `step`, or the evaluation plan (training = false).
+  virtual Plan plan(int64_t step, bool training) const = 0;
+  // One line (or a few) for the run header and checkpoints.
+  virtual std::string describe() const = 0;
+  // Whether any plan can reduce tokens or gate layers (false: the model always runs dense).
+  virtual bool active() const = 0;
+  // State kept across steps (controller state), saved under /compression in checkpoints and
+  // restored on resume. Stateless planners have none.
+  virtual std::map<std::string, torch::Tensor> state() const { return {}; }
+  virtual void load_state(const std::map<std::string, torch::Tensor>& /*state*/) {}
+  // Parameters of learned components (Δθ), a module tree the model registers as its `compress`
+  // submodule, so that they are named compress.<stage>.<layer>.<name> and the optimizer, gradient
+  // sync, checkpoints and weights files see them like any other. Null when there are none.
+  virtual std::shared_ptr<torch::nn::Module> parameters() const { return nullptr; }
+};
+
+// A named stage of token reduction.
+struct StageConfig {
+  std::string name;  // "compress" for the single [compress] section, else the stage's name
+  ReductionConfig reduction;
+};
+
+struct StaticPlannerConfig {
+  std::vector<StageConfig> stages;  // applied in this order within a layer and site
+  GateConfig gate;
+  bool statistics = false;  // ask for token-evolution statistics at every training step
+};
+
+// Fixed stages and gates; the plan of a step depends only on the step (warmup and ramps).
+class StaticPlanner : public Planner {
+ public:
+  // Validates every stage and their combination against the model; errors name the option.
+  // Creates the parameters of learned criteria.
+  StaticPlanner(const StaticPlannerConfig& config, const ModelShape& model);
+
+  std::string name() const override { return "static"; }
+  Plan plan(int64_t step, bool training) const override;
+  std::string describe() const override;
+  bool active() const override;
+  std::shared_ptr<torch::nn::Module> parameters() const override { return parameters_; }
+
+  const std::vector<std::pair<std::string, ReductionSchedule>>& stages() const { return stages_; }
+  const LayerGateSchedule& gates() const { return gates_; }
+
+ private:
+  std::vector<std::pair<std::string, ReductionSchedule>> stages_;
+  LayerGateSchedule gates_;
+  std::shared_ptr<torch::nn::Module> parameters_;
+  int64_t depth_ = 0;
+  bool statistics_ = false;
+};
+
+}  // namespace winnow::compression

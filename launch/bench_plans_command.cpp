@@ -1,0 +1,143 @@
+// `winnow bench-plans`: the cost of what plans add to a training step, measured interleaved in
+// one process: token-evolution statistics (with and without Taylor saliency) against the dense
+// step, and layer gates skipping a share of the layers against the FLOPs they save.
+#include <cmath>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "compression/flops.h"
+#include "launch/bench_options.h"
+#include "launch/commands.h"
+#include "launch/config.h"
+#include "launch/interleaved_steps.h"
+#include "launch/run_setup.h"
+#include "launch/system_info.h"
+
+namespace winnow::launch {
+namespace po = boost::program_options;
+namespace {
+
+// `count` layers of `depth` spread evenly (the middle of each of `count` equal spans), e.g. 2 of 8
+// → 2,6; 4 of 8 → 1,3,5,7. Spreading keeps the gated model's depth profile like the dense one.
+std::string spread_layers(int64_t count, int64_t depth) {
+  std::ostringstream out;
+  for (int64_t i = 0; i < count; ++i) {
+    const auto layer = static_cast<int64_t>(
+        (static_cast<double>(i) + 0.5) * static_cast<double>(depth) / static_cast<double>(count));
+    out << (i ? "," : "") << layer;
+  }
+  return out.str();
+}
+
+struct Variant : TimedVariant {
+  std::string what;  // how it differs from dense
+};
+
+}  // namespace
+
+int bench_plans_command(const Args& args) {
+  BenchSteps bench{/*timed=*/8, /*warmup=*/2};
+  std::string skip_shares = "0.25,0.5";
+  po::options_description extra("Plan benchmark [bench]");
+  add_bench_steps(extra, bench, "rounds");
+  extra.add_options()("bench.skip", po::value(&skip_shares)->default_value(skip_shares),
+                      "shares of the layers a static skip list removes, comma-separated, each "
+                      "in (0, 1)");
+  RunConfig config;
+  if (!parse_bench_config(
+          args, extra, bench, config,
+          "usage: winnow bench-plans [--config FILE] [options]\n\n"
+          "Times training steps of the dense model, the same with token-evolution statistics\n"
+          "(monitor.statistics) and with Taylor saliency too, and with static skip lists that\n"
+          "remove bench.skip of the layers, in rotating order (one step each per round). Prints\n"
+          "each variant's median step time and range, the statistics' overhead, and the gates'\n"
+          "measured speedup against their FLOPs speedup.\n"
+          "Example: winnow bench-plans --config launch/configs/bench-vit.ini",
+          "bench-plans"))
+    return 0;
+  auto comm = start_communicator(config);
+  config.train.run_dir.clear();
+  config.train.progress = false;
+  config.monitor.statistics = false;
+  config.gate = compression::GateConfig{};
+  config.gate_layers.clear();
+  validate(config, comm->world_size());
+  auto data = open_run_data(config);
+  const int64_t depth = config.model.depth;
+
+  std::vector<std::pair<RunConfig, std::string>> configs;
+  configs.emplace_back(config, "dense");
+  RunConfig statistics = config;
+  statistics.monitor.statistics = true;
+  configs.emplace_back(statistics, "statistics");
+  RunConfig taylor = statistics;
+  taylor.monitor.taylor = true;
+  configs.emplace_back(taylor, "statistics+taylor");
+  std::stringstream shares(skip_shares);
+  std::string item;
+  while (std::getline(shares, item, ',')) {
+    double share = 0;
+    try {
+      share = std::stod(item);
+    } catch (const std::exception&) {
+      share = -1;
+    }
+    if (!(share > 0 && share < 1))
+      throw ConfigError("bench.skip: expected shares in (0, 1), got '" + item + "'");
+    const auto count = static_cast<int64_t>(std::lround(share * static_cast<double>(depth)));
+    if (count < 1 || count >= depth)
+      throw ConfigError("bench.skip: " + item + " of " + std::to_string(depth) +
+                        " layers is no layer or every layer");
+    RunConfig gated = config;
+    gated.gate.kind = "skip";
+    gated.gate_layers = spread_layers(count, depth);
+    configs.emplace_back(gated, "skip " + gated.gate_layers);
+  }
+
+  std::vector<Variant> variants(configs.size());
+  std::vector<TimedVariant*> timed;
+  for (size_t i = 0; i < configs.size(); ++i) {
+    auto& v = variants[i];
+    v.name = i == 0 ? "dense" : configs[i].second;
+    torch::manual_seed(config.train.seed);
+    v.model = train::make_model(data.model);
+    auto compression = make_compression(configs[i].first, data.model, *v.model);
+    v.trainer = std::make_unique<train::Trainer>(v.model, data.train, nullptr, comm, config.train,
+                                                 config.optim);
+    v.trainer->set_planner(compression.planner);
+    v.trainer->set_monitor(compression.monitor);
+    v.loader = bench_loader(config, *comm, data.train);
+    timed.push_back(&v);
+  }
+  time_interleaved(timed, *comm, bench.warmup, bench.timed, /*step=*/bench.warmup);
+
+  if (comm->is_root()) {
+    const double dense_time = median_of(variants[0].seconds);
+    const double dense_flops = variants[0].training_flops;
+    std::cout << "winnow bench-plans: " << data.model.kind << " dim " << config.model.dim
+              << ", depth " << depth << ", " << variants[0].model->dense_tokens()
+              << " tokens, global batch " << config.train.global_batch << ", " << comm->world_size()
+              << " rank(s) x " << threads_per_rank(config, *comm) << " thread(s); median of "
+              << bench.timed << " interleaved rounds\n"
+              << "  BLAS " << loaded_blas() << "\n"
+              << std::fixed << std::setprecision(1)
+              << "  variant              step ms  (min - max)       vs dense  FLOPs ratio  "
+                 "speedup/FLOPs speedup\n";
+    for (const auto& v : variants) {
+      const double time = median_of(v.seconds);
+      const double ratio = v.training_flops / dense_flops;
+      std::cout << "  " << std::left << std::setw(19) << v.name << std::right << std::setw(9)
+                << 1000.0 * time << "  (" << std::setw(6) << 1000.0 * min_of(v.seconds) << " - "
+                << std::setw(6) << 1000.0 * max_of(v.seconds) << ")  " << std::showpos
+                << std::setw(7) << 100.0 * (time / dense_time - 1.0) << "%" << std::noshowpos
+                << std::setprecision(3) << std::setw(12) << ratio;
+      if (ratio < 0.999) std::cout << std::setw(14) << (dense_time / time) / (1.0 / ratio);
+      std::cout << std::setprecision(1) << "\n";
+    }
+    std::cout << std::flush;
+  }
+  return 0;
+}
+
+}  // namespace winnow::launch

@@ -1,0 +1,133 @@
+// Executing a step's plan at the sites of the blocks.
+#include "train/plan_hooks.h"
+
+#include "compression/route.h"
+
+namespace winnow::train {
+namespace {
+
+using compression::Site;
+using compression::TokenState;
+
+// For each slot of `after` (positions [B, M]), its slot in `before` (positions [B, N]): [B, M]
+// int64. Reductions keep each surviving slot's original position (a merged slot keeps its
+// destination's, a pooled one its window's first), so this maps a reduced state back to the
+// state it came from.
+torch::Tensor slots_of_positions(const torch::Tensor& before, const torch::Tensor& after) {
+  const int64_t span = std::max(before.max().item<int64_t>(), after.max().item<int64_t>()) + 1;
+  auto table = torch::full({before.size(0), span}, -1, before.options());
+  table.scatter_(1, before,
+                 torch::arange(before.size(1), before.options()).expand_as(before).contiguous());
+  auto slots = table.gather(1, after);
+  TORCH_INTERNAL_ASSERT(slots.min().item<int64_t>() >= 0,
+                        "plan: a reduced token's position is not among the block's inputs");
+  return slots;
+}
+
+// `extra` ([B, N] or [B, N, D], aligned with `before`) re-aligned with `after`.
+torch::Tensor align(const torch::Tensor& extra, const torch::Tensor& slots) {
+  if (!extra.defined()) return extra;
+  if (extra.dim() == 2) return extra.gather(1, slots);
+  return extra.gather(1, slots.unsqueeze(-1).expand({-1, -1, extra.size(2)}));
+}
+
+}  // namespace
+
+LayerHook::LayerHook(const compression::LayerPlan& plan, compression::ScoreContext context,
+                     bool runs, compression::TokenEvolutionMonitor* monitor)
+    : plan_(plan),
+      context_(std::move(context)),
+      runs_(runs),
+      scale_(plan.gate.update_scale()),
+      monitor_(monitor) {}
+
+void LayerHook::apply(const compression::PlannedReduction& reduction, TokenState& state) {
+  const int64_t keep = reduction.keep_of(state.reducible());
+  if (keep >= state.reducible()) return;
+  state = reduction.method->apply(state, context_, keep);
+}
+
+void LayerHook::around_block(TokenState& state, const std::function<void(TokenState&)>& block) {
+  const compression::PlannedReduction* route = nullptr;
+  for (const auto& reduction : plan_.reductions) {
+    if (reduction.site == Site::kPreBlock) apply(reduction, state);
+    if (reduction.site == Site::kAroundBlock) route = &reduction;
+  }
+  if (!route || route->is_identity(state.reducible())) {
+    block(state);
+    return;
+  }
+  auto scores = route->method->criterion().score(state, context_);  // [B, N]
+  auto routed = compression::route_gather(state, scores, route->keep_of(state.reducible()));
+  block(routed.state);
+  state = compression::route_scatter(state, routed.state, routed.indices);
+}
+
+AttentionRequest LayerHook::attention_request() const {
+  AttentionRequest request;
+  for (const auto& reduction : plan_.reductions) {
+    if (reduction.site != Site::kPostAttention) continue;
+    const auto needs = reduction.method->needs();
+    request.cls_row = request.cls_row || needs.cls_row;
+    request.received = request.received || needs.received;
+    request.mean_keys = request.mean_keys || needs.mean_keys;
+  }
+  return request;
+}
+
+void LayerHook::post_attention(TokenState& state, const AttentionOutput& attention) {
+  context_.cls_row = attention.cls_row;
+  context_.received = attention.received;
+  context_.keys = attention.mean_keys;
+  for (const auto& reduction : plan_.reductions) {
+    if (reduction.site != Site::kPostAttention) continue;
+    const auto before = state.positions();
+    apply(reduction, state);
+    // A second reduction at this site reads the attention extras of the tokens that remain.
+    if (state.tokens() != before.size(1)) {
+      const auto slots = slots_of_positions(before, state.positions());
+      context_.cls_row = align(context_.cls_row, slots);
+      context_.received = align(context_.received, slots);
+      context_.keys = align(context_.keys, slots);
+    }
+  }
+  context_.cls_row = context_.received = context_.keys = torch::Tensor();
+}
+
+void LayerHook::after_block(const TokenState& input, const TokenState& output) {
+  // Inside-block reductions leave fewer output tokens: compare each with its own input token.
+  torch::Tensor x = input.x;  // [B, N, C]
+  if (output.tokens() != input.tokens())
+    x = align(input.x, slots_of_positions(input.positions(), output.positions()));
+  monitor_->observe(context_.layer, x, output.x, output.keep, output.protected_count);
+}
+
+PlanHooks::PlanHooks(const compression::Plan& plan, uint64_t seed, const torch::Tensor& sample_ids,
+                     compression::TokenEvolutionMonitor* monitor) {
+  const auto depth = static_cast<int64_t>(plan.layers.size());
+  hooks_.resize(static_cast<size_t>(depth));
+  layers_run_.assign(static_cast<size_t>(depth), true);
+  const bool observe = plan.statistics && monitor != nullptr;
+  if (observe)
+    TORCH_CHECK(monitor->depth() == depth, "plan: the token-evolution monitor has ",
+                monitor->depth(), " layers, the plan ", depth);
+  for (int64_t layer = 0; layer < depth; ++layer) {
+    const auto& layer_plan = plan.layers[static_cast<size_t>(layer)];
+    const bool runs = layer_plan.gate.runs(seed, plan.step, layer);
+    layers_run_[static_cast<size_t>(layer)] = runs;
+    const bool trivial =
+        runs && layer_plan.reductions.empty() && layer_plan.gate.update_scale() == 1.0;
+    if (trivial && !observe) continue;
+    compression::ScoreContext context;
+    context.layer = layer;
+    context.step = plan.step;
+    context.seed = seed;
+    context.sample_ids = sample_ids;
+    context.aux_losses = plan.training ? &aux_losses_ : nullptr;
+    hooks_[static_cast<size_t>(layer)] = std::make_unique<LayerHook>(
+        layer_plan, std::move(context), runs, observe ? monitor : nullptr);
+    any_ = true;
+  }
+}
+
+}  // namespace winnow::train

@@ -1,0 +1,63 @@
+// PlanHooks: executes one step's Plan inside the blocks — per layer, a BlockHook that applies the
+// layer gate, runs the planned reductions at their sites (several per layer, in plan order), and
+// feeds the token-evolution monitor. The bridge from compression/ plans to the block interface.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "compression/plan.h"
+#include "compression/token_evolution_monitor.h"
+#include "train/block.h"
+
+namespace winnow::train {
+
+class LayerHook : public BlockHook {
+ public:
+  // `monitor`: where this block's token-evolution statistics go (null = none).
+  LayerHook(const compression::LayerPlan& plan, compression::ScoreContext context, bool runs,
+            compression::TokenEvolutionMonitor* monitor);
+
+  bool runs() const override { return runs_; }
+  double update_scale() const override { return scale_; }
+  void around_block(compression::TokenState& state,
+                    const std::function<void(compression::TokenState&)>& block) override;
+  AttentionRequest attention_request() const override;
+  void post_attention(compression::TokenState& state, const AttentionOutput& attention) override;
+  bool observes() const override { return monitor_ != nullptr; }
+  void after_block(const compression::TokenState& input,
+                   const compression::TokenState& output) override;
+
+ private:
+  void apply(const compression::PlannedReduction& reduction, compression::TokenState& state);
+
+  const compression::LayerPlan& plan_;
+  compression::ScoreContext context_;
+  bool runs_;
+  double scale_;
+  compression::TokenEvolutionMonitor* monitor_;
+};
+
+// The hooks of one forward pass, built from the step's plan.
+class PlanHooks {
+ public:
+  // `plan` must outlive the hooks. When plan.statistics, every block that runs reports its input
+  // and output to `monitor` (if given).
+  PlanHooks(const compression::Plan& plan, uint64_t seed, const torch::Tensor& sample_ids,
+            compression::TokenEvolutionMonitor* monitor = nullptr);
+  BlockHook* operator()(int64_t layer) const { return hooks_[static_cast<size_t>(layer)].get(); }
+  // Whether any layer has a hook (false: the forward pass runs dense).
+  bool any() const { return any_; }
+  // Losses the plan's learned components added during the forward pass.
+  compression::AuxLosses& aux_losses() { return aux_losses_; }
+  // Whether each layer runs this step (false: gated off).
+  const std::vector<bool>& layers_run() const { return layers_run_; }
+
+ private:
+  std::vector<std::unique_ptr<LayerHook>> hooks_;
+  std::vector<bool> layers_run_;
+  compression::AuxLosses aux_losses_;
+  bool any_ = false;
+};
+
+}  // namespace winnow::train
