@@ -31,6 +31,29 @@ if(WINNOW_BUILD_TESTS)
   find_package(GTest REQUIRED)
 endif()
 
+# The memory allocator linked into every executable. glibc malloc returns large tensor buffers to
+# the kernel after each step and faults them back in; on two busy cores 2-rank training then runs
+# at half speed (docs/results.md, "Allocator"). gperftools' tcmalloc_minimal (Debian package
+# libtcmalloc-minimal4) keeps them and measured fastest; jemalloc measured 4x slower.
+set(WINNOW_ALLOCATOR "tcmalloc" CACHE STRING "Allocator linked into the executables: tcmalloc | system")
+set_property(CACHE WINNOW_ALLOCATOR PROPERTY STRINGS tcmalloc system)
+set(WINNOW_ALLOCATOR_LIBRARY "")
+set(WINNOW_ALLOCATOR_NOTE "system (glibc malloc)")
+if(WINNOW_ALLOCATOR STREQUAL "tcmalloc")
+  find_library(WINNOW_TCMALLOC_LIBRARY NAMES tcmalloc_minimal libtcmalloc_minimal.so.4)
+  if(WINNOW_TCMALLOC_LIBRARY)
+    set(WINNOW_ALLOCATOR_LIBRARY ${WINNOW_TCMALLOC_LIBRARY})
+    set(WINNOW_ALLOCATOR_NOTE "tcmalloc ${WINNOW_TCMALLOC_LIBRARY}")
+  else()
+    message(WARNING "WINNOW_ALLOCATOR=tcmalloc, but libtcmalloc_minimal was not found: building with "
+                    "glibc malloc, which trains up to 2x slower on 2 ranks here. Install it with "
+                    "launch/setup.sh (apt install libtcmalloc-minimal4), or pass -DWINNOW_ALLOCATOR=system "
+                    "to silence this.")
+  endif()
+elseif(NOT WINNOW_ALLOCATOR STREQUAL "system")
+  message(FATAL_ERROR "WINNOW_ALLOCATOR must be tcmalloc or system, got '${WINNOW_ALLOCATOR}'")
+endif()
+
 # Optional GPU pieces: CUDA toolkit and NCCL. With both (and WINNOW_WITH_NCCL), winnow_dist gets
 # the nccl communicator, which compiles against the CUDA runtime alone; its tests on CUDA tensors
 # need a CUDA-enabled LibTorch.
@@ -84,6 +107,7 @@ function(winnow_print_summary)
   _winnow_mark(WINNOW_TORCH_HAS_CUDA "CUDA tests (test_dist_nccl_CUDA)" "")
   _winnow_mark(WINNOW_CCACHE "ccache (optional)" "${WINNOW_CCACHE}")
   message(STATUS "  BLAS behind LibTorch: ${WINNOW_BLAS_NOTE}")
+  message(STATUS "  allocator: ${WINNOW_ALLOCATOR_NOTE}")
   message(STATUS "  precompiled header: ${WINNOW_USE_PCH}")
   message(STATUS "")
 endfunction()

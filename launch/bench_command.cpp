@@ -129,6 +129,7 @@ int bench_command(const Args& args) {
               << config.train.global_batch << " on " << comm->world_size() << " rank(s) x "
               << threads << " thread(s)\n"
               << "  BLAS                      " << loaded_blas() << "\n"
+              << "  allocator                 " << active_allocator() << "\n"
               << "  step time (median of " << steps << ")   " << 1000.0 * step_time << " ms\n"
               << "  comm. share of step       " << 100.0 * median(comm_seconds) / step_time
               << " %\n"

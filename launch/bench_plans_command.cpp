@@ -120,7 +120,7 @@ int bench_plans_command(const Args& args) {
               << " tokens, global batch " << config.train.global_batch << ", " << comm->world_size()
               << " rank(s) x " << threads_per_rank(config, *comm) << " thread(s); median of "
               << bench.timed << " interleaved rounds\n"
-              << "  BLAS " << loaded_blas() << "\n"
+              << "  BLAS " << loaded_blas() << ", allocator " << active_allocator() << "\n"
               << std::fixed << std::setprecision(1)
               << "  variant              step ms  (min - max)       vs dense  FLOPs ratio  "
                  "speedup/FLOPs speedup\n";

@@ -135,7 +135,7 @@ int bench_tokens_command(const Args& args) {
               << " tokens, global batch " << config.train.global_batch << ", " << comm->world_size()
               << " rank(s) x " << threads_per_rank(config, *comm) << " thread(s); median of "
               << steps << " interleaved rounds\n"
-              << "  BLAS " << loaded_blas() << "\n";
+              << "  BLAS " << loaded_blas() << ", allocator " << active_allocator() << "\n";
     std::cout << std::fixed << std::setprecision(3);
     std::cout << "  method                  keep   FLOPs ratio  step ms   speedup  FLOPs speedup  "
                  "speedup/FLOPs\n";

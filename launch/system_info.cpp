@@ -1,5 +1,7 @@
-// Which BLAS library this process calls.
+// Which BLAS library and which allocator this process uses.
 #include "launch/system_info.h"
+
+#include <dlfcn.h>
 
 #include <fstream>
 #include <set>
@@ -48,6 +50,19 @@ bool reference_blas_loaded() {
     if (path.find("/blas/") != std::string::npos && path.find("openblas") == std::string::npos)
       return true;
   return false;
+}
+
+std::string active_allocator() {
+  // gperftools exports tc_version(int* major, int* minor, const char** patch); jemalloc mallctl.
+  using TcVersion = const char* (*)(int*, int*, const char**);
+  if (auto tc_version = reinterpret_cast<TcVersion>(dlsym(RTLD_DEFAULT, "tc_version"))) {
+    int major = 0, minor = 0;
+    const char* patch = nullptr;
+    const char* text = tc_version(&major, &minor, &patch);
+    return std::string("tcmalloc (") + (text ? text : "gperftools") + ")";
+  }
+  if (dlsym(RTLD_DEFAULT, "mallctl")) return "jemalloc";
+  return "glibc malloc";
 }
 
 }  // namespace winnow::launch

@@ -1,4 +1,5 @@
-// Facts about the running process that runs report: the BLAS library LibTorch calls.
+// Facts about the running process that runs report: the BLAS library LibTorch calls and the
+// memory allocator.
 #pragma once
 
 #include <string>
@@ -10,5 +11,9 @@ namespace winnow::launch {
 // ~40x slower than OpenBLAS for LibTorch's matmuls; a warning says so when it is the one loaded.
 std::string loaded_blas();
 bool reference_blas_loaded();
+
+// The malloc this process uses: "tcmalloc (gperftools 2.10)", "jemalloc" or "glibc malloc"
+// (whatever won at link time or through LD_PRELOAD), found by the allocators' own symbols.
+std::string active_allocator();
 
 }  // namespace winnow::launch

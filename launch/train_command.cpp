@@ -29,6 +29,7 @@ void print_run_header(const RunConfig& config, const RunData& data,
   std::cout << "winnow train: " << comm.world_size() << " rank(s) [" << comm.backend_name()
             << "] x " << threads_per_rank(config, comm) << " thread(s)\n"
             << "  BLAS    " << loaded_blas() << "\n"
+            << "  malloc  " << active_allocator() << "\n"
             << "  train   " << data.train->describe() << "\n";
   if (data.eval) std::cout << "  eval    " << data.eval->describe() << "\n";
   const double epochs = static_cast<double>(config.train.steps * config.train.global_batch) /

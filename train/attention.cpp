@@ -32,6 +32,14 @@ torch::Tensor causal_bias_from_positions(const torch::Tensor& positions, torch::
   return bias.unsqueeze(1);  // [B, 1, N, N]
 }
 
+torch::Tensor cls_attention_row(const torch::Tensor& q, const torch::Tensor& k,
+                                const torch::Tensor& bias) {
+  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  auto logits = torch::matmul(q.narrow(2, 0, 1) * scale, k.transpose(-2, -1));  // [B, H, 1, N]
+  if (bias.defined()) logits = logits + bias.narrow(-2, 0, 1);
+  return torch::softmax(logits, -1).squeeze(2).mean(1);  // [B, N]
+}
+
 AttentionOutput MultiHeadAttentionImpl::forward(const torch::Tensor& x,
                                                 const AttentionInputs& inputs,
                                                 const AttentionRequest& request) {
@@ -79,7 +87,7 @@ AttentionOutput MultiHeadAttentionImpl::forward(const torch::Tensor& x,
   AttentionOutput result;
   torch::Tensor context;  // [B, H, N, D]
 #if TORCH_VERSION_MAJOR >= 2
-  const bool need_probabilities = request.probabilities || request.cls_row || request.received;
+  const bool need_probabilities = request.probabilities || request.received;
   if (!need_probabilities) {
     // Fused kernel (flash/memory-efficient on GPU) when nobody needs the probabilities.
     // The additive bias broadcasts over heads like a float attn_mask; none = plain attention.
@@ -97,6 +105,8 @@ AttentionOutput MultiHeadAttentionImpl::forward(const torch::Tensor& x,
     if (request.probabilities) result.probabilities = probabilities;
     if (request.cls_row) result.cls_row = probabilities.select(2, 0).mean(1);    // [B, N]
     if (request.received) result.received = probabilities.mean(/*dim=*/{1, 2});  // [B, N]
+  } else if (request.cls_row) {
+    result.cls_row = cls_attention_row(q, k, bias);  // beside the fused kernel, O(N·d)
   }
   if (request.mean_keys) result.mean_keys = k.mean(1);  // [B, N, D]
 

@@ -56,4 +56,11 @@ TORCH_MODULE(MultiHeadAttention);
 torch::Tensor causal_bias_from_positions(const torch::Tensor& positions,  // [B, N] int64
                                          torch::ScalarType dtype);
 
+// The CLS query's attention row, softmax(q₀·Kᵀ/√d + bias₀) averaged over heads, in O(N·d): what
+// `cls_attention` needs without the N×N probabilities (so it works beside fused attention).
+// q, k: [B, H, N, D]; bias: undefined or broadcastable to [B, H, N, N] (additive, -inf masks).
+// Returns [B, N].
+torch::Tensor cls_attention_row(const torch::Tensor& q, const torch::Tensor& k,
+                                const torch::Tensor& bias);
+
 }  // namespace winnow::train

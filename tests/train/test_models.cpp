@@ -4,6 +4,8 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <set>
 
 #include "train/attention.h"
@@ -169,6 +171,35 @@ TEST(Attention, ExtrasMatchProbabilities) {
   EXPECT_EQ(out.mean_keys.sizes(), torch::IntArrayRef({2, 5, 4}));
   // Asking for extras does not change the output.
   EXPECT_TRUE(torch::allclose(out.out, attn->forward(x).out, 1e-5, 1e-6));
+}
+
+TEST(Attention, ClsRowFromTheClsQueryAloneMatchesFullProbabilities) {
+  // cls_attention_row computes only query 0's row (O(N·d)); with a key bias, a dropped key and a
+  // causal mask it equals row 0 of the full softmax, head-averaged.
+  torch::manual_seed(11);
+  const int64_t B = 2, H = 3, N = 6, D = 4;
+  auto q = torch::randn({B, H, N, D}), k = torch::randn({B, H, N, D});
+  auto bias = torch::log(torch::rand({B, 1, 1, N}) + 0.5);
+  bias.index_put_({0, 0, 0, 2}, -std::numeric_limits<float>::infinity());  // key 2 dropped in b=0
+  auto causal = causal_bias_from_positions(torch::tensor({{3, 0, 1, 2, 4, 5}, {0, 1, 2, 3, 4, 5}}),
+                                           torch::kFloat);  // [B, 1, N, N]
+  for (const auto& b : {torch::Tensor(), bias, bias + causal}) {
+    auto logits = torch::matmul(q / std::sqrt(double(D)), k.transpose(-2, -1));
+    if (b.defined()) logits = logits + b;
+    auto full = torch::softmax(logits, -1).select(2, 0).mean(1);  // [B, N]
+    auto row = cls_attention_row(q, k, b);
+    ASSERT_EQ(row.sizes(), torch::IntArrayRef({B, N}));
+    EXPECT_TRUE(torch::allclose(row, full, 1e-5, 1e-6));
+  }
+  EXPECT_EQ(cls_attention_row(q, k, bias)[0][2].item<float>(), 0.f);
+  // Asking the module for the CLS row alone gives the same row as asking for everything.
+  MultiHeadAttention attn(AttentionOptions(8, 2));
+  auto x = torch::randn({2, 5, 8});
+  AttentionRequest only_cls, all;
+  only_cls.cls_row = true;
+  all.probabilities = all.cls_row = true;
+  EXPECT_TRUE(torch::allclose(attn->forward(x, {}, only_cls).cls_row,
+                              attn->forward(x, {}, all).cls_row, 1e-5, 1e-6));
 }
 
 TEST(Attention, MaskedKeyEqualsRemovedToken) {
