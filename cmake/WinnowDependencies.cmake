@@ -5,13 +5,14 @@ include(FeatureSummary)
 # free. With the precompiled header ccache needs GCC's -fpch-preprocess and the pch_defines and
 # time_macros sloppiness (its manual, "Precompiled headers"); without them every call is
 # "uncacheable". CCACHE_BASEDIR turns this tree's absolute paths into relative ones, so clones at
-# other paths hit the same entries.
+# other paths hit the same entries. The precompiled header is ~570 MB and is an input of every
+# compile: the inode cache hashes it once instead of once per file (a hit took 4.4 s without it).
 find_program(WINNOW_CCACHE ccache)
 if(WINNOW_CCACHE)
   set(CMAKE_CXX_COMPILER_LAUNCHER
       ${CMAKE_COMMAND} -E env
       "CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime"
-      "CCACHE_BASEDIR=${PROJECT_SOURCE_DIR}" CCACHE_NOHASHDIR=1 ${WINNOW_CCACHE})
+      "CCACHE_BASEDIR=${PROJECT_SOURCE_DIR}" CCACHE_NOHASHDIR=1 CCACHE_INODECACHE=true ${WINNOW_CCACHE})
   if(WINNOW_USE_PCH AND CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
     add_compile_options($<$<COMPILE_LANGUAGE:CXX>:-fpch-preprocess>)
   endif()

@@ -10,11 +10,13 @@
 #include <string>
 #include <vector>
 
+#include "tests/fixture_dir.h"
+
 namespace winnow::compression::testing {
 
-// The fixture folder, set by CMake.
+// The fixture `name` in the fixture folder (WINNOW_FIXTURE_DIR, set by CTest).
 inline std::string fixture_path(const std::string& name) {
-  return std::string(WINNOW_FIXTURE_DIR) + "/" + name + ".pt";
+  return winnow::testing::fixture_dir() + "/" + name + ".pt";
 }
 
 // Name → tensor for every entry of the fixture `name`.

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "tests/data/test_support.h"
+#include "tests/fixture_dir.h"
 #include "train/gpt.h"
 #include "train/interop_nanogpt.h"
 #include "train/interop_state_dict.h"
@@ -82,7 +83,7 @@ std::vector<char> bytes_of(const std::string& path) {
 
 TEST(InteropTorchFile, ReadsTheFixturesAsLibTorchDoes) {
   int files = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(WINNOW_FIXTURE_DIR)) {
+  for (const auto& entry : std::filesystem::directory_iterator(winnow::testing::fixture_dir())) {
     if (entry.path().extension() != ".pt") continue;
     const std::string path = entry.path().string();
     const auto reference = torch::pickle_load(bytes_of(path)).toGenericDict();  // plain dicts
