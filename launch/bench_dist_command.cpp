@@ -163,7 +163,8 @@ int bench_dist_command(const Args& args) {
     std::cout << std::fixed << std::setprecision(2) << "winnow bench-dist: " << comm->world_size()
               << " rank(s) x " << threads << " thread(s), backend " << comm->backend_name()
               << ", buckets of " << config.train.bucket_mb << " MiB, collective timeout "
-              << config.dist.timeout << " s\n  BLAS " << loaded_blas() << "\n  allocator " << active_allocator() << "\n";
+              << config.dist.timeout << " s\n  BLAS " << loaded_blas() << "\n  allocator "
+              << active_allocator() << "\n";
   }
 
   // (a) All-reduce throughput, only meaningful across processes.
