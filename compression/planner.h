@@ -24,6 +24,24 @@ struct ModelShape {
   int64_t width = 0;        // C, for learned components' parameters
   int64_t grid_height = 0;  // patch grid of the reducible tokens (0 for sequences)
   int64_t grid_width = 0;
+  // For planners that count FLOPs: the MLP's hidden width, the tokens entering block 0 of one
+  // sample, and how many of them are protected (CLS) and never reduced.
+  int64_t mlp_hidden = 0;
+  int64_t tokens = 0;
+  int64_t protected_tokens = 0;
+};
+
+class TokenEvolutionMonitor;
+
+// A change a planner made after a step (logged as one metrics line each).
+struct PlannerDecision {
+  int64_t step = 0;      // the optimizer step after which it was decided
+  int64_t layer = 0;
+  double from = 1.0;     // capacity before and after (1 dense, 0 the layer pruned)
+  double to = 1.0;
+  std::string reason;    // why (budget, slack, swap, forced, open_loop)
+  double budget = 1.0;   // the FLOPs fraction it met
+  double cost = 1.0;     // the FLOPs fraction of the plan after the decision
 };
 
 class Planner {
@@ -44,6 +62,20 @@ class Planner {
   // submodule, so that they are named compress.<stage>.<layer>.<name> and the optimizer, gradient
   // sync, checkpoints and weights files see them like any other. Null when there are none.
   virtual std::shared_ptr<torch::nn::Module> parameters() const { return nullptr; }
+  // Called by the trainer after every completed training step (not for a step skipped for a
+  // non-finite loss), with the monitor's EMAs already updated from the all-reduced statistics of
+  // that step (null without a monitor). Closed-loop planners decide here; the decisions are
+  // returned for the metrics log. Every rank calls it with the same statistics.
+  virtual std::vector<PlannerDecision> observe(int64_t /*step*/,
+                                               const TokenEvolutionMonitor* /*monitor*/) {
+    return {};
+  }
+  // Per-layer capacity the plans run at now (logged per step), empty for planners without one.
+  virtual std::vector<double> capacities() const { return {}; }
+  // Whether the planner reads token-evolution statistics (the run then creates a monitor), and
+  // the Taylor saliency among them.
+  virtual bool needs_statistics() const { return false; }
+  virtual bool needs_taylor() const { return false; }
 };
 
 // A named stage of token reduction.

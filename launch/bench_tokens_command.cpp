@@ -22,7 +22,7 @@ namespace {
 
 struct Candidate : TimedVariant {
   double keep = 1.0;
-  std::shared_ptr<compression::StaticPlanner> planner;
+  std::shared_ptr<compression::Planner> planner;
 };
 
 // Forward FLOPs of one sample under `planner`'s training plan after any ramp (the target keep).

@@ -18,6 +18,7 @@ int bench_tokens_command(const Args& args);
 int bench_plans_command(const Args& args);
 int bench_dist_command(const Args& args);
 int inspect_command(const Args& args);
+int prune_command(const Args& args);
 int import_command(const Args& args);
 int export_command(const Args& args);
 

@@ -1,6 +1,8 @@
 // Run configuration: options description, parsing, validation, INI output.
 #include "launch/config.h"
 
+#include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <iomanip>
 #include <sstream>
@@ -254,10 +256,81 @@ po::options_description run_options(RunConfig& c) {
       "monitor.ema", po::value(&m.ema)->default_value(m.ema, "0.99"),
       "EMA decay of the statistics across steps, in [0, 1)");
 
+  auto& cs = c.coschedule.planner;
+  po::options_description coschedule(
+      "Co-scheduler [coschedule]: layer pruning and token reduction under one FLOPs budget "
+      "(docs/methods.md, Co-scheduler)");
+  coschedule.add_options()(
+      "coschedule.mode", po::value(&cs.mode)->default_value(cs.mode),
+      "none (the static [compress]/[gate] plans) | joint (capacities on both axes) | token_only "
+      "(no layer pruned) | layer_only (layers kept or pruned whole) | staged_lt / staged_tl "
+      "(layers then tokens, or the reverse) | open_loop (a fixed depth profile rescaled to the "
+      "budget, no statistics)")(
+      "coschedule.target", po::value(&cs.budget.target)->default_value(cs.budget.target, "0.6"),
+      "ρ*: the budget, a fraction of the dense model's block FLOPs per training step")(
+      "coschedule.warmup_steps",
+      po::value(&cs.budget.warmup_steps)->default_value(cs.budget.warmup_steps),
+      "dense steps with statistics only before the first decision (>= 1)")(
+      "coschedule.ramp_steps",
+      po::value(&cs.budget.ramp_steps)->default_value(cs.budget.ramp_steps),
+      "steps over which the budget falls from 1 to coschedule.target")(
+      "coschedule.ramp", po::value(&cs.budget.ramp)->default_value(cs.budget.ramp),
+      "cosine | linear | exponential (PLD's, rate coschedule.gamma) | step")(
+      "coschedule.gamma", po::value(&cs.budget.gamma)->default_value(cs.budget.gamma, "0.001"),
+      "exponential ramp: ρ(t) = (1 − ρ*)e^(−γ(t − warmup)) + ρ*")(
+      "coschedule.heal_steps",
+      po::value(&cs.budget.heal_steps)->default_value(cs.budget.heal_steps),
+      "the last steps of the run keep the structure frozen (no decisions)")(
+      "coschedule.interval", po::value(&cs.interval)->default_value(cs.interval),
+      "steps between decisions (K)")(
+      "coschedule.probe_every", po::value(&cs.probe_every)->default_value(cs.probe_every),
+      "every P-th step runs every layer at full capacity so that pruned layers and dropped "
+      "tokens stay observed (0 = never)")(
+      "coschedule.influence", po::value(&cs.influence)->default_value(cs.influence),
+      "the layer weight w_l of the damage w_l·(1 − M_l(k)): bi (Block Influence) | "
+      "relative_update | taylor (Taylor skip saliency from backward) | random (the control: "
+      "weights drawn afresh at every decision, no token statistics)")(
+      "coschedule.execution", po::value(&cs.execution)->default_value(cs.execution),
+      "auto (skip for token streams, drop for images) | skip (route: the block runs on the "
+      "capacity's tokens, the others ride the residual) | drop (prune, cumulative)")(
+      "coschedule.criterion", po::value(&cs.criterion)->default_value(cs.criterion),
+      "which tokens fill a layer's capacity: auto (linear router in skip mode, cls_attention "
+      "in drop mode, norm without CLS) or a criterion name")(
+      "coschedule.z_loss", po::value(&cs.z_loss)->default_value(cs.z_loss, "0.001"),
+      "linear router: weight of its z-loss")(
+      "coschedule.grid", po::value(&cs.allocator.grid)->default_value(cs.allocator.grid),
+      "capacity steps G: capacities are multiples of 1/G")(
+      "coschedule.protected",
+      po::value(&c.coschedule.protected_layers)->default_value(c.coschedule.protected_layers),
+      "layers never pruned and never below coschedule.min_capacity: auto (the first two and "
+      "the last), none, or a list such as 0,5")(
+      "coschedule.min_capacity",
+      po::value(&c.coschedule.min_capacity)->default_value(c.coschedule.min_capacity, "0.5"),
+      "the lowest capacity of a protected layer, on the grid")(
+      "coschedule.hysteresis",
+      po::value(&cs.allocator.hysteresis)->default_value(cs.allocator.hysteresis, "0.1"),
+      "a swap (one layer up, another down) needs its gain per FLOP to beat the loss per FLOP "
+      "by this margin")(
+      "coschedule.dwell", po::value(&cs.allocator.dwell)->default_value(cs.allocator.dwell),
+      "decisions a layer waits before moving in the opposite direction")(
+      "coschedule.fade", po::value(&cs.allocator.fade)->default_value(cs.allocator.fade),
+      "decisions a layer sits at the lowest non-zero capacity before it may be pruned")(
+      "coschedule.staged_split",
+      po::value(&cs.staged_split)->default_value(cs.staged_split, "0"),
+      "staged modes: the budget at which the first axis stops (0 = 1 − ½(1 − target))")(
+      "coschedule.profile", po::value(&cs.profile)->default_value(cs.profile),
+      "open_loop: pld (capacity falling linearly with depth) | cosine (p-MoD's shifted cosine)")(
+      "coschedule.eval", po::value(&cs.eval)->default_value(cs.eval),
+      "same (evaluate at the current capacities) | dense")(
+      "coschedule.capacities",
+      po::value(&c.coschedule.capacities)->default_value(c.coschedule.capacities),
+      "capacities to start from, one per layer (e.g. 1,1,0.5,0); a finished run stores its "
+      "final ones with model.h5, so `winnow eval` evaluates the structure it reached");
+
   po::options_description all;
   all.add(data).add(model).add(optim).add(train).add(dist).add(compress);
   for (const auto& section : stage_sections) all.add(section);
-  all.add(gate).add(monitor).add(checkpoint);
+  all.add(gate).add(monitor).add(coschedule).add(checkpoint);
   return all;
 }
 
@@ -391,6 +464,34 @@ compression::TokenEvolutionOptions monitor_options(const RunConfig& c) {
   return options;
 }
 
+compression::CoSchedulerConfig coscheduler_config(const RunConfig& c, int64_t depth) {
+  auto config = c.coschedule.planner;
+  config.budget.total_steps = c.train.steps;
+  config.seed = c.train.seed;
+  const std::string& text = c.coschedule.protected_layers;
+  config.allocator.protected_layers.clear();
+  if (text == "auto") {
+    for (int64_t layer : {int64_t{0}, int64_t{1}, depth - 1})
+      if (layer >= 0 && layer < depth &&
+          std::find(config.allocator.protected_layers.begin(),
+                    config.allocator.protected_layers.end(),
+                    layer) == config.allocator.protected_layers.end())
+        config.allocator.protected_layers.push_back(layer);
+  } else if (text != "none" && !text.empty()) {
+    config.allocator.protected_layers = parse_list<int64_t>(text, "coschedule.protected");
+  }
+  const double k = c.coschedule.min_capacity;
+  const double level = k * static_cast<double>(config.allocator.grid);
+  if (!(k > 0.0 && k <= 1.0) || std::abs(level - std::round(level)) > 1e-9)
+    throw ConfigError("coschedule.min_capacity: expected a capacity in (0, 1] on the grid of "
+                      "coschedule.grid = " +
+                      str(config.allocator.grid) + " steps (a multiple of 1/" +
+                      str(config.allocator.grid) + "), got " + str(k));
+  config.allocator.min_protected_level = static_cast<int64_t>(std::llround(level));
+  config.capacities = parse_list<double>(c.coschedule.capacities, "coschedule.capacities");
+  return config;
+}
+
 void validate(const RunConfig& c, int world_size) {
   require(c.data.synthetic == "none" || c.data.synthetic == "images" || c.data.synthetic == "text",
           "data.synthetic: expected one of none, images, text; got '" + c.data.synthetic + "'");
@@ -484,6 +585,20 @@ std::string to_ini(const RunConfig& c) {
       << "\n";
   out << "\n[monitor]\nstatistics = " << c.monitor.statistics << "\ntaylor = " << c.monitor.taylor
       << "\nema = " << c.monitor.ema << "\n";
+  const auto& cs = c.coschedule.planner;
+  out << "\n[coschedule]\nmode = " << cs.mode << "\ntarget = " << cs.budget.target
+      << "\nwarmup_steps = " << cs.budget.warmup_steps << "\nramp_steps = " << cs.budget.ramp_steps
+      << "\nramp = " << cs.budget.ramp << "\ngamma = " << cs.budget.gamma
+      << "\nheal_steps = " << cs.budget.heal_steps << "\ninterval = " << cs.interval
+      << "\nprobe_every = " << cs.probe_every << "\ninfluence = " << cs.influence
+      << "\nexecution = " << cs.execution << "\ncriterion = " << cs.criterion
+      << "\nz_loss = " << cs.z_loss << "\ngrid = " << cs.allocator.grid
+      << "\nprotected = " << c.coschedule.protected_layers
+      << "\nmin_capacity = " << c.coschedule.min_capacity
+      << "\nhysteresis = " << cs.allocator.hysteresis << "\ndwell = " << cs.allocator.dwell
+      << "\nfade = " << cs.allocator.fade << "\nstaged_split = " << cs.staged_split
+      << "\nprofile = " << cs.profile << "\neval = " << cs.eval
+      << "\ncapacities = " << c.coschedule.capacities << "\n";
   out << "\n[dist]\nbackend = " << c.dist.backend << "\nthreads = " << c.dist.threads
       << "\ntimeout = " << c.dist.timeout << "\nbucket_mb = " << c.train.bucket_mb
       << "\ncheck_every = " << c.train.replica_check_every << "\n";

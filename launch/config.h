@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "compression/co_scheduler.h"
 #include "compression/planner.h"
 #include "compression/token_evolution_monitor.h"
 #include "train/optimizer.h"
@@ -71,6 +72,16 @@ struct MonitorConfig {
   double ema = 0.99;        // EMA decay across steps
 };
 
+// [coschedule]: the co-scheduler (compression::CoScheduler), a closed-loop planner that replaces
+// the static [compress]/[gate] plans. Layer lists and capacities are text here, resolved against
+// the model by coscheduler_config().
+struct CoScheduleConfig {
+  compression::CoSchedulerConfig planner;
+  std::string protected_layers = "auto";  // auto (first two and last) | none | a list, e.g. 0,5
+  double min_capacity = 0.5;              // of protected layers, on the grid
+  std::string capacities;                 // starting capacities per layer ("" = dense)
+};
+
 // [checkpoint]: when and where checkpoints are written (train::CheckpointOptions), plus fault
 // injection for the crash tests.
 struct CheckpointConfig {
@@ -89,6 +100,7 @@ struct RunConfig {
   compression::GateConfig gate;
   std::string gate_layers;  // gate.layers as text
   MonitorConfig monitor;
+  CoScheduleConfig coschedule;
   ModelConfig model;
   train::OptimizerOptions optim;
   train::TrainerOptions train;
@@ -114,6 +126,9 @@ void validate(const RunConfig& config, int world_size);
 // parsed); throws ConfigError naming the option.
 compression::StaticPlannerConfig planner_config(const RunConfig& config);
 compression::TokenEvolutionOptions monitor_options(const RunConfig& config);
+// coschedule.* for a model of `depth` blocks trained for train.steps (protected layers and the
+// minimum capacity resolved); throws ConfigError naming the option.
+compression::CoSchedulerConfig coscheduler_config(const RunConfig& config, int64_t depth);
 
 // The effective configuration as an INI file (loadable with --config).
 std::string to_ini(const RunConfig& config);

@@ -31,6 +31,8 @@ const Subcommand kSubcommands[] = {
      "PyTorch weights (torchvision ViT, nanoGPT) -> winnow weights"},
     {"export", winnow::launch::export_command,
      "winnow weights -> a PyTorch state dict (torchvision ViT, nanoGPT)"},
+    {"prune", winnow::launch::prune_command,
+     "remove blocks physically: a co-scheduled run's pruned ones, a list, or ShortGPT's"},
     {"inspect", winnow::launch::inspect_command,
      "show a checkpoint: step, config, parameter table (--json for scripts)"},
     {"bench", winnow::launch::bench_command,

@@ -109,17 +109,29 @@ RunData open_run_data(const RunConfig& config) {
   return run;
 }
 
-std::shared_ptr<compression::StaticPlanner> make_planner(const RunConfig& config,
-                                                         const train::ModelSpec& spec) {
-  const auto planner = planner_config(config);
+std::shared_ptr<compression::Planner> make_planner(const RunConfig& config,
+                                                   const train::ModelSpec& spec) {
   const bool vit = spec.kind == "vit";
   compression::ModelShape shape;
   shape.depth = spec.depth;
   shape.width = spec.dim;
   shape.grid_height = vit ? spec.image_height / spec.patch : 0;
   shape.grid_width = vit ? spec.image_width / spec.patch : 0;
+  shape.mlp_hidden = static_cast<int64_t>(static_cast<double>(spec.dim) * spec.mlp_ratio);
+  shape.protected_tokens = vit ? 1 : 0;  // the CLS token
+  shape.tokens = vit ? shape.grid_height * shape.grid_width + 1 : spec.context;
   try {
-    return std::make_shared<compression::StaticPlanner>(planner, shape);
+    if (config.coschedule.planner.mode != "none") {
+      if (config.compress.reduction.criterion != "none" || !config.compress.stages.empty() ||
+          config.gate.kind != "none")
+        throw ConfigError(
+            "coschedule.mode=" + config.coschedule.planner.mode +
+            " plans token reduction and layer pruning itself; remove the [compress] method or "
+            "stages and the [gate] kind (they would be two planners for one model)");
+      return std::make_shared<compression::CoScheduler>(coscheduler_config(config, spec.depth),
+                                                        shape);
+    }
+    return std::make_shared<compression::StaticPlanner>(planner_config(config), shape);
   } catch (const c10::Error& e) {
     throw ConfigError(e.msg());
   }
@@ -129,10 +141,11 @@ RunCompression make_compression(const RunConfig& config, const train::ModelSpec&
                                 train::TransformerModel& model) {
   RunCompression run;
   run.planner = make_planner(config, spec);
-  if (config.monitor.statistics) {
+  if (config.monitor.statistics || run.planner->needs_statistics()) {
+    auto options = monitor_options(config);
+    options.taylor = options.taylor || run.planner->needs_taylor();
     try {
-      run.monitor =
-          std::make_shared<compression::TokenEvolutionMonitor>(spec.depth, monitor_options(config));
+      run.monitor = std::make_shared<compression::TokenEvolutionMonitor>(spec.depth, options);
     } catch (const c10::Error& e) {
       throw ConfigError(e.msg());
     }

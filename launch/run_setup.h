@@ -33,15 +33,16 @@ RunData open_run_data(const RunConfig& config);
 // Opens one HDF5 data file of either format (read from its `format` attribute).
 std::shared_ptr<data::Dataset> open_data_file(const std::string& path, int64_t context);
 
-// The static planner of compress.*, stage.*.*, gate.* and monitor.* for `spec` (learned
-// components' parameters are created, not attached to a model).
-std::shared_ptr<compression::StaticPlanner> make_planner(const RunConfig& config,
-                                                         const train::ModelSpec& spec);
+// The planner for `spec`: the co-scheduler of coschedule.* when coschedule.mode is set, else the
+// static planner of compress.*, stage.*.*, gate.* and monitor.* (learned components' parameters
+// are created, not attached to a model).
+std::shared_ptr<compression::Planner> make_planner(const RunConfig& config,
+                                                   const train::ModelSpec& spec);
 
-// What compresses a run: the static planner of compress.*, stage.*.*, gate.* and monitor.*, and
-// the token-evolution monitor (null unless monitor.statistics).
+// What compresses a run: the planner, and the token-evolution monitor (null unless
+// monitor.statistics or the planner reads statistics).
 struct RunCompression {
-  std::shared_ptr<compression::StaticPlanner> planner;
+  std::shared_ptr<compression::Planner> planner;
   std::shared_ptr<compression::TokenEvolutionMonitor> monitor;
 };
 // Builds them for `spec` and attaches the planner's learned parameters to `model` (so do it

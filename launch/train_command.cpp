@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "dist/launch_environment.h"
 #include "launch/commands.h"
@@ -227,7 +228,15 @@ int train_command(const Args& args) {
     }
     if (!config.train.run_dir.empty()) {
       const std::string weights = config.train.run_dir + "/model.h5";
-      train::save_model_weights(*model, weights, to_ini(config));
+      // A closed-loop planner's final structure is part of the model: stored with the weights.
+      RunConfig stored = config;
+      const auto capacities = compression.planner->capacities();
+      if (!capacities.empty()) {
+        std::ostringstream list;
+        for (size_t l = 0; l < capacities.size(); ++l) list << (l ? "," : "") << capacities[l];
+        stored.coschedule.capacities = list.str();
+      }
+      train::save_model_weights(*model, weights, to_ini(stored));
       train::JsonLine line;
       line.add("event", "summary")
           .add("steps", summary.steps)

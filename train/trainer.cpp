@@ -222,6 +222,8 @@ StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
     else
       monitor->update(evolution, step);
   }
+  // Closed-loop planners decide from the statistics just reduced: the same on every rank.
+  if (planner_ && !result.skipped) result.decisions = planner_->observe(step, monitor_.get());
 
   if (!result.skipped) {
     std::vector<torch::Tensor> with_grad;
@@ -266,6 +268,10 @@ JsonLine Trainer::step_line(int64_t step, const StepResult& r, double lr,
     line.add("layers_run", gates);
   }
   for (const auto& [name, value] : r.aux_losses) line.add("aux_" + name, value);
+  if (planner_) {
+    const auto capacities = planner_->capacities();
+    if (!capacities.empty()) line.add("capacity", capacities);
+  }
   if (monitor_ && monitor_->updates() > 0) {
     // EMAs of the token-evolution statistics per layer (null for layers never observed).
     std::vector<double> bi, relative, uniformity, taylor;
@@ -434,6 +440,27 @@ TrainSummary Trainer::run() {
       auto line = step_line(step, r, lr, static_cast<double>(options_.global_batch) / seconds);
       line.add("elapsed_seconds", seconds_since(start));
       metrics_.write(line);
+    }
+    for (const auto& d : r.decisions) {
+      JsonLine line;
+      line.add("event", "capacity")
+          .add("step", step + 1)
+          .add("layer", d.layer)
+          .add("from", d.from)
+          .add("to", d.to)
+          .add("reason", d.reason)
+          .add("budget", d.budget)
+          .add("cost", d.cost);
+      metrics_.write(line);
+    }
+    if (!r.decisions.empty()) {
+      std::ostringstream text_line;
+      text_line.precision(3);
+      text_line << "step " << step + 1 << ": capacities";
+      for (double k : planner_->capacities()) text_line << " " << k;
+      text_line << " (budget " << r.decisions.front().budget << ", cost "
+                << r.decisions.front().cost << ")";
+      progress.message(text_line.str());
     }
     if (r.skipped)
       progress.message("step " + std::to_string(step + 1) +

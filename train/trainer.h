@@ -70,6 +70,8 @@ struct StepResult {
   std::vector<bool> layers_run;  // the step's layer gates (false: the layer was skipped)
   // Auxiliary losses, global means (sum over all ranks / global sample count), unweighted.
   std::map<std::string, double> aux_losses;
+  // The planner's decisions after this step (capacity changes of a closed-loop planner).
+  std::vector<compression::PlannerDecision> decisions;
   double seconds = 0.0;
   double comm_seconds = 0.0;             // blocked on gradient all-reduce (not hidden by backward)
   double comm_collective_seconds = 0.0;  // gradient all-reduce in flight, hidden or not

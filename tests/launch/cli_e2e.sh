@@ -52,6 +52,30 @@ expect_exit 2 "known criteria" -- "$winnow" train --data.synthetic images --comp
 expect_exit 2 "compress.keep" -- "$winnow" train --data.synthetic images --compress.criterion random --compress.keep 2
 expect_exit 0 "cls_attention" -- "$winnow" train --help
 
+# The co-scheduler from the command line: after 2 dense warmup steps it moves capacities every 2
+# steps to half the dense block FLOPs; every decision is a metrics line, the step lines carry the
+# capacities, config.ini keeps the section, and it refuses to share the model with [compress].
+"$winnow" train --data.synthetic images --data.synthetic_samples 256 --model.dim 32 --model.depth 4 \
+  --model.heads 2 --model.patch 7 --train.steps 8 --train.global_batch 8 --optim.warmup_steps 1 --train.log_every 1 \
+  --coschedule.mode joint --coschedule.target 0.5 --coschedule.warmup_steps 2 --coschedule.interval 2 \
+  --coschedule.probe_every 0 --coschedule.grid 4 --coschedule.protected 0 \
+  --train.run_dir "$work/cosched" > "$work/cosched.log" 2>&1 || { cat "$work/cosched.log"; fail "co-scheduled training"; }
+grep -q '"event":"capacity"' "$work/cosched/metrics.jsonl" || fail "no capacity decision in metrics.jsonl: $(cat "$work/cosched/metrics.jsonl")"
+grep -q '"capacity":\[' "$work/cosched/metrics.jsonl" || fail "step lines lack the capacities"
+grep -q "coschedule joint" "$work/cosched.log" || fail "the run header does not describe the co-scheduler: $(cat "$work/cosched.log")"
+grep -q "^mode = joint" "$work/cosched/config.ini" || fail "config.ini lacks [coschedule] mode"
+last_cost=$(grep '"event":"capacity"' "$work/cosched/metrics.jsonl" | tail -1 | sed -n 's/.*"cost":\([0-9.e-]*\).*/\1/p')
+awk -v c="$last_cost" 'BEGIN { exit !(c <= 0.5 + 1e-9) }' || fail "the last decision's cost $last_cost is above the 0.5 budget"
+# model.h5 stores the structure reached; eval rebuilds it and gives the run's final accuracy.
+h5dump -a /config "$work/cosched/model.h5" 2>/dev/null | grep -q "capacities = [01]" ||
+  h5dump "$work/cosched/model.h5" 2>/dev/null | grep -q "capacities = [01]" || fail "model.h5 does not store the final capacities"
+"$winnow" eval --weights "$work/cosched/model.h5" --data.eval "" --data.synthetic images --data.synthetic_samples 256 > "$work/cosched_eval.log" 2>&1 ||
+  { cat "$work/cosched_eval.log"; fail "eval of the co-scheduled model"; }
+grep -q "skip\|keep" "$work/cosched_eval.log" || fail "eval did not run the co-scheduled structure: $(cat "$work/cosched_eval.log")"
+expect_exit 2 "coschedule.mode" -- "$winnow" train --data.synthetic images --coschedule.mode both
+expect_exit 2 "two planners" -- "$winnow" train --data.synthetic images --coschedule.mode joint --compress.criterion random
+expect_exit 0 "coschedule.target" -- "$winnow" train --help
+
 # Text: prepare byte tokens from fortune-style files, train a tiny GPT, evaluate perplexity.
 for i in 1 2 3; do
   for j in $(seq 1 40); do printf 'the quick brown fox %s jumps over the lazy dog %s\n%%\n' "$i" "$j"; done > "$work/text$i"

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "compression/co_scheduler.h"
 #include "compression/planner.h"
 #include "data/h5_file.h"
 #include "data/synthetic_dataset.h"
@@ -347,9 +348,31 @@ namespace {
 // scorer (a parameterised component with an auxiliary loss) and token-evolution statistics with
 // Taylor saliency (state across steps).
 struct Compression {
-  std::shared_ptr<compression::StaticPlanner> planner;
+  std::shared_ptr<compression::Planner> planner;
   std::shared_ptr<compression::TokenEvolutionMonitor> monitor;
 };
+// The co-scheduler instead (joint mode, decisions every 2 steps, probes every 3): its capacities,
+// dwell and fade counters and the monitor's EMAs carry over the resume.
+Compression coschedule_for(TransformerModel& model) {
+  compression::CoSchedulerConfig config;
+  config.mode = "joint";
+  config.budget.target = 0.5;
+  config.budget.warmup_steps = 1;
+  config.interval = 2;
+  config.probe_every = 3;
+  config.allocator.grid = 4;
+  config.allocator.min_protected_level = 2;
+  config.allocator.protected_layers = {0};
+  compression::ModelShape shape{model.depth(), 32, 4, 4};
+  shape.mlp_hidden = 128;
+  shape.tokens = 17;
+  shape.protected_tokens = 1;
+  Compression result;
+  result.planner = std::make_shared<compression::CoScheduler>(config, shape);
+  model.attach_compression(result.planner->parameters());
+  result.monitor = std::make_shared<compression::TokenEvolutionMonitor>(model.depth());
+  return result;
+}
 Compression compression_for(TransformerModel& model) {
   compression::StaticPlannerConfig config;
   config.gate.kind = "pld";
@@ -375,7 +398,8 @@ Compression compression_for(TransformerModel& model) {
 // The llm.c standard: k steps, save, a new process state, resume, k more steps gives the same
 // bits as 2k uninterrupted steps (parameters, optimizer state, compression state, and the logged
 // losses and statistics).
-void expect_bit_identical_resume(const std::string& prefix, bool compressed) {
+void expect_bit_identical_resume(const std::string& prefix, bool compressed,
+                                 bool coschedule = false) {
   const int64_t k = 4;
   auto comm = dist::make_communicator("local");
   const auto run = [&](const std::string& name, int64_t stop_at, const std::string& resume) {
@@ -391,7 +415,7 @@ void expect_bit_identical_resume(const std::string& prefix, bool compressed) {
     }
     auto model = small_vit(compressed ? 4 : 2);
     Compression parts;
-    if (compressed) parts = compression_for(*model);
+    if (compressed) parts = coschedule ? coschedule_for(*model) : compression_for(*model);
     auto trainer =
         std::make_unique<Trainer>(model, images(256), nullptr, comm, options, OptimizerOptions{});
     trainer->set_planner(parts.planner);
@@ -444,10 +468,28 @@ void expect_bit_identical_resume(const std::string& prefix, bool compressed) {
     // "match").
     for (const auto& line : straight_lines)
       EXPECT_EQ(line.find("\"loss\":null"), std::string::npos) << line;
-    EXPECT_NE(straight_lines.back().find("aux_score_z"), std::string::npos)
-        << straight_lines.back();
     EXPECT_NE(straight_lines.back().find("evolution_bi"), std::string::npos);
-    EXPECT_NE(straight_lines.back().find("layers_run"), std::string::npos);
+    if (coschedule) {
+      EXPECT_NE(straight_lines.back().find("\"capacity\""), std::string::npos);
+    } else {
+      EXPECT_NE(straight_lines.back().find("aux_score_z"), std::string::npos)
+          << straight_lines.back();
+      EXPECT_NE(straight_lines.back().find("layers_run"), std::string::npos);
+    }
+  }
+  if (coschedule) {
+    // The decisions after the resume point are the same lines too, and some were taken.
+    const auto decisions = [](const std::string& dir) {
+      std::ifstream in(dir + "/metrics.jsonl");
+      std::vector<std::string> out;
+      std::string line;
+      while (std::getline(in, line))
+        if (line.find("\"event\":\"capacity\"") != std::string::npos) out.push_back(line);
+      return out;
+    };
+    const auto straight_decisions = decisions(temp + "straight");
+    EXPECT_FALSE(straight_decisions.empty());
+    EXPECT_EQ(straight_decisions, decisions(temp + "resumed"));
   }
 }
 
@@ -459,6 +501,10 @@ TEST(Resume, KStepsSaveResumeKStepsIsBitIdenticalToTwoK) {
 
 TEST(Resume, BitIdenticalWithGatesStatisticsAndALearnedScorer) {
   expect_bit_identical_resume("compressed_", /*compressed=*/true);
+}
+
+TEST(Resume, BitIdenticalWithTheCoScheduler) {
+  expect_bit_identical_resume("coschedule_", /*compressed=*/true, /*coschedule=*/true);
 }
 
 // A learned component's parameters are model parameters under compress.*: in the checkpoint's

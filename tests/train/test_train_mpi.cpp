@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "compression/co_scheduler.h"
 #include "compression/planner.h"
 #include "compression/random_criterion.h"
 #include "data/loader.h"
@@ -234,6 +235,50 @@ TEST(RankInvariance, LayerGatesAndStatisticsMatchOneProcess) {
   }
   EXPECT_TRUE(some_layer_skipped) << "PLD skipped no layer at the last step: the test covers "
                                      "gates less than it should";
+}
+
+// The co-scheduler decides from all-reduced statistics: every rank, and one process holding the
+// whole batch, take the same decisions (capacities, pruned layers) and train the same parameters.
+// Float64, so the statistics agree to ~1e-15 and no decision sits on a rounding tie.
+TEST(RankInvariance, CoSchedulerDecisionsMatchOneProcess) {
+  compression::CoSchedulerConfig config;
+  config.mode = "joint";
+  config.budget.target = 0.5;
+  config.budget.warmup_steps = 2;
+  config.interval = 2;
+  config.probe_every = 3;
+  config.allocator.grid = 4;
+  config.allocator.min_protected_level = 2;
+  config.allocator.protected_layers = {0};
+  config.allocator.dwell = 1;
+  compression::ModelShape shape{4, 16, 4, 4};
+  shape.mlp_hidden = 64;
+  shape.tokens = 17;
+  shape.protected_tokens = 1;
+  struct Run {
+    std::shared_ptr<VisionTransformerImpl> model;
+    std::shared_ptr<compression::CoScheduler> planner;
+  };
+  auto train_on = [&](const std::shared_ptr<dist::Communicator>& comm) {
+    torch::manual_seed(11);
+    Run run{tiny_deep_vit(), std::make_shared<compression::CoScheduler>(config, shape)};
+    run.model->to(torch::kFloat64);
+    train_steps(run.model, tiny_images(), comm, 20, 8, run.planner,
+                std::make_shared<compression::TokenEvolutionMonitor>(4));
+    return run;
+  };
+  const Run distributed = train_on(world_ptr());
+  const Run single = train_on(dist::make_communicator("local"));
+  torch::manual_seed(11);
+  auto initial = tiny_deep_vit();
+  initial->to(torch::kFloat64);
+  expect_same_parameters(*distributed.model, *single.model, *initial);
+  EXPECT_EQ(distributed.planner->capacities(), single.planner->capacities());
+  for (const auto& [name, tensor] : distributed.planner->state())
+    EXPECT_TRUE(torch::equal(tensor, single.planner->state().at(name))) << name;
+  bool reduced = false;
+  for (double k : distributed.planner->capacities()) reduced = reduced || k < 1.0;
+  EXPECT_TRUE(reduced) << "the co-scheduler reduced nothing: the test covers less than it should";
 }
 
 // A learned scorer (linear criterion, trained through a straight-through mask, with its z-loss):
