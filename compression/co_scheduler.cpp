@@ -78,7 +78,9 @@ CoScheduler::CoScheduler(const CoSchedulerConfig& config, const ModelShape& mode
   drop_mode_ = c.execution == "drop" || (c.execution == "auto" && model.grid_height > 0);
   std::string criterion = c.criterion;
   if (criterion == "auto")
-    criterion = drop_mode_ ? (model.protected_tokens > 0 ? "cls_attention" : "norm") : "linear";
+    // The learned MoD router needs a route that scales the block's update by the router weight
+    // (issue 10); until then skip mode selects by token norm.
+    criterion = drop_mode_ && model.protected_tokens > 0 ? "cls_attention" : "norm";
   ReductionConfig reduction;
   reduction.criterion = criterion;
   reduction.strategy = drop_mode_ ? "prune" : "route";

@@ -38,8 +38,8 @@ struct CoSchedulerConfig {
                                   // the control (w_l drawn per decision, M_l(k) = k)
   uint64_t seed = 0;              // keys the random control's draws (the run's train.seed)
   std::string execution = "auto"; // auto (skip for sequences, drop for images) | skip | drop
-  std::string criterion = "auto"; // which tokens fill the capacity (auto: linear router in skip
-                                  // mode, cls_attention in drop mode); a registry name
+  std::string criterion = "auto"; // which tokens fill the capacity (auto: cls_attention in drop
+                                  // mode with a CLS token, else norm); a registry name
   double z_loss = 1e-3;           // linear router: its z-loss weight
   double staged_split = 0.0;      // staged: ρ_A where the first axis stops (0 = 1 − ½(1 − ρ*))
   std::string profile = "pld";    // open_loop: pld (linear in depth) | cosine (p-MoD's shifted)

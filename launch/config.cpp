@@ -294,8 +294,8 @@ po::options_description run_options(RunConfig& c) {
       "auto (skip for token streams, drop for images) | skip (route: the block runs on the "
       "capacity's tokens, the others ride the residual) | drop (prune, cumulative)")(
       "coschedule.criterion", po::value(&cs.criterion)->default_value(cs.criterion),
-      "which tokens fill a layer's capacity: auto (linear router in skip mode, cls_attention "
-      "in drop mode, norm without CLS) or a criterion name")(
+      "which tokens fill a layer's capacity: auto (cls_attention in drop mode with a CLS "
+      "token, else norm) or a criterion name")(
       "coschedule.z_loss", po::value(&cs.z_loss)->default_value(cs.z_loss, "0.001"),
       "linear router: weight of its z-loss")(
       "coschedule.grid", po::value(&cs.allocator.grid)->default_value(cs.allocator.grid),

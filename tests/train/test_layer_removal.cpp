@@ -68,19 +68,32 @@ TEST(LayerRemoval, SmallerModelGivesTheGatedModelsLogitsInDropMode) {
   expect_same_logits_after_removal("drop");  // cls_attention + prune, cumulative
 }
 
-TEST(LayerRemoval, LearnedRoutersFollowTheirBlocks) {
-  expect_same_logits_after_removal("skip");  // linear router + route: compress.coschedule.<l>.*
+TEST(LayerRemoval, SmallerModelGivesTheGatedModelsLogitsInSkipMode) {
+  expect_same_logits_after_removal("skip");  // norm + route: tokens come back after the block
+}
+
+// A learned stage's parameters are per layer (compress.<stage>.<layer>.*): they follow their block.
+TEST(LayerRemoval, LearnedComponentsFollowTheirBlocks) {
+  auto planner_for = [](int64_t depth, std::vector<int64_t> layers) {
+    compression::StaticPlannerConfig config;
+    config.stages.push_back({"scorer", {}});
+    auto& c = config.stages.back().reduction;
+    c.criterion = "linear";
+    c.strategy = "mask";
+    c.straight_through = true;
+    c.layers = std::move(layers);
+    return std::make_shared<compression::StaticPlanner>(config, shape_of(depth));
+  };
   auto source = tiny::small_vit(4);
-  auto source_structure = structure({1.0, 0.0, 0.5, 1.0}, "skip");
-  source->attach_compression(source_structure->parameters());
+  source->attach_compression(planner_for(4, {1, 2, 3})->parameters());
   auto target = tiny::small_vit(3);
-  auto target_structure = structure({1.0, 0.5, 1.0}, "skip");
-  target->attach_compression(target_structure->parameters());
+  target->attach_compression(planner_for(3, {1, 2})->parameters());
   copy_kept_blocks(*source, *target, {0, 2, 3});
   const auto from = source->named_parameters(), to = target->named_parameters();
-  ASSERT_NE(to.find("compress.coschedule.1.score.weight"), nullptr);
-  EXPECT_TRUE(torch::equal(to["compress.coschedule.1.score.weight"],
-                           from["compress.coschedule.2.score.weight"]));
+  ASSERT_NE(to.find("compress.scorer.1.score.weight"), nullptr);
+  EXPECT_TRUE(torch::equal(to["compress.scorer.1.score.weight"],
+                           from["compress.scorer.2.score.weight"]));
+  EXPECT_TRUE(torch::equal(to["compress.scorer.2.score.bias"], from["compress.scorer.3.score.bias"]));
   EXPECT_TRUE(torch::equal(to["blocks.2.mlp.fc2.weight"], from["blocks.3.mlp.fc2.weight"]));
 }
 
@@ -104,10 +117,12 @@ TEST(LayerRemoval, ShortGptFindsTheBlockThatDoesNothing) {
   {
     // Block 2 adds nothing to the residual stream: its output projections are zero.
     torch::NoGradGuard no_grad;
-    for (auto& [name, p] : model->named_parameters())
+    for (auto& item : model->named_parameters()) {
+      const std::string& name = item.key();
       if (name.rfind("blocks.2.", 0) == 0 &&
           (name.find("proj") != std::string::npos || name.find("fc2") != std::string::npos))
-        p.zero_();
+        item.value().zero_();
+    }
   }
   const auto data = tiny::images(64);
   const auto influence = calibration_block_influence(*model, *data, 40, 16, 0);
