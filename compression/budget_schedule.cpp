@@ -22,14 +22,14 @@ BudgetSchedule::BudgetSchedule(const BudgetScheduleConfig& config, const std::st
   TORCH_CHECK(c.warmup_steps >= 0, prefix, ".warmup_steps: expected >= 0, got ", c.warmup_steps);
   TORCH_CHECK(c.ramp_steps >= 0, prefix, ".ramp_steps: expected >= 0, got ", c.ramp_steps);
   TORCH_CHECK(c.heal_steps >= 0, prefix, ".heal_steps: expected >= 0, got ", c.heal_steps);
-  TORCH_CHECK(std::find(budget_ramps().begin(), budget_ramps().end(), c.ramp) !=
-                  budget_ramps().end(),
-              prefix, ".ramp: expected cosine, linear, exponential or step, got '", c.ramp, "'");
+  TORCH_CHECK(
+      std::find(budget_ramps().begin(), budget_ramps().end(), c.ramp) != budget_ramps().end(),
+      prefix, ".ramp: expected cosine, linear, exponential or step, got '", c.ramp, "'");
   TORCH_CHECK(c.ramp != "exponential" || c.gamma > 0.0, prefix,
               ".gamma: expected > 0 for the exponential ramp, got ", c.gamma);
-  TORCH_CHECK(c.heal_steps == 0 || c.total_steps > c.heal_steps, prefix, ".heal_steps: ",
-              c.heal_steps, " heal steps need a run longer than that (train.steps = ",
-              c.total_steps, ")");
+  TORCH_CHECK(c.heal_steps == 0 || c.total_steps > c.heal_steps, prefix,
+              ".heal_steps: ", c.heal_steps,
+              " heal steps need a run longer than that (train.steps = ", c.total_steps, ")");
 }
 
 double BudgetSchedule::at(int64_t step) const {

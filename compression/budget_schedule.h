@@ -1,8 +1,8 @@
-// BudgetSchedule: ρ(t), the fraction of the dense model's block FLOPs (or time) that a training step
-// may spend — dense warmup (statistics only), a ramp to the target (cosine, linear, exponential or
-// step), a hold, and an optional heal phase at the end in which the structure is frozen.
-// Formulas: ../shared/research/co_compression.md §7.4 (cosine: EViT's keep-rate ramp applied to the
-// FLOPs fraction; exponential: PLD's θ(t)).
+// BudgetSchedule: ρ(t), the fraction of the dense model's block FLOPs (or time) that a training
+// step may spend — dense warmup (statistics only), a ramp to the target (cosine, linear,
+// exponential or step), a hold, and an optional heal phase at the end in which the structure is
+// frozen. Formulas: ../shared/research/co_compression.md §7.4 (cosine: EViT's keep-rate ramp
+// applied to the FLOPs fraction; exponential: PLD's θ(t)).
 #pragma once
 
 #include <cstdint>

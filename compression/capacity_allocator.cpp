@@ -17,7 +17,9 @@ bool dwell_blocked(const LayerCapacity& layer, int64_t direction, int64_t dwell)
 }
 
 // Budget comparisons tolerate rounding in the cost sums.
-bool within(double cost, double budget) { return cost <= budget * (1.0 + 1e-12) + 1e-300; }
+bool within(double cost, double budget) {
+  return cost <= budget * (1.0 + 1e-12) + 1e-300;
+}
 
 }  // namespace
 
@@ -25,7 +27,8 @@ CapacityAllocator::CapacityAllocator(const AllocatorOptions& options, int64_t de
                                      const std::string& prefix)
     : options_(options), protected_(static_cast<size_t>(depth), false) {
   TORCH_CHECK(options.grid >= 1 && options.grid <= 64, prefix,
-              ".grid: expected 1..64 capacity steps (8 gives {0, 1/8, ..., 1}), got ", options.grid);
+              ".grid: expected 1..64 capacity steps (8 gives {0, 1/8, ..., 1}), got ",
+              options.grid);
   TORCH_CHECK(options.min_protected_level >= 1 && options.min_protected_level <= options.grid,
               prefix, ".min_capacity: expected a capacity in (0, 1] on the grid, got level ",
               options.min_protected_level, " of ", options.grid);
@@ -75,8 +78,7 @@ double CapacityAllocator::damage(const AllocationProblem& problem, int64_t layer
   return w * (1.0 - std::clamp(kept, 0.0, 1.0));
 }
 
-AllocationResult CapacityAllocator::decide(const AllocationProblem& problem,
-                                           const MoveRules& rules,
+AllocationResult CapacityAllocator::decide(const AllocationProblem& problem, const MoveRules& rules,
                                            std::vector<LayerCapacity>& layers) const {
   const auto depth = static_cast<int64_t>(layers.size());
   TORCH_CHECK(static_cast<int64_t>(protected_.size()) == depth, "CapacityAllocator: ", depth,
@@ -213,8 +215,7 @@ AllocationResult CapacityAllocator::decide(const AllocationProblem& problem,
       if (down.layer < 0 || c.ratio < down.ratio) down = c;
     }
     if (down.layer < 0) break;
-    if (!(up.ratio > (1.0 + options_.hysteresis) * down.ratio) || !(up.damage > down.damage))
-      break;
+    if (!(up.ratio > (1.0 + options_.hysteresis) * down.ratio) || !(up.damage > down.damage)) break;
     auto both = levels();
     both[static_cast<size_t>(up.layer)] = up.to;
     both[static_cast<size_t>(down.layer)] = down.to;

@@ -18,11 +18,11 @@ namespace winnow::compression {
 
 // Which moves are allowed (the co-scheduler's modes restrict them).
 struct MoveRules {
-  bool thin = true;            // levels strictly between 0 and G (the token axis)
-  bool drop = true;            // level 0 (the layer axis)
-  bool revive = true;          // a layer at level 0 may come back
-  bool new_thinning = true;    // a dense layer may start thinning (staged phases restrict this)
-  bool drop_thinned = false;   // without `thin`: a thinned layer may also drop at once
+  bool thin = true;           // levels strictly between 0 and G (the token axis)
+  bool drop = true;           // level 0 (the layer axis)
+  bool revive = true;         // a layer at level 0 may come back
+  bool new_thinning = true;   // a dense layer may start thinning (staged phases restrict this)
+  bool drop_thinned = false;  // without `thin`: a thinned layer may also drop at once
 };
 // Without `thin`, the levels are {0, G} for dense layers: a down move drops the layer at once
 // (layer-only axes) and a thinned layer (left by an earlier phase) stays where it is unless
@@ -30,21 +30,21 @@ struct MoveRules {
 // a layer reaches 0 only from level 1, after `fade` decisions there.
 
 struct AllocatorOptions {
-  int64_t grid = 8;                        // G: capacities are level / G
-  std::vector<int64_t> protected_layers;   // never below min_protected_level, never 0
-  int64_t min_protected_level = 4;         // k_min of protected layers, in grid levels
-  double hysteresis = 0.1;                 // ε: a swap needs gain ratio > (1 + ε) × loss ratio
-  int64_t dwell = 3;                       // decisions a layer waits before reversing direction
-  int64_t fade = 1;                        // decisions at the lowest non-zero level before 0
+  int64_t grid = 8;                       // G: capacities are level / G
+  std::vector<int64_t> protected_layers;  // never below min_protected_level, never 0
+  int64_t min_protected_level = 4;        // k_min of protected layers, in grid levels
+  double hysteresis = 0.1;                // ε: a swap needs gain ratio > (1 + ε) × loss ratio
+  int64_t dwell = 3;                      // decisions a layer waits before reversing direction
+  int64_t fade = 1;                       // decisions at the lowest non-zero level before 0
 };
 
 // What the allocator remembers of a layer between decisions (saved in checkpoints).
 struct LayerCapacity {
-  int64_t level = 0;           // k = level / G
-  int64_t direction = 0;       // last move: −1 down, +1 up, 0 none yet
-  int64_t since_change = 0;    // decisions since the last move
-  int64_t at_lowest = 0;       // consecutive decisions spent at level 1 (fade-out)
-  int64_t at_zero = 0;         // consecutive decisions spent at level 0
+  int64_t level = 0;         // k = level / G
+  int64_t direction = 0;     // last move: −1 down, +1 up, 0 none yet
+  int64_t since_change = 0;  // decisions since the last move
+  int64_t at_lowest = 0;     // consecutive decisions spent at level 1 (fade-out)
+  int64_t at_zero = 0;       // consecutive decisions spent at level 0
 };
 
 struct CapacityMove {
@@ -56,10 +56,10 @@ struct CapacityMove {
 };
 
 struct AllocationProblem {
-  std::vector<double> influence;                       // w_l >= 0, [L]
-  std::function<double(int64_t, double)> kept_mass;    // M_l(k) in [0, 1], M_l(1) = 1
+  std::vector<double> influence;                            // w_l >= 0, [L]
+  std::function<double(int64_t, double)> kept_mass;         // M_l(k) in [0, 1], M_l(1) = 1
   std::function<double(const std::vector<int64_t>&)> cost;  // C(levels), total
-  double budget = 0.0;                                  // allowed C
+  double budget = 0.0;                                      // allowed C
   std::vector<bool> movable;  // [L]; false = keep the layer where it is (e.g. never observed)
 };
 

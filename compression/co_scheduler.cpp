@@ -31,9 +31,8 @@ torch::Tensor int_tensor(const std::vector<int64_t>& values) {
 }  // namespace
 
 const std::vector<std::string>& coschedule_modes() {
-  static const std::vector<std::string> modes = {"none",      "joint",     "token_only",
-                                                 "layer_only", "staged_lt", "staged_tl",
-                                                 "open_loop"};
+  static const std::vector<std::string> modes = {
+      "none", "joint", "token_only", "layer_only", "staged_lt", "staged_tl", "open_loop"};
   return modes;
 }
 
@@ -264,8 +263,8 @@ std::vector<PlannerDecision> CoScheduler::observe(int64_t step,
     for (int64_t l = 0; l < depth && random; ++l) {
       // The control: a fresh uniform weight per layer and decision, keyed (every rank draws the
       // same), and no knowledge of which tokens carry the change.
-      const uint64_t bits = data::hash_keys({config_.seed, static_cast<uint64_t>(decisions_),
-                                             static_cast<uint64_t>(l)});
+      const uint64_t bits = data::hash_keys(
+          {config_.seed, static_cast<uint64_t>(decisions_), static_cast<uint64_t>(l)});
       problem.influence[static_cast<size_t>(l)] = static_cast<double>(bits >> 11) * 0x1.0p-53;
       total += problem.influence[static_cast<size_t>(l)];
     }
@@ -291,8 +290,9 @@ std::vector<PlannerDecision> CoScheduler::observe(int64_t step,
       };
     problem.cost = [this](const std::vector<int64_t>& levels) { return block_flops(levels); };
     const bool staged = config_.mode == "staged_lt" || config_.mode == "staged_tl";
-    problem.budget = (staged && budget >= staged_split_ ? std::max(budget, staged_split_) : budget) *
-                     dense_flops_;
+    problem.budget =
+        (staged && budget >= staged_split_ ? std::max(budget, staged_split_) : budget) *
+        dense_flops_;
     const auto result = allocator_.decide(problem, rules_for(budget), layers_);
     if (!result.feasible) ++infeasible_;
     for (const auto& move : result.moves) reasons[static_cast<size_t>(move.layer)] = move.reason;
@@ -333,12 +333,9 @@ std::map<std::string, torch::Tensor> CoScheduler::state() const {
     lowest.push_back(layer.at_lowest);
     zero.push_back(layer.at_zero);
   }
-  return {{"level", int_tensor(level)},
-          {"direction", int_tensor(direction)},
-          {"since_change", int_tensor(since)},
-          {"at_lowest", int_tensor(lowest)},
-          {"at_zero", int_tensor(zero)},
-          {"counters", int_tensor({decisions_, infeasible_})}};
+  return {{"level", int_tensor(level)},        {"direction", int_tensor(direction)},
+          {"since_change", int_tensor(since)}, {"at_lowest", int_tensor(lowest)},
+          {"at_zero", int_tensor(zero)},       {"counters", int_tensor({decisions_, infeasible_})}};
 }
 
 void CoScheduler::load_state(const std::map<std::string, torch::Tensor>& state) {
@@ -370,8 +367,10 @@ std::string CoScheduler::describe() const {
   out << "coschedule " << config_.mode << ": " << budget_.describe() << "; capacities on 1/"
       << grid() << " steps, decided every " << config_.interval << " steps";
   if (config_.probe_every > 0) out << ", probes every " << config_.probe_every;
-  if (config_.mode != "open_loop") out << ", influence " << config_.influence;
-  else out << ", profile " << config_.profile;
+  if (config_.mode != "open_loop")
+    out << ", influence " << config_.influence;
+  else
+    out << ", profile " << config_.profile;
   out << "; " << (drop_mode_ ? "drop" : "skip") << " mode (" << method_->name() << " at "
       << site_name(site_) << ")";
   if (!config_.allocator.protected_layers.empty()) {

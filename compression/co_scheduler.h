@@ -32,18 +32,18 @@ struct CoSchedulerConfig {
                               // open_loop (coschedule_modes())
   BudgetScheduleConfig budget;
   AllocatorOptions allocator;
-  int64_t interval = 200;         // K: steps between decisions
-  int64_t probe_every = 50;       // P: every P-th step runs at full capacity (0 = never)
-  std::string influence = "bi";   // bi | relative_update | taylor: the layer weight w_l; random:
-                                  // the control (w_l drawn per decision, M_l(k) = k)
-  uint64_t seed = 0;              // keys the random control's draws (the run's train.seed)
-  std::string execution = "auto"; // auto (skip for sequences, drop for images) | skip | drop
-  std::string criterion = "auto"; // which tokens fill the capacity (auto: cls_attention in drop
-                                  // mode with a CLS token, else norm); a registry name
-  double z_loss = 1e-3;           // linear router: its z-loss weight
-  double staged_split = 0.0;      // staged: ρ_A where the first axis stops (0 = 1 − ½(1 − ρ*))
-  std::string profile = "pld";    // open_loop: pld (linear in depth) | cosine (p-MoD's shifted)
-  std::string eval = "same";      // same (evaluate at the current capacities) | dense
+  int64_t interval = 200;          // K: steps between decisions
+  int64_t probe_every = 50;        // P: every P-th step runs at full capacity (0 = never)
+  std::string influence = "bi";    // bi | relative_update | taylor: the layer weight w_l; random:
+                                   // the control (w_l drawn per decision, M_l(k) = k)
+  uint64_t seed = 0;               // keys the random control's draws (the run's train.seed)
+  std::string execution = "auto";  // auto (skip for sequences, drop for images) | skip | drop
+  std::string criterion = "auto";  // which tokens fill the capacity (auto: cls_attention in drop
+                                   // mode with a CLS token, else norm); a registry name
+  double z_loss = 1e-3;            // linear router: its z-loss weight
+  double staged_split = 0.0;    // staged: ρ_A where the first axis stops (0 = 1 − ½(1 − ρ*))
+  std::string profile = "pld";  // open_loop: pld (linear in depth) | cosine (p-MoD's shifted)
+  std::string eval = "same";    // same (evaluate at the current capacities) | dense
   // Capacities to start from, one per layer on the grid (empty = dense): the structure a finished
   // run stores with its weights, so that `winnow eval` and `train --init-from` rebuild it.
   std::vector<double> capacities;
@@ -63,8 +63,7 @@ class CoScheduler : public Planner {
   std::map<std::string, torch::Tensor> state() const override;
   void load_state(const std::map<std::string, torch::Tensor>& state) override;
   std::shared_ptr<torch::nn::Module> parameters() const override { return parameters_; }
-  std::vector<PlannerDecision> observe(int64_t step,
-                                       const TokenEvolutionMonitor* monitor) override;
+  std::vector<PlannerDecision> observe(int64_t step, const TokenEvolutionMonitor* monitor) override;
   std::vector<double> capacities() const override;
   bool needs_statistics() const override {
     return config_.mode != "open_loop" && config_.influence != "random";

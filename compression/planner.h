@@ -35,13 +35,13 @@ class TokenEvolutionMonitor;
 
 // A change a planner made after a step (logged as one metrics line each).
 struct PlannerDecision {
-  int64_t step = 0;      // the optimizer step after which it was decided
+  int64_t step = 0;  // the optimizer step after which it was decided
   int64_t layer = 0;
-  double from = 1.0;     // capacity before and after (1 dense, 0 the layer pruned)
+  double from = 1.0;  // capacity before and after (1 dense, 0 the layer pruned)
   double to = 1.0;
-  std::string reason;    // why (budget, slack, swap, forced, open_loop)
-  double budget = 1.0;   // the FLOPs fraction it met
-  double cost = 1.0;     // the FLOPs fraction of the plan after the decision
+  std::string reason;   // why (budget, slack, swap, forced, open_loop)
+  double budget = 1.0;  // the FLOPs fraction it met
+  double cost = 1.0;    // the FLOPs fraction of the plan after the decision
 };
 
 class Planner {

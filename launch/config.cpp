@@ -310,13 +310,12 @@ po::options_description run_options(RunConfig& c) {
       "coschedule.hysteresis",
       po::value(&cs.allocator.hysteresis)->default_value(cs.allocator.hysteresis, "0.1"),
       "a swap (one layer up, another down) needs its gain per FLOP to beat the loss per FLOP "
-      "by this margin")(
-      "coschedule.dwell", po::value(&cs.allocator.dwell)->default_value(cs.allocator.dwell),
-      "decisions a layer waits before moving in the opposite direction")(
+      "by this margin")("coschedule.dwell",
+                        po::value(&cs.allocator.dwell)->default_value(cs.allocator.dwell),
+                        "decisions a layer waits before moving in the opposite direction")(
       "coschedule.fade", po::value(&cs.allocator.fade)->default_value(cs.allocator.fade),
       "decisions a layer sits at the lowest non-zero capacity before it may be pruned")(
-      "coschedule.staged_split",
-      po::value(&cs.staged_split)->default_value(cs.staged_split, "0"),
+      "coschedule.staged_split", po::value(&cs.staged_split)->default_value(cs.staged_split, "0"),
       "staged modes: the budget at which the first axis stops (0 = 1 − ½(1 − target))")(
       "coschedule.profile", po::value(&cs.profile)->default_value(cs.profile),
       "open_loop: pld (capacity falling linearly with depth) | cosine (p-MoD's shifted cosine)")(
@@ -483,10 +482,11 @@ compression::CoSchedulerConfig coscheduler_config(const RunConfig& c, int64_t de
   const double k = c.coschedule.min_capacity;
   const double level = k * static_cast<double>(config.allocator.grid);
   if (!(k > 0.0 && k <= 1.0) || std::abs(level - std::round(level)) > 1e-9)
-    throw ConfigError("coschedule.min_capacity: expected a capacity in (0, 1] on the grid of "
-                      "coschedule.grid = " +
-                      str(config.allocator.grid) + " steps (a multiple of 1/" +
-                      str(config.allocator.grid) + "), got " + str(k));
+    throw ConfigError(
+        "coschedule.min_capacity: expected a capacity in (0, 1] on the grid of "
+        "coschedule.grid = " +
+        str(config.allocator.grid) + " steps (a multiple of 1/" + str(config.allocator.grid) +
+        "), got " + str(k));
   config.allocator.min_protected_level = static_cast<int64_t>(std::llround(level));
   config.capacities = parse_list<double>(c.coschedule.capacities, "coschedule.capacities");
   return config;

@@ -113,13 +113,19 @@ int prune_command(const Args& all_args) {
       throw ConfigError("prune: '" + weights +
                         "' is not from a co-scheduled run (no capacities); choose blocks with "
                         "--layers or --shortgpt N");
-    for (int64_t l = 0; l < depth; ++l)
+    std::ostringstream list;
+    for (int64_t l = 0; l < depth; ++l) {
+      list << (l ? "," : "") << capacities[static_cast<size_t>(l)];
       if (capacities[static_cast<size_t>(l)] == 0.0) removed.push_back(l);
-    how = "the co-scheduled run's pruned blocks (capacity 0)";
+    }
+    if (removed.empty())
+      throw ConfigError("prune: the co-scheduled run pruned no block (capacities " + list.str() +
+                        "); choose blocks with --layers or --shortgpt N");
+    how = "the co-scheduled run's pruned blocks (capacities " + list.str() + ")";
   }
   for (int64_t l : removed)
     if (l < 0 || l >= depth)
-      throw ConfigError("prune: block " + std::to_string(l) + " is outside the model's 0.." +
+      throw ConfigError("--layers: block " + std::to_string(l) + " is outside the model's 0.." +
                         std::to_string(depth - 1));
   if (static_cast<int64_t>(removed.size()) >= depth)
     throw ConfigError("prune: removing every block leaves no model");

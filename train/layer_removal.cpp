@@ -50,8 +50,8 @@ void copy_kept_blocks(const TransformerModel& source, TransformerModel& target,
   TORCH_CHECK(std::is_sorted(kept.begin(), kept.end()) &&
                   std::adjacent_find(kept.begin(), kept.end()) == kept.end(),
               "copy_kept_blocks: the kept blocks must be ascending and distinct");
-  TORCH_CHECK(static_cast<int64_t>(kept.size()) == target.depth(), "copy_kept_blocks: ",
-              kept.size(), " kept blocks for a target of ", target.depth());
+  TORCH_CHECK(static_cast<int64_t>(kept.size()) == target.depth(),
+              "copy_kept_blocks: ", kept.size(), " kept blocks for a target of ", target.depth());
   for (int64_t layer : kept)
     TORCH_CHECK(layer >= 0 && layer < source.depth(), "copy_kept_blocks: block ", layer,
                 " is outside the source's 0..", source.depth() - 1);
@@ -118,8 +118,9 @@ std::vector<double> calibration_block_influence(TransformerModel& model, const d
 }
 
 std::vector<int64_t> lowest_influence_layers(const std::vector<double>& influence, int64_t count) {
-  TORCH_CHECK(count >= 0 && count < static_cast<int64_t>(influence.size()), "expected to remove 0..",
-              influence.size() - 1, " of ", influence.size(), " layers, got ", count);
+  TORCH_CHECK(count >= 0 && count < static_cast<int64_t>(influence.size()),
+              "expected to remove 0..", influence.size() - 1, " of ", influence.size(),
+              " layers, got ", count);
   std::vector<int64_t> order(influence.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {

@@ -19,7 +19,8 @@ void copy_kept_blocks(const TransformerModel& source, TransformerModel& target,
                       const std::vector<int64_t>& kept);
 
 // ShortGPT's Block Influence of every block, BI_l = 1 − mean over tokens of cos(x_l, y_l), on the
-// first `samples` samples of `data` (dense forward passes of `batch` samples, no gradient): [depth].
+// first `samples` samples of `data` (dense forward passes of `batch` samples, no gradient):
+// [depth].
 std::vector<double> calibration_block_influence(TransformerModel& model, const data::Dataset& data,
                                                 int64_t samples, int64_t batch, uint64_t seed);
 

@@ -25,8 +25,8 @@ TEST(BudgetSchedule, WarmupThenCosineRampThenHold) {
   BudgetSchedule s(c);
   EXPECT_EQ(s.at(0), 1.0);
   EXPECT_EQ(s.at(9), 1.0);
-  EXPECT_DOUBLE_EQ(s.at(10), 1.0);                 // cos(0) = 1: the ramp starts at 1
-  EXPECT_NEAR(s.at(60), 0.75, 1e-12);              // half way: ρ* + (1−ρ*)·½
+  EXPECT_DOUBLE_EQ(s.at(10), 1.0);     // cos(0) = 1: the ramp starts at 1
+  EXPECT_NEAR(s.at(60), 0.75, 1e-12);  // half way: ρ* + (1−ρ*)·½
   EXPECT_NEAR(s.at(35), 0.5 + 0.5 * 0.5 * (1 + std::cos(M_PI * 0.25)), 1e-12);
   EXPECT_DOUBLE_EQ(s.at(110), 0.5);
   EXPECT_DOUBLE_EQ(s.at(100000), 0.5);
@@ -124,7 +124,8 @@ TEST(CapacityAllocator, PicksTheCheapestDamageMovesByHand) {
   EXPECT_DOUBLE_EQ(result.cost, 12.0);
   for (const auto& m : result.moves) EXPECT_EQ(m.reason, "budget");
   // Next decision, same budget, lower: layer 1 has sat at 1/4 for one decision and may go to 0.
-  const auto next = allocator.decide(linear_problem({0.4, 0.1, 0.3, 0.2}, 11.0), MoveRules{}, layers);
+  const auto next =
+      allocator.decide(linear_problem({0.4, 0.1, 0.3, 0.2}, 11.0), MoveRules{}, layers);
   EXPECT_EQ(levels_of(layers), (std::vector<int64_t>{4, 0, 4, 3}));
   EXPECT_EQ(next.moves.size(), 1u);
 }

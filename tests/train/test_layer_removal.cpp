@@ -34,6 +34,16 @@ std::shared_ptr<compression::CoScheduler> structure(const std::vector<double>& c
       c, shape_of(static_cast<int64_t>(capacities.size())));
 }
 
+// Fresh blocks barely change their tokens (small output projections at init) and the head starts
+// at zero; give the blocks and the head sizeable random values so that each block shows in the
+// logits.
+void make_blocks_matter(TransformerModel& model) {
+  torch::NoGradGuard no_grad;
+  for (auto& item : model.named_parameters())
+    if (item.key().rfind("blocks.", 0) == 0 || item.key().rfind("head.", 0) == 0)
+      item.value().normal_(0.0, 0.3);
+}
+
 torch::Tensor logits_of(TransformerModel& model, const compression::Planner& planner,
                         const torch::Tensor& images) {
   torch::NoGradGuard no_grad;
@@ -49,6 +59,7 @@ torch::Tensor logits_of(TransformerModel& model, const compression::Planner& pla
 void expect_same_logits_after_removal(const std::string& execution) {
   torch::manual_seed(3);
   auto gated = tiny::small_vit(4);
+  make_blocks_matter(*gated);
   auto gated_structure = structure({1.0, 0.0, 0.5, 1.0}, execution);
   gated->attach_compression(gated_structure->parameters());
   auto smaller = tiny::small_vit(3);
@@ -91,9 +102,10 @@ TEST(LayerRemoval, LearnedComponentsFollowTheirBlocks) {
   copy_kept_blocks(*source, *target, {0, 2, 3});
   const auto from = source->named_parameters(), to = target->named_parameters();
   ASSERT_NE(to.find("compress.scorer.1.score.weight"), nullptr);
-  EXPECT_TRUE(torch::equal(to["compress.scorer.1.score.weight"],
-                           from["compress.scorer.2.score.weight"]));
-  EXPECT_TRUE(torch::equal(to["compress.scorer.2.score.bias"], from["compress.scorer.3.score.bias"]));
+  EXPECT_TRUE(
+      torch::equal(to["compress.scorer.1.score.weight"], from["compress.scorer.2.score.weight"]));
+  EXPECT_TRUE(
+      torch::equal(to["compress.scorer.2.score.bias"], from["compress.scorer.3.score.bias"]));
   EXPECT_TRUE(torch::equal(to["blocks.2.mlp.fc2.weight"], from["blocks.3.mlp.fc2.weight"]));
 }
 
@@ -114,6 +126,7 @@ TEST(LayerRemoval, MismatchedModelsAreRejectedWithTheNames) {
 TEST(LayerRemoval, ShortGptFindsTheBlockThatDoesNothing) {
   torch::manual_seed(5);
   auto model = tiny::small_vit(4);
+  make_blocks_matter(*model);
   {
     // Block 2 adds nothing to the residual stream: its output projections are zero.
     torch::NoGradGuard no_grad;
@@ -128,7 +141,7 @@ TEST(LayerRemoval, ShortGptFindsTheBlockThatDoesNothing) {
   const auto influence = calibration_block_influence(*model, *data, 40, 16, 0);
   ASSERT_EQ(influence.size(), 4u);
   EXPECT_NEAR(influence[2], 0.0, 1e-6);
-  for (int64_t l : {0, 1, 3}) EXPECT_GT(influence[static_cast<size_t>(l)], 1e-4) << l;
+  for (int64_t l : {0, 1, 3}) EXPECT_GT(influence[static_cast<size_t>(l)], 1e-3) << l;
   EXPECT_EQ(lowest_influence_layers(influence, 1), (std::vector<int64_t>{2}));
   EXPECT_EQ(lowest_influence_layers({0.3, 0.1, 0.2, 0.4}, 2), (std::vector<int64_t>{1, 2}));
   EXPECT_THROW(lowest_influence_layers(influence, 4), c10::Error);
