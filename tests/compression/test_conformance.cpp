@@ -337,16 +337,20 @@ TEST(ConformanceDevices, AllPairsMatchCpu_CUDA) {
 
 TEST(Pairing, RejectedPairsAreDocumented) {
   // The invalid pairs are exactly: merge with every criterion but similarity, prune with fuse
-  // with every criterion whose scores are not attention probabilities, and a learned criterion
-  // with every strategy that passes its scores no gradient (docs/methods.md).
+  // with every criterion whose scores are not attention probabilities, a learned criterion with
+  // every strategy that passes its scores no gradient, and policy with every criterion whose
+  // scores are not log-odds (docs/methods.md).
   for (const auto& pair : all_pairs(false)) {
     const bool merge_without_metric = pair.strategy == "merge" && pair.criterion != "similarity";
     const bool fuse_without_weights = pair.strategy == "prune" && pair.options.fuse() &&
                                       pair.criterion != "cls_attention" &&
                                       pair.criterion != "attention_received";
     const bool learned_without_gradient =
-        pair.criterion == "linear" && !(pair.strategy == "mask" && pair.options.straight_through());
-    EXPECT_TRUE(merge_without_metric || fuse_without_weights || learned_without_gradient)
+        (pair.criterion == "linear" || pair.criterion == "predictor") &&
+        !(pair.strategy == "mask" && pair.options.straight_through()) && pair.strategy != "policy";
+    const bool policy_without_log_odds = pair.strategy == "policy" && pair.criterion != "predictor";
+    EXPECT_TRUE(merge_without_metric || fuse_without_weights || learned_without_gradient ||
+                policy_without_log_odds)
         << pair.criterion << " × " << pair.strategy << " (" << pair.variant << ")";
   }
   EXPECT_FALSE(all_pairs(true).empty());
