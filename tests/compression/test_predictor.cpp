@@ -277,6 +277,10 @@ TEST(PredictorStage, TrainsWithPolicyAndEvaluatesWithPrune) {
   planner.parameters()->to(torch::kFloat64);
 
   const auto eval_plan = planner.plan(0, /*training=*/false);
+  EXPECT_NE(eval_plan.describe().find("1: predictor+prune@pre_block"), std::string::npos)
+      << eval_plan.describe();
+  EXPECT_NE(planner.plan(0, true).describe().find("1: predictor+policy@pre_block"),
+            std::string::npos);
   const auto& reduction = eval_plan.layers[1].reductions.at(0);
   auto state = make_state();
   ScoreContext context;
