@@ -44,6 +44,11 @@ struct ScoreContext {
   torch::Tensor received;    // [B, N]: attention each key receives, mean over heads and queries
   torch::Tensor keys;        // [B, N, D]: attention keys averaged over heads
   AuxLosses* aux_losses = nullptr;  // where learned criteria add their losses (null: eval/none)
+  bool training = false;  // a training step's forward: learned criteria may sample (Gumbel noise)
+  // Fraction of the reducible tokens the plan means to be live (keep > 0) after this reduction,
+  // for ratio losses: the product of the planned keep of this and the earlier length-keeping
+  // (mask-mode) reductions of the step, DynamicViT's ρ^s (train/plan_hooks.cpp).
+  double planned_keep = 1.0;
 };
 
 // A criterion scores tokens; higher means "keep". It is a pure function of its inputs: the same
@@ -70,6 +75,15 @@ class Criterion {
   // True when scores are non-negative attention probabilities, so that they can weight tokens
   // (EViT's fused token); false when they only rank.
   virtual bool scores_are_weights() const { return false; }
+
+  // True when scores are the log-odds of keeping each token, so that s ≥ 0 is a keep decision
+  // (strategy 'policy'); false when only their order means something.
+  virtual bool scores_are_log_odds() const { return false; }
+
+  // Adds the criterion's auxiliary losses on the reduction its scores led to (`reduced`: the
+  // strategy's output, e.g. the cumulative keep policy). Method::apply calls it when
+  // context.aux_losses is set (training); most criteria add none.
+  virtual void add_losses(const TokenState& /*reduced*/, const ScoreContext& /*context*/) const {}
 
   // Learned criteria own parameters (Δθ). create_parameters() makes them for each of `layers` in
   // a model of width `width`, as submodules of `stage` named by the layer index, so that they

@@ -7,6 +7,7 @@
 #include "compression/attention_criteria.h"
 #include "compression/linear_criterion.h"
 #include "compression/norm_criteria.h"
+#include "compression/predictor_criterion.h"
 #include "compression/random_criterion.h"
 #include "compression/similarity_criterion.h"
 #include "compression/uniform_criterion.h"
@@ -31,6 +32,8 @@ const std::vector<std::pair<std::string, Factory>>& registry() {
        }},
       {"similarity", [](const Options&) { return std::make_unique<SimilarityCriterion>(); }},
       {"linear", [](const Options& o) { return std::make_unique<LinearCriterion>(o.z_loss()); }},
+      {"predictor",
+       [](const Options& o) { return std::make_unique<PredictorCriterion>(o.ratio_loss()); }},
   };
   return entries;
 }

@@ -16,6 +16,8 @@ struct CriterionOptions {
   TORCH_ARG(int64_t, grid_width) = 0;
   // linear: weight of the z-loss Σ s² on its scores (keeps router logits small; ST-MoE).
   TORCH_ARG(double, z_loss) = 1e-3;
+  // predictor: weight of the keep-ratio loss Σ_s (ρ_s − mean keep_s)² (DynamicViT's 2).
+  TORCH_ARG(double, ratio_loss) = 2.0;
 };
 
 // The criterion registered as `name`; an unknown name throws, listing the known ones.

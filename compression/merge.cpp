@@ -130,6 +130,7 @@ TokenState merge_tokens(const TokenState& state, const BipartiteMatching& matchi
                    .squeeze(-1);
   }
   out.protected_count = state.protected_count;
+  out.policy_attention = state.policy_attention;
   if (keep_order) {
     const auto order = current_order(matching, tokens);
     out.x = take_rows(out.x, order);

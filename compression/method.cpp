@@ -19,23 +19,39 @@ Method Method::make(const std::string& criterion, const std::string& strategy,
                 make_strategy(strategy, strategy_options));
 }
 
+void Method::set_eval_strategy(std::unique_ptr<Strategy> strategy) {
+  TORCH_CHECK(strategy, "method: expected an evaluation strategy, got none");
+  check_pairing(*criterion_, *strategy, /*for_training=*/false);
+  TORCH_CHECK(strategy->traits().wraps_block == strategy_->traits().wraps_block,
+              "method: the evaluation strategy '", strategy->name(),
+              "' and the training strategy '", strategy_->name(),
+              "' must both route or both not (they act at the same site)");
+  eval_strategy_ = std::move(strategy);
+}
+
 std::string Method::name() const {
   return criterion_->name() + "+" + strategy_->name();
 }
 
 CriterionNeeds Method::needs() const {
-  const auto traits = strategy_->traits();
-  if (!traits.uses_scores && !traits.needs_metric) return {};
+  const auto reads_criterion = [](const Strategy& strategy) {
+    const auto traits = strategy.traits();
+    return traits.uses_scores || traits.needs_metric;
+  };
+  if (!reads_criterion(*strategy_) && !reads_criterion(eval_strategy())) return {};
   return criterion_->needs();
 }
 
 TokenState Method::apply(const TokenState& state, const ScoreContext& context,
                          int64_t keep_count) const {
   if (keep_count >= state.reducible()) return state;  // skip scoring when nothing is reduced
-  const auto traits = strategy_->traits();
+  const Strategy& strategy = context.training ? *strategy_ : eval_strategy();
+  const auto traits = strategy.traits();
   const auto scores = traits.uses_scores ? criterion_->score(state, context) : torch::Tensor();
   const auto metric = traits.needs_metric ? criterion_->metric(state, context) : torch::Tensor();
-  return strategy_->apply(state, scores, keep_count, metric);
+  auto reduced = strategy.apply(state, scores, keep_count, metric);
+  if (context.aux_losses) criterion_->add_losses(reduced, context);
+  return reduced;
 }
 
 }  // namespace winnow::compression

@@ -27,8 +27,18 @@ class Method {
   std::string name() const;
   CriterionNeeds needs() const;
 
-  // The reduced state; see Strategy::apply for the contract and keep_count.
+  // The reduced state; see Strategy::apply for the contract and keep_count. Outside training
+  // (!context.training) the evaluation strategy acts when one is set. In training, the
+  // criterion then adds its auxiliary losses on the result (Criterion::add_losses).
   TokenState apply(const TokenState& state, const ScoreContext& context, int64_t keep_count) const;
+
+  // A different strategy for evaluation: a learned criterion trains through one strategy (policy,
+  // mask) and gives its speedup through another (prune: tokens physically removed). It is checked
+  // with the pairing rules but need not pass gradients, and must act at the same site (route only
+  // with route).
+  void set_eval_strategy(std::unique_ptr<Strategy> strategy);
+  // The evaluation strategy: the one set, or the training one.
+  const Strategy& eval_strategy() const { return eval_strategy_ ? *eval_strategy_ : *strategy_; }
 
   const Criterion& criterion() const { return *criterion_; }
   // See Criterion::create_parameters.
@@ -41,6 +51,7 @@ class Method {
  private:
   std::unique_ptr<Criterion> criterion_;
   std::unique_ptr<Strategy> strategy_;
+  std::unique_ptr<Strategy> eval_strategy_;  // null: strategy_ in evaluation too
 };
 
 }  // namespace winnow::compression

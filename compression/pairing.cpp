@@ -3,7 +3,8 @@
 
 namespace winnow::compression {
 
-std::string pairing_problem(const Criterion& criterion, const Strategy& strategy) {
+std::string pairing_problem(const Criterion& criterion, const Strategy& strategy,
+                            bool for_training) {
   if (strategy.traits().needs_metric && !criterion.provides_metric()) {
     return "strategy '" + strategy.name() + "' needs a matching metric, which criterion '" +
            criterion.name() + "' does not provide (use criterion 'similarity')";
@@ -14,16 +15,21 @@ std::string pairing_problem(const Criterion& criterion, const Strategy& strategy
            "' gives rankings, not attention probabilities (use 'cls_attention' or "
            "'attention_received', or turn fuse off)";
   }
-  if (criterion.learned() && !strategy.traits().scores_get_gradient) {
+  if (strategy.traits().needs_log_odds && !criterion.scores_are_log_odds()) {
+    return "strategy '" + strategy.name() + "' reads each score as the log-odds of keeping its " +
+           "token, which criterion '" + criterion.name() +
+           "' does not give (use criterion 'predictor')";
+  }
+  if (for_training && criterion.learned() && !strategy.traits().scores_get_gradient) {
     return "criterion '" + criterion.name() + "' is learned, but strategy '" + strategy.name() +
            "' passes no gradient to its scores, so it would never train (use strategy 'mask' "
-           "with straight_through = true)";
+           "with straight_through = true, or 'policy' with criterion 'predictor')";
   }
   return {};
 }
 
-void check_pairing(const Criterion& criterion, const Strategy& strategy) {
-  const auto problem = pairing_problem(criterion, strategy);
+void check_pairing(const Criterion& criterion, const Strategy& strategy, bool for_training) {
+  const auto problem = pairing_problem(criterion, strategy, for_training);
   TORCH_CHECK(problem.empty(), problem);
 }
 

@@ -42,7 +42,10 @@ std::string Plan::describe() const {
     out << l << ":";
     if (layer.gate.mode != LayerGate::Mode::kRun) out << " gate " << layer.gate.describe();
     for (const auto& r : layer.reductions) {
-      out << " " << r.method->name() << "@" << site_name(r.site);
+      // An evaluation plan runs the method's evaluation strategy (e.g. policy → prune).
+      const auto& strategy = training ? r.method->strategy() : r.method->eval_strategy();
+      out << " " << r.method->criterion().name() << "+" << strategy.name() << "@"
+          << site_name(r.site);
       if (r.keep_count >= 0)
         out << " keep " << r.keep_count;
       else if (r.remove_count >= 0)

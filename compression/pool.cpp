@@ -112,6 +112,7 @@ TokenState PoolStrategy::reduce(const TokenState& state, const torch::Tensor& /*
                           1);
   }
   out.protected_count = protect;
+  out.policy_attention = state.policy_attention;
   out.grid_height = ceil_div(height, window);
   out.grid_width = ceil_div(width, window);
   return out;

@@ -1,6 +1,7 @@
 // Layer and step schedule of token reduction.
 #include "compression/schedule.h"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -13,14 +14,20 @@ ReductionSchedule::ReductionSchedule(const ReductionConfig& c, int64_t depth, in
               ".ramp_steps: expected >= 0, got ", c.warmup_steps, " and ", c.ramp_steps);
   TORCH_CHECK(c.ramp == "linear" || c.ramp == "cosine", prefix,
               ".ramp: expected linear or cosine, got '", c.ramp, "'");
-  TORCH_CHECK(c.eval == "auto" || c.eval == "same" || c.eval == "dense", prefix,
-              ".eval: expected auto, same or dense, got '", c.eval, "'");
+  const auto strategies = known_strategies();
+  const bool eval_strategy =
+      std::find(strategies.begin(), strategies.end(), c.eval) != strategies.end();
+  TORCH_CHECK(c.eval == "auto" || c.eval == "same" || c.eval == "dense" || eval_strategy, prefix,
+              ".eval: expected auto, same, dense or a strategy name, got '", c.eval, "'");
   cosine_ = c.ramp == "cosine";
   keep_by_layer_.assign(static_cast<size_t>(depth), 1.0);
   if (c.criterion == "none") return;
 
   CriterionOptions criterion_options;
-  criterion_options.grid_height(grid_height).grid_width(grid_width).z_loss(c.z_loss);
+  criterion_options.grid_height(grid_height)
+      .grid_width(grid_width)
+      .z_loss(c.z_loss)
+      .ratio_loss(c.ratio_loss);
   StrategyOptions strategy_options;
   strategy_options.fuse(c.fuse)
       .descending_order(c.descending_order)
@@ -33,8 +40,19 @@ ReductionSchedule::ReductionSchedule(const ReductionConfig& c, int64_t depth, in
   TORCH_CHECK(c.temperature > 0, prefix, ".temperature: expected > 0, got ", c.temperature);
   TORCH_CHECK(c.window >= 0, prefix, ".window: expected >= 0 (0 = automatic), got ", c.window);
   TORCH_CHECK(c.z_loss >= 0, prefix, ".z_loss: expected >= 0, got ", c.z_loss);
+  TORCH_CHECK(c.ratio_loss >= 0, prefix, ".ratio_loss: expected >= 0, got ", c.ratio_loss);
   method_ = std::make_shared<Method>(
       Method::make(c.criterion, c.strategy, criterion_options, strategy_options));
+  // DynamicViT trains with its policy and evaluates by removing tokens.
+  const std::string eval_with =
+      eval_strategy ? c.eval : (c.eval == "auto" && c.strategy == "policy" ? "prune" : "");
+  if (!eval_with.empty() && eval_with != c.strategy) {
+    try {
+      method_->set_eval_strategy(make_strategy(eval_with, strategy_options));
+    } catch (const c10::Error& error) {
+      TORCH_CHECK(false, prefix, ".eval: ", error.msg());
+    }
+  }
 
   const bool route = method_->strategy().traits().wraps_block;
   const CriterionNeeds needs = method_->needs();
@@ -88,7 +106,7 @@ ReductionSchedule::ReductionSchedule(const ReductionConfig& c, int64_t depth, in
     TORCH_CHECK(keep > 0.0 && keep <= 1.0, prefix, ".keep: expected values in (0, 1], got ", keep);
     keep_by_layer_[static_cast<size_t>(layer)] = keep;
   }
-  reduce_in_eval_ = c.eval == "same" || (c.eval == "auto" && !route);
+  reduce_in_eval_ = c.eval != "dense" && (c.eval != "auto" || !route);
 }
 
 double ReductionSchedule::target_keep(int64_t layer) const {
@@ -114,7 +132,12 @@ std::string ReductionSchedule::describe() const {
   for (auto l : layers_) out << " " << l << ":" << keep_by_layer_[static_cast<size_t>(l)];
   if (warmup_steps_ || ramp_steps_)
     out << ", warmup " << warmup_steps_ << " + ramp " << ramp_steps_ << " steps";
-  out << (reduce_in_eval_ ? ", same in eval" : ", dense eval");
+  if (!reduce_in_eval_)
+    out << ", dense eval";
+  else if (&method_->eval_strategy() != &method_->strategy())
+    out << ", " << method_->eval_strategy().name() << " in eval";
+  else
+    out << ", same in eval";
   return out.str();
 }
 

@@ -31,10 +31,13 @@ struct ReductionConfig {
   bool straight_through = false;  // mask: sigmoid gradient to the scores (learned criteria)
   double temperature = 1.0;       // mask: that sigmoid's temperature, in score units
   double z_loss = 1e-3;           // linear: weight of the z-loss on its scores
+  double ratio_loss = 2.0;        // predictor: weight of DynamicViT's keep-ratio loss
   int64_t warmup_steps = 0;       // steps without reduction
   int64_t ramp_steps = 0;         // then keep goes from 1 to its target over this many steps
   std::string ramp = "cosine";    // linear | cosine
-  std::string eval = "auto";      // auto (route: dense, else same) | same | dense
+  // Evaluation: auto (route: dense; policy: prune; else same) | same | dense | a strategy name
+  // (evaluate with that strategy instead, e.g. prune after training in mask mode).
+  std::string eval = "auto";
 };
 
 class ReductionSchedule {

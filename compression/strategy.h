@@ -43,6 +43,9 @@ struct StrategyTraits {
   // True when the scores receive gradients (mask with straight_through), so a learned criterion
   // can be trained through this strategy.
   bool scores_get_gradient = false;
+  // True when the strategy reads each score as the log-odds of keeping its token (policy), so it
+  // pairs only with criteria whose scores_are_log_odds().
+  bool needs_log_odds = false;
 };
 
 // A strategy reduces a TokenState given per-token scores and the number of reducible tokens to

@@ -6,6 +6,7 @@
 
 #include "compression/mask.h"
 #include "compression/merge.h"
+#include "compression/policy.h"
 #include "compression/pool.h"
 #include "compression/prune.h"
 #include "compression/route.h"
@@ -23,6 +24,7 @@ const std::vector<std::pair<std::string, Factory>>& registry() {
       {"pool", [](const Options& o) { return std::make_unique<PoolStrategy>(o); }},
       {"route", [](const Options&) { return std::make_unique<RouteStrategy>(); }},
       {"mask", [](const Options& o) { return std::make_unique<MaskStrategy>(o); }},
+      {"policy", [](const Options& o) { return std::make_unique<PolicyStrategy>(o); }},
   };
   return entries;
 }

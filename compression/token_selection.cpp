@@ -41,6 +41,7 @@ TokenState gather_tokens(const TokenState& state, const torch::Tensor& indices) 
   if (state.size.defined()) out.size = state.size.gather(1, indices.unsqueeze(-1));
   out.pos = state.positions().gather(1, indices);
   if (state.keep.defined()) out.keep = state.keep.gather(1, indices);
+  out.policy_attention = state.policy_attention;
   out.protected_count = state.protected_count;
   return out;
 }

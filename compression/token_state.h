@@ -14,6 +14,10 @@ struct TokenState {
   torch::Tensor pos;   // [B, N] int64: original position of each slot (causal masks, scatter-back)
   torch::Tensor keep;  // [B, N] float in [0, 1]: soft keep mask (mask-mode training)
   int64_t protected_count = 0;  // leading tokens no strategy may drop (CLS)
+  // How attention reads keep: false = log keep added to the key logits (a 0 removes the key
+  // exactly); true = DynamicViT's policy softmax (strategy 'policy': each token still attends to
+  // itself, masked keys keep an ε floor, gradients reach the decisions of masked tokens).
+  bool policy_attention = false;
   // Patch grid (rows × columns) formed by the reducible tokens (those after the protected ones) in
   // row-major order, e.g. 14 × 14 for a ViT with patch 16 on 224². 0 = unknown, or no longer a
   // grid (after prune or merge). Spatial pooling reads it and writes the pooled grid.

@@ -58,14 +58,16 @@ void add_stage_options(po::options_description& section, StageSection& stage,
       "mask: temperature of that sigmoid, in score units (> 0)")(
       name("z_loss").c_str(), po::value(&r.z_loss)->default_value(r.z_loss, "0.001"),
       "linear: weight of the z-loss on its scores (>= 0)")(
+      name("ratio_loss").c_str(), po::value(&r.ratio_loss)->default_value(r.ratio_loss, "2"),
+      "predictor: weight of DynamicViT's keep-ratio loss (>= 0)")(
       name("warmup_steps").c_str(), po::value(&r.warmup_steps)->default_value(r.warmup_steps),
       "training steps without reduction")(
       name("ramp_steps").c_str(), po::value(&r.ramp_steps)->default_value(r.ramp_steps),
       "then keep goes from 1 to its target over this many steps")(
       name("ramp").c_str(), po::value(&r.ramp)->default_value(r.ramp), "linear | cosine")(
       name("eval").c_str(), po::value(&r.eval)->default_value(r.eval),
-      "evaluate with the method (same), without it (dense), or auto (route: dense, others: "
-      "same)");
+      "evaluate with the method (same), without it (dense), with another strategy (a strategy "
+      "name, e.g. prune), or auto (route: dense, policy: prune, others: same)");
 }
 
 void stage_to_ini(std::ostream& out, const StageSection& stage, const std::string& section) {
@@ -77,8 +79,9 @@ void stage_to_ini(std::ostream& out, const StageSection& stage, const std::strin
       << "\ndescending_order = " << r.descending_order << "\nkeep_order = " << r.keep_order
       << "\nwindow = " << r.window << "\nstraight_through = " << r.straight_through
       << "\ntemperature = " << r.temperature << "\nz_loss = " << r.z_loss
-      << "\nwarmup_steps = " << r.warmup_steps << "\nramp_steps = " << r.ramp_steps
-      << "\nramp = " << r.ramp << "\neval = " << r.eval << "\n";
+      << "\nratio_loss = " << r.ratio_loss << "\nwarmup_steps = " << r.warmup_steps
+      << "\nramp_steps = " << r.ramp_steps << "\nramp = " << r.ramp << "\neval = " << r.eval
+      << "\n";
 }
 
 // Names in a comma-separated list, spaces trimmed, empty items dropped.

@@ -32,6 +32,23 @@ torch::Tensor causal_bias_from_positions(const torch::Tensor& positions, torch::
   return bias.unsqueeze(1);  // [B, 1, N, N]
 }
 
+torch::Tensor softmax_with_policy(const torch::Tensor& logits, const torch::Tensor& policy,
+                                  double eps) {
+  const int64_t batch = logits.size(0), tokens = logits.size(-1);
+  TORCH_CHECK(policy.sizes() == torch::IntArrayRef({batch, tokens}),
+              "attention: key_policy must be [B, N] = [", batch, ", ", tokens, "], got ",
+              policy.sizes());
+  const auto compute = at::promote_types(logits.scalar_type(), torch::kFloat32);
+  const auto p = policy.to(compute).view({batch, 1, 1, tokens});
+  const auto eye = torch::eye(tokens, logits.options().dtype(compute)).view({1, 1, tokens, tokens});
+  const auto attend = p + (1.0 - p) * eye;  // [B, 1, N, N]
+  const auto shifted = logits - std::get<0>(logits.max(-1, /*keepdim=*/true));
+  const auto weights = shifted.to(compute).exp() * attend;
+  const auto probabilities =
+      (weights + eps / static_cast<double>(tokens)) / (weights.sum(-1, /*keepdim=*/true) + eps);
+  return probabilities.to(logits.scalar_type());
+}
+
 torch::Tensor cls_attention_row(const torch::Tensor& q, const torch::Tensor& k,
                                 const torch::Tensor& bias) {
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
@@ -87,7 +104,8 @@ AttentionOutput MultiHeadAttentionImpl::forward(const torch::Tensor& x,
   AttentionOutput result;
   torch::Tensor context;  // [B, H, N, D]
 #if TORCH_VERSION_MAJOR >= 2
-  const bool need_probabilities = request.probabilities || request.received;
+  const bool need_probabilities =
+      request.probabilities || request.received || inputs.key_policy.defined();
   if (!need_probabilities) {
     // Fused kernel (flash/memory-efficient on GPU) when nobody needs the probabilities.
     // The additive bias broadcasts over heads like a float attn_mask; none = plain attention.
@@ -100,7 +118,9 @@ AttentionOutput MultiHeadAttentionImpl::forward(const torch::Tensor& x,
     const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
     auto logits = batched_matmul(q * scale, k.transpose(-2, -1));  // [B, H, N, N]
     if (bias.defined()) logits = logits + bias;
-    auto probabilities = torch::softmax(logits, -1);
+    auto probabilities = inputs.key_policy.defined()
+                             ? softmax_with_policy(logits, inputs.key_policy, inputs.policy_eps)
+                             : torch::softmax(logits, -1);
     context = batched_matmul(probabilities, v);
     if (request.probabilities) result.probabilities = probabilities;
     if (request.cls_row) result.cls_row = probabilities.select(2, 0).mean(1);    // [B, N]

@@ -27,6 +27,14 @@ struct AttentionInputs {
   torch::Tensor key_bias;   // [B, N] float, added to every query's logits for key j (e.g. log size)
   torch::Tensor key_keep;   // [B, N] float in [0, 1] or bool: key j masked out where 0/false
   torch::Tensor positions;  // [B, N] int64 original positions; undefined = 0..N-1
+  // DynamicViT's policy softmax instead of key_keep (raoyongming/DynamicViT 1322e62,
+  // models/dyvit.py Attention.softmax_with_policy), with P_ij = policy_j + (1 − policy_j)·[i = j]
+  // (every token still attends to itself) and s the logits with every bias above:
+  //   a_ij = (exp(s_ij − max_j s_ij)·P_ij + ε/N) / (Σ_j exp(s_ij − max_j s_ij)·P_ij + ε)
+  // computed in at least float32. Masked keys keep a weight ≈ ε/N/Σ, and the gradient reaches
+  // the policy of masked keys too. Uses the unfused path.
+  torch::Tensor key_policy;  // [B, N] float in [0, 1]
+  double policy_eps = 1e-6;
 };
 
 struct AttentionOutput {
@@ -51,6 +59,11 @@ class MultiHeadAttentionImpl : public torch::nn::Module {
   torch::nn::Linear proj{nullptr};  // C -> C, parameter names attn.proj.{weight,bias}
 };
 TORCH_MODULE(MultiHeadAttention);
+
+// DynamicViT's softmax_with_policy over the last axis (see AttentionInputs::key_policy).
+// logits: [B, H, N, N]; policy: [B, N]. Returns [B, H, N, N] in logits' dtype.
+torch::Tensor softmax_with_policy(const torch::Tensor& logits, const torch::Tensor& policy,
+                                  double eps = 1e-6);
 
 // Additive attention mask [B, 1, N, N] (0 or -inf) from original positions, for causal models.
 torch::Tensor causal_bias_from_positions(const torch::Tensor& positions,  // [B, N] int64

@@ -38,7 +38,10 @@ BlockTokens BlockImpl::forward(compression::TokenState& state, BlockHook* hook) 
     if (hook && hook->observes()) input = s;
     AttentionInputs inputs;
     if (s.size.defined()) inputs.key_bias = torch::log(s.size.squeeze(-1));  // [B, N]
-    inputs.key_keep = s.keep;
+    if (s.policy_attention)
+      inputs.key_policy = s.keep;
+    else
+      inputs.key_keep = s.keep;
     inputs.positions = s.pos;
     const AttentionRequest request = hook ? hook->attention_request() : AttentionRequest{};
     tokens.attention = s.batch() * s.tokens();

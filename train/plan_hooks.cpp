@@ -1,6 +1,8 @@
 // Executing a step's plan at the sites of the blocks.
 #include "train/plan_hooks.h"
 
+#include <algorithm>
+
 #include "compression/route.h"
 
 namespace winnow::train {
@@ -34,16 +36,20 @@ torch::Tensor align(const torch::Tensor& extra, const torch::Tensor& slots) {
 }  // namespace
 
 LayerHook::LayerHook(const compression::LayerPlan& plan, compression::ScoreContext context,
-                     bool runs, compression::TokenEvolutionMonitor* monitor)
+                     bool runs, compression::TokenEvolutionMonitor* monitor,
+                     std::vector<double> planned_keep)
     : plan_(plan),
       context_(std::move(context)),
       runs_(runs),
       scale_(plan.gate.update_scale()),
-      monitor_(monitor) {}
+      monitor_(monitor),
+      planned_keep_(std::move(planned_keep)) {}
 
 void LayerHook::apply(const compression::PlannedReduction& reduction, TokenState& state) {
   const int64_t keep = reduction.keep_of(state.reducible());
   if (keep >= state.reducible()) return;
+  const auto index = static_cast<size_t>(&reduction - plan_.reductions.data());
+  context_.planned_keep = index < planned_keep_.size() ? planned_keep_[index] : 1.0;
   state = reduction.method->apply(state, context_, keep);
 }
 
@@ -111,10 +117,24 @@ PlanHooks::PlanHooks(const compression::Plan& plan, uint64_t seed, const torch::
   if (observe)
     TORCH_CHECK(monitor->depth() == depth, "plan: the token-evolution monitor has ",
                 monitor->depth(), " layers, the plan ", depth);
+  // Live fraction of the reducible tokens the plan means to leave, for ratio losses. policy
+  // decides per live token, so its fractions multiply (DynamicViT's ρ, ρ², ρ³); a top-k mask
+  // keeps keep·R of all R tokens; the other strategies shorten the sequence that later fractions
+  // refer to.
+  double live = 1.0;
   for (int64_t layer = 0; layer < depth; ++layer) {
     const auto& layer_plan = plan.layers[static_cast<size_t>(layer)];
     const bool runs = layer_plan.gate.runs(seed, plan.step, layer);
     layers_run_[static_cast<size_t>(layer)] = runs;
+    std::vector<double> planned_keep;
+    for (const auto& reduction : layer_plan.reductions) {
+      const double keep =
+          reduction.keep_count < 0 && reduction.remove_count < 0 ? reduction.keep : 1.0;
+      const auto traits = reduction.method->strategy().traits();
+      const double after = traits.needs_log_odds ? live * keep : std::min(live, keep);
+      planned_keep.push_back(traits.keeps_length ? after : keep);
+      if (runs && traits.keeps_length) live = after;
+    }
     const bool trivial =
         runs && layer_plan.reductions.empty() && layer_plan.gate.update_scale() == 1.0;
     if (trivial && !observe) continue;
@@ -124,8 +144,9 @@ PlanHooks::PlanHooks(const compression::Plan& plan, uint64_t seed, const torch::
     context.seed = seed;
     context.sample_ids = sample_ids;
     context.aux_losses = plan.training ? &aux_losses_ : nullptr;
+    context.training = plan.training;
     hooks_[static_cast<size_t>(layer)] = std::make_unique<LayerHook>(
-        layer_plan, std::move(context), runs, observe ? monitor : nullptr);
+        layer_plan, std::move(context), runs, observe ? monitor : nullptr, std::move(planned_keep));
     any_ = true;
   }
 }

@@ -14,9 +14,10 @@ namespace winnow::train {
 
 class LayerHook : public BlockHook {
  public:
-  // `monitor`: where this block's token-evolution statistics go (null = none).
+  // `monitor`: where this block's token-evolution statistics go (null = none). `planned_keep`:
+  // ScoreContext::planned_keep of each of plan.reductions (empty = 1 for all).
   LayerHook(const compression::LayerPlan& plan, compression::ScoreContext context, bool runs,
-            compression::TokenEvolutionMonitor* monitor);
+            compression::TokenEvolutionMonitor* monitor, std::vector<double> planned_keep = {});
 
   bool runs() const override { return runs_; }
   double update_scale() const override { return scale_; }
@@ -36,6 +37,7 @@ class LayerHook : public BlockHook {
   bool runs_;
   double scale_;
   compression::TokenEvolutionMonitor* monitor_;
+  std::vector<double> planned_keep_;  // by reduction
 };
 
 // The hooks of one forward pass, built from the step's plan.

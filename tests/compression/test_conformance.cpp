@@ -325,28 +325,50 @@ TEST(ConformanceDevices, AllPairsMatchCpu_CUDA) {
   device_context.received = context.received.to(cuda);
   for (const auto& pair : all_pairs(true)) {
     SCOPED_TRACE(pair.criterion + " x " + pair.strategy + " (" + pair.variant + ")");
-    const auto method =
-        Method::make(pair.criterion, pair.strategy, criterion_options(), pair.options);
-    const auto on_cpu = method.apply(state, context, 4);
-    const auto on_cuda = method.apply(device_state, device_context, 4);
-    EXPECT_TRUE(on_cuda.x.is_cuda());
-    EXPECT_TRUE(torch::allclose(on_cuda.x.cpu(), on_cpu.x, 1e-5, 1e-5));
-    EXPECT_TRUE(torch::equal(on_cuda.positions().cpu(), on_cpu.positions()));
+    // Learned criteria get the same parameters on both devices (the fixture's seed).
+    auto make_method = [&](const torch::Device& device) {
+      auto method = std::make_shared<Method>(
+          Method::make(pair.criterion, pair.strategy, criterion_options(), pair.options));
+      torch::manual_seed(5);
+      torch::nn::Module stage;
+      method->create_parameters(stage, {3}, kChannels);
+      stage.to(device);
+      return method;
+    };
+    const auto on_cpu_method = make_method(torch::kCPU), on_cuda_method = make_method(cuda);
+    // Evaluation, then training (keyed noise of learned criteria, drawn on the host).
+    for (const bool training : {false, true}) {
+      ScoreContext cpu_context = context, cuda_context = device_context;
+      cpu_context.training = cuda_context.training = training;
+      const auto on_cpu = on_cpu_method->apply(state, cpu_context, 4);
+      const auto on_cuda = on_cuda_method->apply(device_state, cuda_context, 4);
+      EXPECT_TRUE(on_cuda.x.is_cuda());
+      EXPECT_TRUE(torch::allclose(on_cuda.x.cpu(), on_cpu.x, 1e-5, 1e-5));
+      EXPECT_TRUE(torch::equal(on_cuda.positions().cpu(), on_cpu.positions()));
+      EXPECT_EQ(on_cuda.keep.defined(), on_cpu.keep.defined());
+      if (on_cpu.keep.defined()) {
+        EXPECT_TRUE(torch::allclose(on_cuda.keep.cpu(), on_cpu.keep, 1e-5, 1e-5));
+      }
+    }
   }
 }
 
 TEST(Pairing, RejectedPairsAreDocumented) {
   // The invalid pairs are exactly: merge with every criterion but similarity, prune with fuse
-  // with every criterion whose scores are not attention probabilities, and a learned criterion
-  // with every strategy that passes its scores no gradient (docs/methods.md).
+  // with every criterion whose scores are not attention probabilities, a learned criterion with
+  // every strategy that passes its scores no gradient, and policy with every criterion whose
+  // scores are not log-odds (docs/methods.md).
   for (const auto& pair : all_pairs(false)) {
     const bool merge_without_metric = pair.strategy == "merge" && pair.criterion != "similarity";
     const bool fuse_without_weights = pair.strategy == "prune" && pair.options.fuse() &&
                                       pair.criterion != "cls_attention" &&
                                       pair.criterion != "attention_received";
     const bool learned_without_gradient =
-        pair.criterion == "linear" && !(pair.strategy == "mask" && pair.options.straight_through());
-    EXPECT_TRUE(merge_without_metric || fuse_without_weights || learned_without_gradient)
+        (pair.criterion == "linear" || pair.criterion == "predictor") &&
+        !(pair.strategy == "mask" && pair.options.straight_through()) && pair.strategy != "policy";
+    const bool policy_without_log_odds = pair.strategy == "policy" && pair.criterion != "predictor";
+    EXPECT_TRUE(merge_without_metric || fuse_without_weights || learned_without_gradient ||
+                policy_without_log_odds)
         << pair.criterion << " × " << pair.strategy << " (" << pair.variant << ")";
   }
   EXPECT_FALSE(all_pairs(true).empty());

@@ -319,6 +319,39 @@ TEST(RankInvariance, LearnedScorerMatchesOneProcess) {
   EXPECT_GT(moved, 1e-6) << "the scorer did not train";
 }
 
+// DynamicViT's predictor (criterion predictor, strategy policy): keyed Gumbel decisions, the
+// policy softmax in the attention, the ratio loss; its parameters get synchronised gradients and
+// the run matches one process, noise included.
+TEST(RankInvariance, PredictorMatchesOneProcess) {
+  compression::StaticPlannerConfig config;
+  config.stages.push_back({"dyvit", {}});
+  auto& c = config.stages.back().reduction;
+  c.criterion = "predictor";
+  c.strategy = "policy";
+  c.layers = {1};
+  c.keep = {0.5};
+  const compression::ModelShape shape{2, 16, 4, 4};
+  auto make = [&] {
+    torch::manual_seed(11);
+    auto model = tiny_vit();
+    auto planner = std::make_shared<compression::StaticPlanner>(config, shape);
+    model->attach_compression(planner->parameters());
+    model->to(torch::kFloat64);
+    return std::make_pair(model, planner);
+  };
+  auto [distributed, distributed_planner] = make();
+  train_steps(distributed, tiny_images(), world_ptr(), 20, 5, distributed_planner);
+  auto [single, single_planner] = make();
+  train_steps(single, tiny_images(), dist::make_communicator("local"), 20, 5, single_planner);
+  auto [initial, initial_planner] = make();
+  expect_same_parameters(*distributed, *single, *initial);
+  const std::string name = "compress.dyvit.1.out_conv.4.weight";
+  const auto named = distributed->named_parameters();
+  ASSERT_NE(named.find(name), nullptr);
+  const auto moved = (named[name] - initial->named_parameters()[name]).abs().max().item<double>();
+  EXPECT_GT(moved, 1e-6) << "the predictor did not train";
+}
+
 namespace {
 
 // Skips the whole block for the samples `runs` marks false (a rank-divergent layer skip). A batch
