@@ -134,6 +134,9 @@ class H5File {
   [[noreturn]] void fail(const std::string& what, const std::string& object) const;
   hid_t check_id(hid_t id, const std::string& what, const std::string& object) const;
   void check(herr_t status, const std::string& what, const std::string& object) const;
+  // Closes `id` now and throws if HDF5 reports a failure (closing a dataset writes its cached
+  // chunks, so this is where a full disk often shows).
+  void close_checked(H5Id& id, const std::string& what, const std::string& object) const;
 
   H5Id open_object(const std::string& name) const;
   H5Id open_dataset(const std::string& name) const;
@@ -147,8 +150,9 @@ class H5File {
 };
 
 // Writes an HDF5 file atomically: `fill` writes into a temporary file next to `path`, which is
-// then closed, fsync'ed and renamed over `path`. If anything throws, the temporary is removed and
-// `path` is untouched, so a reader sees the old file or the complete new one, never a partial one.
+// then closed, fsync'ed and renamed over `path` (data/atomic_file.h). If anything throws (a full
+// disk included), the temporary is removed and `path` is untouched, so a reader sees the old file
+// or the complete new one, never a partial one.
 void h5_write_atomically(const std::string& path, const std::function<void(H5File&)>& fill);
 
 }  // namespace winnow::data

@@ -25,13 +25,28 @@ herr_t collect_error(unsigned n, const H5E_error2_t* err, void* client) {
   return 0;
 }
 
+// The system's reason inside a message of HDF5's file drivers ("file write failed: time = ...,
+// errno = 28, error message = 'No space left on device', buf = ...") becomes "file write failed:
+// No space left on device"; other messages are kept as they are.
+std::string shorten_driver_message(const std::string& message) {
+  const std::string marker = "error message = '";
+  const size_t at = message.find(marker);
+  if (at == std::string::npos) return message;
+  const size_t begin = at + marker.size();
+  const size_t end = message.find('\'', begin);
+  if (end == std::string::npos) return message;
+  const size_t colon = message.find(':');
+  const std::string what = colon < at ? message.substr(0, colon) : "I/O error";
+  return what + ": " + message.substr(begin, end - begin);
+}
+
 }  // namespace
 
 std::string h5_error_detail() {
   std::string detail;
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, collect_error, &detail);
   H5Eclear2(H5E_DEFAULT);
-  return detail;
+  return shorten_driver_message(detail);
 }
 
 hid_t h5_native_type(torch::ScalarType dtype) {

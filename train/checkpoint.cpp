@@ -1,9 +1,6 @@
 // HDF5 checkpoints: atomic write, verified read, summary for `winnow inspect`.
 #include "train/checkpoint.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include <cstdio>
@@ -12,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "data/atomic_file.h"
 #include "data/h5_file.h"
 #include "train/model_tensors.h"
 #include "winnow/version.h"
@@ -24,19 +22,6 @@ using data::H5File;
 // Checkpoints favour speed over size: parameters barely compress.
 const data::H5WriteOptions kRawLayout{/*compression_level=*/0, /*shuffle=*/false,
                                       /*chunk_bytes=*/int64_t{4} << 20};
-
-void fsync_path(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY);
-  TORCH_CHECK(fd >= 0, "checkpoint: cannot open ", path, " to flush it to disk");
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  TORCH_CHECK(rc == 0, "checkpoint: fsync of ", path, " failed");
-}
-
-std::string folder_of(const std::string& path) {
-  const auto parent = std::filesystem::path(path).parent_path();
-  return parent.empty() ? "." : parent.string();
-}
 
 // CRC-32 (zlib's polynomial, as Python's zlib.crc32) of a tensor's bytes in row-major order.
 int64_t crc32_of(const torch::Tensor& tensor) {
@@ -251,10 +236,12 @@ const char* to_string(SaveStage stage) {
 void write_checkpoint(const std::string& path, const TransformerModel& model,
                       const torch::optim::AdamW* optimizer, const CheckpointMeta& meta,
                       const SaveStageCallback& on_stage) {
-  const std::string temporary = path + ".tmp." + std::to_string(::getpid());
-  try {
+  // The temporary file is removed on every failure (disk full, I/O error), so a failed save
+  // leaves the folder as it was.
+  data::AtomicFile atomic(path);
+  {
     int64_t count = 0;
-    H5File file(temporary, H5File::Mode::kCreate);
+    H5File file(atomic.temporary_path(), H5File::Mode::kCreate);
     write_meta(file, model, meta);
     for (const auto& item : model.named_parameters())
       write_checked(file, model_dataset(item.key()), item.value(), count);
@@ -270,15 +257,10 @@ void write_checkpoint(const std::string& path, const TransformerModel& model,
     // Written last: a file without it never counts as complete.
     file.set_attr_int("/meta", "dataset_count", count);
     file.close();
-  } catch (...) {
-    std::remove(temporary.c_str());
-    throw;
   }
-  fsync_path(temporary);
+  data::sync_file(atomic.temporary_path());
   if (on_stage) on_stage(SaveStage::kBeforeRename);
-  TORCH_CHECK(std::rename(temporary.c_str(), path.c_str()) == 0, "checkpoint: cannot rename ",
-              temporary, " to ", path);
-  fsync_path(folder_of(path));
+  atomic.commit();
 }
 
 CheckpointMeta read_checkpoint_meta(const std::string& path) {
