@@ -262,11 +262,10 @@ int train_command(const Args& args) {
           data::write_file_atomically(config.train.run_dir + "/summary.json", line.str() + "\n");
         },
         [&](const std::string& reason) {
-          std::string message = "saving the trained model in " + config.train.run_dir +
-                                " failed: " + reason + " (the partial file was removed";
+          std::string message = "saving the trained model failed: " + reason;
           if (summary.checkpoints_written > 0)
             message += "; the weights are also in the checkpoint " + summary.last_checkpoint;
-          return message + ")";
+          return message;
         });
     if (root)
       std::cout << "  saved          " << weights << ", " << config.train.run_dir

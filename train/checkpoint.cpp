@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "data/atomic_file.h"
+#include "data/error_text.h"
 #include "data/h5_file.h"
 #include "train/model_tensors.h"
 #include "winnow/version.h"
@@ -181,7 +182,8 @@ H5File open_checkpoint(const std::string& path) {
     TORCH_CHECK(file->exists("meta") && file->has_attr("/meta", "format"),
                 "no /meta group with a format attribute");
     const std::string format = file->attr_string("/meta", "format");
-    TORCH_CHECK(format == kCheckpointFormat, "/meta format is '", format, "', expected '",
+    TORCH_CHECK(format == kCheckpointFormat, "/meta format is '", data::escaped_bytes(format),
+                "', expected '",
                 kCheckpointFormat, "'");
     const int64_t version = file->attr_int("/meta", "schema_version");
     TORCH_CHECK(version >= 1 && version <= kCheckpointSchemaVersion, "schema version ", version,
@@ -271,7 +273,7 @@ CheckpointMeta read_checkpoint(const std::string& path, TransformerModel& model,
                                torch::optim::AdamW* optimizer) {
   H5File file = open_checkpoint(path);
   CheckpointMeta meta = read_meta(file);
-  TORCH_CHECK(meta.model_kind == model.kind(), "checkpoint '", path, "' holds a ", meta.model_kind,
+  TORCH_CHECK(meta.model_kind == model.kind(), "checkpoint '", path, "' holds a ", data::escaped_bytes(meta.model_kind),
               " model, but the configured model is a ", model.kind());
 
   // Model tensors: names, shapes and dtypes against the model, then checksums.
