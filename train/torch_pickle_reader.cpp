@@ -79,6 +79,31 @@ const char* opcode_name(uint8_t op) {
       return "BINPERSID";
     case '.':
       return "STOP";
+    case 'h':
+      return "BINGET";
+    case 'j':
+      return "LONG_BINGET";
+    case 0x80:
+      return "PROTO";
+    case 0x95:
+      return "FRAME";
+    case 'c':
+      return "GLOBAL";
+    case 'J':
+    case 'K':
+    case 'M':
+    case 0x8a:
+    case 0x8b:
+      return "an integer";
+    case 'X':
+    case 'T':
+    case 'B':
+    case 0x8c:
+    case 'U':
+    case 'C':
+    case 0x8d:
+    case 0x8e:
+      return "a string";
     default:
       return "opcode";
   }
