@@ -383,10 +383,10 @@ std::string Trainer::save_checkpoint(int64_t completed_steps, const std::string&
           on_stage = [&](SaveStage stage) { options.on_stage(completed_steps, stage); };
         path = directory.save(*model_, optimizer_.get(), meta, on_stage);
       },
-      [&](const std::string& reason) {
+      [&](const std::string& cause) {
         std::ostringstream message;
         message << "saving the checkpoint of step " << completed_steps << " in " << options.dir
-                << " failed: " << reason << " (the partial file was removed; "
+                << " failed: " << cause << " (the partial file was removed; "
                 << (start_step_ > 0 || checkpoints_written_ > 0
                         ? "the previous checkpoint is intact)"
                         : "no earlier checkpoint of this run exists)");
