@@ -1,8 +1,13 @@
 // Implements H5File's files, groups and datasets (tensors, hyperslabs), and atomic file writes.
 #include "data/h5_file.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <sstream>
 
@@ -85,6 +90,7 @@ H5File::H5File(const std::string& path, Mode mode) : path_(path) {
   H5Id access(check_id(H5Pcreate(H5P_FILE_ACCESS), "cannot create file access properties", "/"),
               H5Pclose);
   check(H5Pset_fclose_degree(access.get(), H5F_CLOSE_STRONG), "cannot set the close degree", "/");
+  writable_ = mode != Mode::kRead;
   if (mode == Mode::kCreate) {
     file_ = H5Id(check_id(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access.get()),
                           "cannot create file", "/"),
@@ -104,7 +110,27 @@ H5File::H5File(const std::string& path, Mode mode) : path_(path) {
       H5Id(check_id(H5Fopen(path.c_str(), flags, access.get()), "cannot open file", "/"), H5Fclose);
 }
 
-H5File::~H5File() = default;
+H5File::~H5File() {
+  if (!file_.valid()) return;
+  h5_silence_errors();
+  // A writable file given up while an error unwinds (a failed save), or one whose pending writes
+  // fail now, is abandoned so that its close cannot fail (see abandon()).
+  if (writable_ && (std::uncaught_exceptions() > 0 || H5Fflush(file_.get(), H5F_SCOPE_LOCAL) < 0))
+    abandon();
+  file_.reset();
+  H5Eclear2(H5E_DEFAULT);
+}
+
+void H5File::abandon() noexcept {
+  void* handle = nullptr;
+  if (H5Fget_vfd_handle(file_.get(), H5P_DEFAULT, &handle) < 0 || handle == nullptr) return;
+  const int fd = *static_cast<int*>(handle);  // the sec2 driver's handle: a file descriptor
+  int sink = ::memfd_create("winnow-abandoned-h5", MFD_CLOEXEC);
+  if (sink < 0) sink = ::open("/dev/shm", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (sink < 0) return;
+  ::dup2(sink, fd);  // fd now names the sink; the file on disk gets no more writes
+  ::close(sink);
+}
 
 void H5File::close() {
   if (!file_.valid()) return;
@@ -112,7 +138,9 @@ void H5File::close() {
   const herr_t flushed = H5Fflush(file_.get(), H5F_SCOPE_LOCAL);
   if (flushed < 0) {
     const std::string detail = h5_error_detail();
-    file_.reset();  // closed even so: a failed save must not keep the file open
+    abandon();
+    file_.reset();
+    H5Eclear2(H5E_DEFAULT);
     TORCH_CHECK(false, "h5_file: cannot write file '", path_, "'", detail.empty() ? "" : ": ",
                 detail);
   }
