@@ -97,7 +97,7 @@ no_temporaries "$full" "$work/run1"
 [ "$(readlink "$full/ck/latest")" = step-00000002.h5 ] || fail "checkpoint_1rank: latest is not step 2"
 "$winnow" inspect "$full/ck" --verify > "$work/inspect.log" 2>&1 ||
   fail "checkpoint_1rank: the previous checkpoint does not verify: $(cat "$work/inspect.log")"
-grep -q '"event":"step","step":4' "$work/run1/metrics.jsonl" || fail "checkpoint_1rank: metrics lost"
+grep -q '"event":"checkpoint","step":2' "$work/run1/metrics.jsonl" || fail "checkpoint_1rank: metrics lost"
 
 # 2. The same on 2 ranks: both end with exit 1, rank 0 prints the message once.
 rm -rf "$full/ck"
