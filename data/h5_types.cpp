@@ -1,6 +1,7 @@
 // Implements the torch <-> HDF5 element type mapping and the error helpers shared by H5File.
 #include "data/h5_types.h"
 
+#include <mutex>
 #include <sstream>
 
 namespace winnow::data {
@@ -8,6 +9,12 @@ namespace winnow::data {
 // HDF5 prints its error stack to stderr by default; we turn that off (once per thread, since
 // error stacks are per thread) and put HDF5's message into our exception instead.
 void h5_silence_errors() {
+  // Before HDF5 initialises (the first H5File does this first): no exit handler. HDF5's
+  // H5_term_library closes files still in its ID table at exit, and a file whose close failed
+  // (a full disk, a file-size limit) stays there half-closed: the handler crashes on it
+  // (SIGSEGV in H5F__close_cb). Every file winnow opens is closed by H5File before exit.
+  static std::once_flag no_exit_handler;
+  std::call_once(no_exit_handler, [] { H5dont_atexit(); });
   thread_local bool silenced = false;
   if (!silenced) {
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
