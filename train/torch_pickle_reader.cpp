@@ -125,7 +125,8 @@ class PickleReader {
 
   c10::IValue run() {
     while (true) {
-      check(at_ < pickle_.size(), "data.pkl ends without STOP");
+      TORCH_CHECK(at_ < pickle_.size(), "torch file '", source_, "': data.pkl ends at byte ", at_,
+                  " without STOP");
       op_at_ = at_;
       op_ = read_u8();
       if (op_ == '.') break;  // STOP

@@ -86,7 +86,7 @@ struct Malformed {
 TEST(TorchPickle, EveryOpcodeChecksItsStackAndMemo) {
   const std::string empty_stack = "expected a value on the stack, found it empty";
   const std::vector<Malformed> table = {
-      {"nothing", "", "ends without STOP"},
+      {"nothing", "", "ends at byte 0 without STOP"},
       {"STOP on an empty stack", ".", "expected one object at STOP, found 0"},
       {"two objects at STOP", "NN.", "found 2 entries"},
       {"APPEND, empty", "a.", empty_stack.c_str()},
