@@ -44,6 +44,7 @@ expect_clean_failure() {
     fail "$name: a backtrace or a crash in the output: $out"
   fi
   [ "$(grep -c "error:" <<<"$out")" -eq 1 ] || fail "$name: expected exactly one error message: $out"
+  echo "ok $name: $(grep "error:" <<<"$out")"
 }
 
 no_temporaries() {  # no_temporaries DIR...
