@@ -138,7 +138,7 @@ TEST(ErrorText, AWrappedErrorLosesTheInnerBacktraceToo) {
 
 TEST(ErrorText, BytesFromFilesAreEscaped) {
   EXPECT_EQ(escaped_bytes("winnow.tokens"), "winnow.tokens");
-  EXPECT_EQ(escaped_bytes(std::string("a\x1b[2J\x07\n\0b", 8)), "a\\x1b[2J\\x07\\x0a\\x00b");
+  EXPECT_EQ(escaped_bytes(std::string("a\x1b[2J\x07\n\0b", 9)), "a\\x1b[2J\\x07\\x0a\\x00b");
   EXPECT_EQ(escaped_bytes("quote' back\\slash"), "quote\\' back\\\\slash");
   EXPECT_EQ(escaped_bytes("\xff\xfe"), "\\xff\\xfe");
   EXPECT_EQ(escaped_bytes(std::string(100, 'x'), 4), "xxxx...");
