@@ -19,8 +19,8 @@ void check_format_attrs(const H5File& file, const std::string& expected_format,
               "'); is it a winnow dataset file?");
   const std::string format = file.attr_string("/", "format");
   TORCH_CHECK(format == expected_format, "data format: '", file.path(),
-              "' attribute 'format': expected '", expected_format, "', got '", escaped_bytes(format),
-              "'");
+              "' attribute 'format': expected '", expected_format, "', got '",
+              escaped_bytes(format), "'");
   TORCH_CHECK(file.has_attr("/", "format_version"), "data format: '", file.path(),
               "' has no root attribute 'format_version' (expected ", expected_version, ")");
   const int64_t version = file.attr_int("/", "format_version");

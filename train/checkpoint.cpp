@@ -183,8 +183,7 @@ H5File open_checkpoint(const std::string& path) {
                 "no /meta group with a format attribute");
     const std::string format = file->attr_string("/meta", "format");
     TORCH_CHECK(format == kCheckpointFormat, "/meta format is '", data::escaped_bytes(format),
-                "', expected '",
-                kCheckpointFormat, "'");
+                "', expected '", kCheckpointFormat, "'");
     const int64_t version = file->attr_int("/meta", "schema_version");
     TORCH_CHECK(version >= 1 && version <= kCheckpointSchemaVersion, "schema version ", version,
                 " is not supported by this winnow (reads 1..", kCheckpointSchemaVersion, ")");
@@ -273,8 +272,9 @@ CheckpointMeta read_checkpoint(const std::string& path, TransformerModel& model,
                                torch::optim::AdamW* optimizer) {
   H5File file = open_checkpoint(path);
   CheckpointMeta meta = read_meta(file);
-  TORCH_CHECK(meta.model_kind == model.kind(), "checkpoint '", path, "' holds a ", data::escaped_bytes(meta.model_kind),
-              " model, but the configured model is a ", model.kind());
+  TORCH_CHECK(meta.model_kind == model.kind(), "checkpoint '", path, "' holds a ",
+              data::escaped_bytes(meta.model_kind), " model, but the configured model is a ",
+              model.kind());
 
   // Model tensors: names, shapes and dtypes against the model, then checksums.
   check_stored_model_fits(file, model, "checkpoint");
