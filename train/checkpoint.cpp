@@ -54,16 +54,17 @@ torch::Tensor read_checked(const H5File& file, const std::string& name) {
   try {
     value = file.read_tensor(name);
   } catch (const c10::Error& e) {
-    TORCH_CHECK(false, "checkpoint '", file.path(), "': dataset /", name,
+    TORCH_CHECK(false, "checkpoint '", file.path(), "': dataset /", data::escaped_bytes(name, 200),
                 " cannot be read (truncated or corrupted file?): ", e.msg());
   }
-  TORCH_CHECK(file.has_attr(name, "crc32"), "checkpoint '", file.path(), "': dataset /", name,
+  TORCH_CHECK(file.has_attr(name, "crc32"), "checkpoint '", file.path(), "': dataset /",
+              data::escaped_bytes(name, 200),
               " has no crc32 attribute (not written by winnow, or damaged)");
   const int64_t stored = file.attr_int(name, "crc32");
   const int64_t actual = crc32_of(value);
-  TORCH_CHECK(stored == actual, "checkpoint '", file.path(), "': dataset /", name,
-              " fails its checksum (stored crc32 ", stored, ", computed ", actual,
-              "): the file is corrupted");
+  TORCH_CHECK(stored == actual, "checkpoint '", file.path(), "': dataset /",
+              data::escaped_bytes(name, 200), " fails its checksum (stored crc32 ", stored,
+              ", computed ", actual, "): the file is corrupted");
   return value;
 }
 
@@ -322,7 +323,8 @@ CheckpointMeta read_checkpoint(const std::string& path, TransformerModel& model,
     }
     for (const auto& name : file.children("optimizer/state")) {
       const auto it = parameters.find(name);
-      TORCH_CHECK(it != parameters.end(), "checkpoint '", path, "': optimizer state for '", name,
+      TORCH_CHECK(it != parameters.end(), "checkpoint '", path, "': optimizer state for '",
+                  data::escaped_bytes(name, 200),
                   "', which is not a parameter of the configured model");
       LoadedState s;
       s.name = name;
