@@ -3,6 +3,8 @@
 
 #include <torch/torch.h>
 
+#include "data/error_text.h"
+
 namespace winnow::data {
 
 void write_format_attrs(H5File& file, const std::string& format, int64_t version) {
@@ -17,7 +19,8 @@ void check_format_attrs(const H5File& file, const std::string& expected_format,
               "'); is it a winnow dataset file?");
   const std::string format = file.attr_string("/", "format");
   TORCH_CHECK(format == expected_format, "data format: '", file.path(),
-              "' attribute 'format': expected '", expected_format, "', got '", format, "'");
+              "' attribute 'format': expected '", expected_format, "', got '",
+              escaped_bytes(format), "'");
   TORCH_CHECK(file.has_attr("/", "format_version"), "data format: '", file.path(),
               "' has no root attribute 'format_version' (expected ", expected_version, ")");
   const int64_t version = file.attr_int("/", "format_version");

@@ -43,6 +43,7 @@ void H5File::set_attr_string(const std::string& object, const std::string& key,
   H5Id attr = create_attr(object, key, type.get(), space.get());
   const char* data = value.c_str();
   check(H5Awrite(attr.get(), type.get(), &data), "cannot write attribute '" + key + "'", object);
+  close_checked(attr, "cannot write attribute '" + key + "'", object);
 }
 
 void H5File::set_attr_strings(const std::string& object, const std::string& key,
@@ -61,6 +62,7 @@ void H5File::set_attr_strings(const std::string& object, const std::string& key,
     check(H5Awrite(attr.get(), type.get(), data.data()), "cannot write attribute '" + key + "'",
           object);
   }
+  close_checked(attr, "cannot write attribute '" + key + "'", object);
 }
 
 void H5File::set_attr_int(const std::string& object, const std::string& key, int64_t value) {
@@ -92,6 +94,7 @@ void H5File::set_attr_tensor(const std::string& object, const std::string& key,
     check(H5Awrite(attr.get(), type, data.data_ptr()), "cannot write attribute '" + key + "'",
           object);
   }
+  close_checked(attr, "cannot write attribute '" + key + "'", object);
 }
 
 std::vector<std::string> H5File::attr_strings(const std::string& object,

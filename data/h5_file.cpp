@@ -2,14 +2,16 @@
 #include "data/h5_file.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
-#include <cstdio>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <sstream>
+
+#include "data/atomic_file.h"
 
 namespace winnow::data {
 namespace {
@@ -83,8 +85,14 @@ herr_t H5Id::reset() {
 
 H5File::H5File(const std::string& path, Mode mode) : path_(path) {
   h5_silence_errors();
+  // Closing the file closes every object still open in it, so a close that fails (disk full)
+  // never leaves HDF5 holding the file until the process exits.
+  H5Id access(check_id(H5Pcreate(H5P_FILE_ACCESS), "cannot create file access properties", "/"),
+              H5Pclose);
+  check(H5Pset_fclose_degree(access.get(), H5F_CLOSE_STRONG), "cannot set the close degree", "/");
+  writable_ = mode != Mode::kRead;
   if (mode == Mode::kCreate) {
-    file_ = H5Id(check_id(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
+    file_ = H5Id(check_id(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access.get()),
                           "cannot create file", "/"),
                  H5Fclose);
     return;
@@ -99,16 +107,44 @@ H5File::H5File(const std::string& path, Mode mode) : path_(path) {
               "winnow or h5py)");
   const unsigned flags = mode == Mode::kRead ? H5F_ACC_RDONLY : H5F_ACC_RDWR;
   file_ =
-      H5Id(check_id(H5Fopen(path.c_str(), flags, H5P_DEFAULT), "cannot open file", "/"), H5Fclose);
+      H5Id(check_id(H5Fopen(path.c_str(), flags, access.get()), "cannot open file", "/"), H5Fclose);
 }
 
-H5File::~H5File() = default;
+H5File::~H5File() {
+  if (!file_.valid()) return;
+  h5_silence_errors();
+  // A writable file given up while an error unwinds (a failed save), or one whose pending writes
+  // fail now, is abandoned so that its close cannot fail (see abandon()).
+  if (writable_ && (std::uncaught_exceptions() > 0 || H5Fflush(file_.get(), H5F_SCOPE_LOCAL) < 0))
+    abandon();
+  file_.reset();
+  H5Eclear2(H5E_DEFAULT);
+}
+
+void H5File::abandon() noexcept {
+  void* handle = nullptr;
+  if (H5Fget_vfd_handle(file_.get(), H5P_DEFAULT, &handle) < 0 || handle == nullptr) return;
+  const int fd = *static_cast<int*>(handle);  // the sec2 driver's handle: a file descriptor
+  int sink = ::memfd_create("winnow-abandoned-h5", MFD_CLOEXEC);
+  if (sink < 0) sink = ::open("/dev/shm", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (sink < 0) return;
+  ::dup2(sink, fd);  // fd now names the sink; the file on disk gets no more writes
+  ::close(sink);
+}
 
 void H5File::close() {
   if (!file_.valid()) return;
   h5_silence_errors();
-  check(H5Fflush(file_.get(), H5F_SCOPE_LOCAL), "cannot flush file", "/");
-  check(file_.reset(), "cannot close file", "/");
+  const herr_t flushed = H5Fflush(file_.get(), H5F_SCOPE_LOCAL);
+  if (flushed < 0) {
+    const std::string detail = h5_error_detail();
+    abandon();
+    file_.reset();
+    H5Eclear2(H5E_DEFAULT);
+    TORCH_CHECK(false, "h5_file: cannot write file '", path_, "'", detail.empty() ? "" : ": ",
+                detail);
+  }
+  close_checked(file_, "cannot close file", "/");
 }
 
 void H5File::fail(const std::string& what, const std::string& object) const {
@@ -124,6 +160,10 @@ hid_t H5File::check_id(hid_t id, const std::string& what, const std::string& obj
 
 void H5File::check(herr_t status, const std::string& what, const std::string& object) const {
   if (status < 0) fail(what, object);
+}
+
+void H5File::close_checked(H5Id& id, const std::string& what, const std::string& object) const {
+  check(id.reset(), what, object);
 }
 
 bool H5File::exists(const std::string& name) const {
@@ -159,6 +199,7 @@ void H5File::create_group(const std::string& name) {
   H5Id group(check_id(H5Gcreate2(file_.get(), name.c_str(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT),
                       "cannot create group", name),
              H5Gclose);
+  close_checked(group, "cannot write group", name);
 }
 
 void H5File::ensure_parent_groups(const std::string& name) {
@@ -267,6 +308,7 @@ void H5File::create_dataset(const std::string& name, torch::ScalarType dtype,
                                    H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
                         "cannot create dataset", name),
                H5Dclose);
+  close_checked(dataset, "cannot write dataset", name);
 }
 
 void H5File::write_tensor(const std::string& name, const torch::Tensor& tensor,
@@ -280,6 +322,8 @@ void H5File::write_tensor(const std::string& name, const torch::Tensor& tensor,
   check(H5Dwrite(dataset.get(), h5_native_type(data.scalar_type()), H5S_ALL, H5S_ALL, H5P_DEFAULT,
                  data.data_ptr()),
         "cannot write dataset", name);
+  // Closing writes the chunks HDF5 still caches: its failure (disk full) is a write failure.
+  close_checked(dataset, "cannot write dataset", name);
 }
 
 void H5File::write_rows(const std::string& name, int64_t first_row, const torch::Tensor& rows) {
@@ -317,6 +361,7 @@ void H5File::write_rows(const std::string& name, int64_t first_row, const torch:
   check(H5Dwrite(dataset.get(), h5_native_type(data.scalar_type()), memory_space.get(),
                  file_space.get(), H5P_DEFAULT, data.data_ptr()),
         "cannot write rows", name);
+  close_checked(dataset, "cannot write rows", name);
 }
 
 torch::Tensor H5File::read_tensor(const std::string& name) const {
@@ -384,37 +429,13 @@ torch::Tensor H5File::read_rows(const std::string& name, int64_t begin, int64_t 
 // --- atomic writes -----------------------------------------------------------------------------
 
 void h5_write_atomically(const std::string& path, const std::function<void(H5File&)>& fill) {
-  static std::atomic<uint64_t> counter{0};
-  const std::filesystem::path target(path);
-  const std::string temporary =
-      path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
-  try {
-    H5File file(temporary, H5File::Mode::kCreate);
+  AtomicFile atomic(path);  // removes the temporary file on any failure
+  {
+    H5File file(atomic.temporary_path(), H5File::Mode::kCreate);
     fill(file);
     file.close();
-    // HDF5 does not fsync; do it so the rename never exposes a file whose data is not on disk.
-    const int fd = ::open(temporary.c_str(), O_RDONLY);
-    TORCH_CHECK(fd >= 0, "h5_file: cannot reopen '", temporary,
-                "' to sync it: ", std::strerror(errno));
-    const int synced = ::fsync(fd);
-    ::close(fd);
-    TORCH_CHECK(synced == 0, "h5_file: cannot sync '", temporary, "': ", std::strerror(errno));
-    std::error_code ec;
-    std::filesystem::rename(temporary, target, ec);
-    TORCH_CHECK(!ec, "h5_file: cannot rename '", temporary, "' to '", path, "': ", ec.message());
-  } catch (...) {
-    std::error_code ignored;
-    std::filesystem::remove(temporary, ignored);
-    throw;
   }
-  // Make the rename itself durable (best effort: some filesystems refuse fsync on directories).
-  const std::string directory =
-      target.has_parent_path() ? target.parent_path().string() : std::string(".");
-  const int dir_fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY);
-  if (dir_fd >= 0) {
-    ::fsync(dir_fd);
-    ::close(dir_fd);
-  }
+  atomic.commit();  // HDF5 does not fsync; commit does, before the rename
 }
 
 }  // namespace winnow::data

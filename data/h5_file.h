@@ -72,7 +72,9 @@ class H5File {
   H5File& operator=(H5File&&) noexcept = default;
 
   const std::string& path() const { return path_; }
-  // Flushes and closes; throws if HDF5 reports a failure. The destructor closes silently.
+  // Flushes and closes; throws if HDF5 reports a failure (the file is closed even then). The
+  // destructor closes silently; a writable file destroyed while an exception unwinds, or whose
+  // last writes fail, is abandoned first (abandon()).
   void close();
 
   // --- groups -------------------------------------------------------------------------------
@@ -134,6 +136,16 @@ class H5File {
   [[noreturn]] void fail(const std::string& what, const std::string& object) const;
   hid_t check_id(hid_t id, const std::string& what, const std::string& object) const;
   void check(herr_t status, const std::string& what, const std::string& object) const;
+  // Closes `id` now and throws if HDF5 reports a failure (closing a dataset writes its cached
+  // chunks, so this is where a full disk often shows).
+  void close_checked(H5Id& id, const std::string& what, const std::string& object) const;
+
+  // Gives up a file whose writes failed (disk full): its remaining writes go to an anonymous
+  // in-memory file instead of the disk. Needed because HDF5 retries a failed flush when the file
+  // is closed, and a close that fails leaves a half-closed file in HDF5's ID table, on which
+  // HDF5's exit handler (H5_term_library -> H5F__close_cb) crashes with SIGSEGV; redirected, the
+  // close succeeds and the file leaves the table. The caller removes the (partial) file.
+  void abandon() noexcept;
 
   H5Id open_object(const std::string& name) const;
   H5Id open_dataset(const std::string& name) const;
@@ -144,11 +156,13 @@ class H5File {
 
   std::string path_;
   H5Id file_;
+  bool writable_ = false;  // opened with kCreate or kReadWrite
 };
 
 // Writes an HDF5 file atomically: `fill` writes into a temporary file next to `path`, which is
-// then closed, fsync'ed and renamed over `path`. If anything throws, the temporary is removed and
-// `path` is untouched, so a reader sees the old file or the complete new one, never a partial one.
+// then closed, fsync'ed and renamed over `path` (data/atomic_file.h). If anything throws (a full
+// disk included), the temporary is removed and `path` is untouched, so a reader sees the old file
+// or the complete new one, never a partial one.
 void h5_write_atomically(const std::string& path, const std::function<void(H5File&)>& fill);
 
 }  // namespace winnow::data

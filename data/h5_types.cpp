@@ -1,6 +1,7 @@
 // Implements the torch <-> HDF5 element type mapping and the error helpers shared by H5File.
 #include "data/h5_types.h"
 
+#include <mutex>
 #include <sstream>
 
 namespace winnow::data {
@@ -8,6 +9,12 @@ namespace winnow::data {
 // HDF5 prints its error stack to stderr by default; we turn that off (once per thread, since
 // error stacks are per thread) and put HDF5's message into our exception instead.
 void h5_silence_errors() {
+  // Before HDF5 initialises (the first H5File does this first): no exit handler. HDF5's
+  // H5_term_library closes files still in its ID table at exit, and a file whose close failed
+  // (a full disk, a file-size limit) stays there half-closed: the handler crashes on it
+  // (SIGSEGV in H5F__close_cb). Every file winnow opens is closed by H5File before exit.
+  static std::once_flag no_exit_handler;
+  std::call_once(no_exit_handler, [] { H5dont_atexit(); });
   thread_local bool silenced = false;
   if (!silenced) {
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
@@ -25,13 +32,28 @@ herr_t collect_error(unsigned n, const H5E_error2_t* err, void* client) {
   return 0;
 }
 
+// The system's reason inside a message of HDF5's file drivers ("file write failed: time = ...,
+// errno = 28, error message = 'No space left on device', buf = ...") becomes "file write failed:
+// No space left on device"; other messages are kept as they are.
+std::string shorten_driver_message(const std::string& message) {
+  const std::string marker = "error message = '";
+  const size_t at = message.find(marker);
+  if (at == std::string::npos) return message;
+  const size_t begin = at + marker.size();
+  const size_t end = message.find('\'', begin);
+  if (end == std::string::npos) return message;
+  const size_t colon = message.find(':');
+  const std::string what = colon < at ? message.substr(0, colon) : "I/O error";
+  return what + ": " + message.substr(begin, end - begin);
+}
+
 }  // namespace
 
 std::string h5_error_detail() {
   std::string detail;
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, collect_error, &detail);
   H5Eclear2(H5E_DEFAULT);
-  return detail;
+  return shorten_driver_message(detail);
 }
 
 hid_t h5_native_type(torch::ScalarType dtype) {

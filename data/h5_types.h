@@ -23,6 +23,7 @@ std::optional<torch::ScalarType> h5_dtype_of(hid_t type, std::string* name);
 
 // Turns off HDF5's printing of its error stack to stderr for the calling thread (error stacks
 // are per thread); H5File calls it on entry so HDF5's messages end up in exceptions instead.
+// The first call also turns off HDF5's exit handler (it crashes on a file whose close failed).
 void h5_silence_errors();
 // The innermost (most specific) message on the calling thread's HDF5 error stack, then clears it.
 std::string h5_error_detail();

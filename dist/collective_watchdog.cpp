@@ -231,7 +231,9 @@ void CollectiveWatchdog::report_and_abort(const CollectiveId& id, double waited_
         }
       }
     } catch (const std::exception& error) {
-      std::fprintf(stderr, "collective watchdog: asking the peers failed: %s\n", error.what());
+      const auto* torch_error = dynamic_cast<const c10::Error*>(&error);  // no C++ backtrace
+      std::fprintf(stderr, "collective watchdog: asking the peers failed: %s\n",
+                   torch_error ? torch_error->what_without_backtrace() : error.what());
     }
   }
 

@@ -108,8 +108,9 @@ class NcclCommunicator::NcclWork final : public Work {
       try {
         wait();
       } catch (const std::exception& error) {
+        const auto* torch_error = dynamic_cast<const c10::Error*>(&error);  // no C++ backtrace
         std::fprintf(stderr, "nccl: a collective destroyed before wait() failed: %s\n",
-                     error.what());
+                     torch_error ? torch_error->what_without_backtrace() : error.what());
       }
     }
     cudaEventDestroy(event_);

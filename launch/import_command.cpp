@@ -1,8 +1,8 @@
 // `winnow import`: a PyTorch state dict (torchvision VisionTransformer, nanoGPT GPT) as winnow
 // weights with the config that rebuilds the same model (docs/interop.md).
-#include <fstream>
 #include <iostream>
 
+#include "data/atomic_file.h"
 #include "launch/commands.h"
 #include "launch/config.h"
 #include "launch/run_setup.h"
@@ -123,11 +123,7 @@ int import_command(const Args& all_args) {
   if (spec.kind == "vit") config.model.patch = spec.patch;
   if (spec.kind == "gpt") config.data.context = spec.context;
   train::save_model_weights(*model, out, to_ini(config));
-  if (!ini.empty()) {
-    std::ofstream file(ini);
-    file << to_ini(config);
-    if (!file) throw ConfigError("--ini: cannot write '" + ini + "'");
-  }
+  if (!ini.empty()) data::write_file_atomically(ini, to_ini(config));
 
   // What eval and train will build from the stored config must be this model, bit for bit.
   auto stored = load_stored_model(out);

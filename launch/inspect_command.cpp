@@ -5,6 +5,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "data/error_text.h"
 #include "launch/commands.h"
 #include "launch/config.h"
 #include "train/checkpoint.h"
@@ -106,15 +107,16 @@ void print_text(const std::string& path, const train::CheckpointSummary& s, bool
             << "  checksums     " << (verified ? "all verified" : "not checked (--verify)")
             << "\n\n";
   size_t width = 4;
-  for (const auto& t : s.tensors) width = std::max(width, t.name.size());
+  for (const auto& t : s.tensors) width = std::max(width, data::escaped_bytes(t.name, 200).size());
   std::cout << "  " << std::left << std::setw(static_cast<int>(width)) << "name"
             << "  " << std::setw(18) << "shape" << std::setw(9) << "dtype" << std::right
             << std::setw(12) << "count"
             << "\n";
   for (const auto& t : s.tensors) {
-    std::cout << "  " << std::left << std::setw(static_cast<int>(width)) << t.name << "  "
-              << std::setw(18) << shape_text(t.shape) << std::setw(9) << t.dtype << std::right
-              << std::setw(12) << t.count << (t.buffer ? "  (buffer)" : "") << "\n";
+    std::cout << "  " << std::left << std::setw(static_cast<int>(width))
+              << data::escaped_bytes(t.name, 200) << "  " << std::setw(18) << shape_text(t.shape)
+              << std::setw(9) << t.dtype << std::right << std::setw(12) << t.count
+              << (t.buffer ? "  (buffer)" : "") << "\n";
   }
   std::cout << "  " << std::left << std::setw(static_cast<int>(width)) << "total parameters"
             << "  " << std::right << std::setw(39) << s.parameters << "\n";
@@ -127,9 +129,9 @@ void print_text(const std::string& path, const train::CheckpointSummary& s, bool
   if (!s.compression.empty()) {
     std::cout << "\n  compression state (/compression)\n";
     for (const auto& t : s.compression)
-      std::cout << "  " << std::left << std::setw(static_cast<int>(width)) << t.name << "  "
-                << std::setw(18) << shape_text(t.shape) << std::setw(9) << t.dtype << std::right
-                << std::setw(12) << t.count << "\n";
+      std::cout << "  " << std::left << std::setw(static_cast<int>(width))
+                << data::escaped_bytes(t.name, 200) << "  " << std::setw(18) << shape_text(t.shape)
+                << std::setw(9) << t.dtype << std::right << std::setw(12) << t.count << "\n";
   }
   if (show_config) std::cout << "\n---- stored configuration ----\n" << m.config_ini;
   std::cout << std::flush;

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "data/error_text.h"
+#include "dist/agreed_error.h"
 #include "launch/commands.h"
 #include "launch/config.h"
 #include "launch/run_setup.h"
@@ -54,7 +56,8 @@ void print_usage(std::ostream& out) {
          "meaning.\n";
 }
 
-// Prints the error once (rank 0, or any rank when the error is its own) and ends the job.
+// Prints an error that is this rank's own, and ends the job: every rank, since the others may be
+// waiting for this one in a collective.
 int fail(const std::string& message, int code) {
   auto& comm = winnow::launch::active_communicator();
   const std::string who = comm && comm->world_size() > 1
@@ -62,6 +65,14 @@ int fail(const std::string& message, int code) {
                               : "winnow: ";
   std::cerr << "\n" << who << "error: " << message << std::endl;
   if (comm && comm->world_size() > 1) comm->abort(code);  // no rank may wait for this one
+  return code;
+}
+
+// An error every rank raised together (dist::AgreedError): rank 0 prints it once, and every rank
+// ends normally with `code` (nobody waits in a collective, so nobody needs killing).
+int fail_together(const std::string& message, int code) {
+  auto& comm = winnow::launch::active_communicator();
+  if (!comm || comm->is_root()) std::cerr << "\nwinnow: error: " << message << std::endl;
   return code;
 }
 
@@ -83,11 +94,12 @@ int main(int argc, char** argv) {
     try {
       return c.run(args);
     } catch (const winnow::launch::ConfigError& e) {
-      return fail(e.what(), 2);
-    } catch (const c10::Error& e) {
-      return fail(e.msg(), 1);
+      return fail(winnow::data::error_message(e), 2);
+    } catch (const winnow::dist::AgreedError& e) {
+      return fail_together(winnow::data::error_message(e), 1);
     } catch (const std::exception& e) {
-      return fail(e.what(), 1);
+      // c10::Error included: its message and context, never the C++ backtrace.
+      return fail(winnow::data::error_message(e), 1);
     }
   }
   std::cerr << "winnow: unknown command '" << name << "'\n\n";

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "data/error_text.h"
 #include "data/h5_file.h"
 #include "data/image_dataset.h"
 #include "data/synthetic_dataset.h"
@@ -47,7 +48,7 @@ std::shared_ptr<data::Dataset> open_data_file(const std::string& path, int64_t c
   }
   if (format == "winnow.images") return std::make_shared<data::ImageDataset>(path);
   if (format == "winnow.tokens") return std::make_shared<data::TokenDataset>(path, context);
-  TORCH_CHECK(false, "data file '", path, "': unknown format '", format,
+  TORCH_CHECK(false, "data file '", path, "': unknown format '", data::escaped_bytes(format),
               "'; expected winnow.images or winnow.tokens");
 }
 

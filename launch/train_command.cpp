@@ -8,6 +8,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "data/atomic_file.h"
 #include "dist/launch_environment.h"
 #include "launch/commands.h"
 #include "launch/config.h"
@@ -18,6 +19,7 @@
 #include "train/checkpoint_directory.h"
 #include "train/metrics.h"
 #include "train/model_weights.h"
+#include "train/root_work.h"
 #include "train/trainer.h"
 
 namespace winnow::launch {
@@ -130,11 +132,17 @@ int train_command(const Args& args) {
   auto compression = make_compression(config, data.model, *model);
   const bool root = comm->is_root();
 
-  if (root && !config.train.run_dir.empty()) {
-    std::filesystem::create_directories(config.train.run_dir);
-    std::ofstream(config.train.run_dir + "/config.ini") << to_ini(config);
-  }
-  comm->barrier();  // the run directory exists before anyone writes to it
+  // The run directory exists before anyone writes to it (run_on_root waits for rank 0).
+  train::run_on_root(
+      *comm,
+      [&] {
+        if (config.train.run_dir.empty()) return;
+        std::filesystem::create_directories(config.train.run_dir);
+        data::write_file_atomically(config.train.run_dir + "/config.ini", to_ini(config));
+      },
+      [&](const std::string& reason) {
+        return "cannot set up the run directory " + config.train.run_dir + ": " + reason;
+      });
   if (root) {
     print_run_header(config, data, *model, *comm);
     std::cout << "  plan    " << compression.planner->describe() << std::endl;
@@ -226,38 +234,52 @@ int train_command(const Args& args) {
                   << summary.eval.samples << " samples, loss " << summary.eval.loss << ")\n";
       }
     }
-    if (!config.train.run_dir.empty()) {
-      const std::string weights = config.train.run_dir + "/model.h5";
-      // A closed-loop planner's final structure is part of the model: stored with the weights.
-      RunConfig stored = config;
-      const auto capacities = compression.planner->capacities();
-      if (!capacities.empty()) {
-        std::ostringstream list;
-        for (size_t l = 0; l < capacities.size(); ++l) list << (l ? "," : "") << capacities[l];
-        stored.coschedule.capacities = list.str();
-      }
-      train::save_model_weights(*model, weights, to_ini(stored));
-      train::JsonLine line;
-      line.add("event", "summary")
-          .add("steps", summary.steps)
-          .add("skipped_steps", summary.skipped_steps)
-          .add("world_size", comm->world_size())
-          .add("threads_per_rank", threads_per_rank(config, *comm))
-          .add("train_seconds", summary.train_seconds)
-          .add("samples_per_second", summary.samples_per_second)
-          .add("training_flops", summary.training_flops)
-          .add("comm_fraction", summary.comm_fraction)
-          .add("checkpoints_written", summary.checkpoints_written)
-          .add("checkpoint_seconds", summary.checkpoint_seconds)
-          .add("final_loss", summary.final_loss)
-          .add("eval_loss", summary.eval.loss)
-          .add("eval_accuracy", summary.eval.accuracy);
-      if (text) line.add("eval_perplexity", summary.eval.perplexity);
-      std::ofstream(config.train.run_dir + "/summary.json") << line.str() << "\n";
-      std::cout << "  saved          " << weights << ", " << config.train.run_dir
-                << "/metrics.jsonl, summary.json\n";
-    }
     std::cout << std::flush;
+  }
+  // The final files: rank 0 writes them, every rank learns whether that worked (a full disk ends
+  // the job on every rank with one message and exit code 1; each file is replaced atomically).
+  if (!config.train.run_dir.empty()) {
+    const std::string weights = config.train.run_dir + "/model.h5";
+    // A closed-loop planner's final structure is part of the model: stored with the weights.
+    RunConfig stored = config;
+    const auto capacities = compression.planner->capacities();
+    if (!capacities.empty()) {
+      std::ostringstream list;
+      for (size_t l = 0; l < capacities.size(); ++l) list << (l ? "," : "") << capacities[l];
+      stored.coschedule.capacities = list.str();
+    }
+    train::run_on_root(
+        *comm,
+        [&] {
+          train::save_model_weights(*model, weights, to_ini(stored));
+          train::JsonLine line;
+          line.add("event", "summary")
+              .add("steps", summary.steps)
+              .add("skipped_steps", summary.skipped_steps)
+              .add("world_size", comm->world_size())
+              .add("threads_per_rank", threads_per_rank(config, *comm))
+              .add("train_seconds", summary.train_seconds)
+              .add("samples_per_second", summary.samples_per_second)
+              .add("training_flops", summary.training_flops)
+              .add("comm_fraction", summary.comm_fraction)
+              .add("checkpoints_written", summary.checkpoints_written)
+              .add("checkpoint_seconds", summary.checkpoint_seconds)
+              .add("final_loss", summary.final_loss)
+              .add("eval_loss", summary.eval.loss)
+              .add("eval_accuracy", summary.eval.accuracy);
+          if (model->kind() == "gpt") line.add("eval_perplexity", summary.eval.perplexity);
+          data::write_file_atomically(config.train.run_dir + "/summary.json", line.str() + "\n");
+        },
+        [&](const std::string& reason) {
+          std::string message = "saving the trained model failed: " + reason;
+          if (summary.checkpoints_written > 0)
+            message += "; the weights are also in the checkpoint " + summary.last_checkpoint;
+          return message;
+        });
+    if (root)
+      std::cout << "  saved          " << weights << ", " << config.train.run_dir
+                << "/metrics.jsonl, summary.json\n"
+                << std::flush;
   }
   comm->barrier();
   return 0;

@@ -1,9 +1,6 @@
 // HDF5 checkpoints: atomic write, verified read, summary for `winnow inspect`.
 #include "train/checkpoint.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include <cstdio>
@@ -12,6 +9,8 @@
 #include <set>
 #include <sstream>
 
+#include "data/atomic_file.h"
+#include "data/error_text.h"
 #include "data/h5_file.h"
 #include "train/model_tensors.h"
 #include "winnow/version.h"
@@ -24,19 +23,6 @@ using data::H5File;
 // Checkpoints favour speed over size: parameters barely compress.
 const data::H5WriteOptions kRawLayout{/*compression_level=*/0, /*shuffle=*/false,
                                       /*chunk_bytes=*/int64_t{4} << 20};
-
-void fsync_path(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY);
-  TORCH_CHECK(fd >= 0, "checkpoint: cannot open ", path, " to flush it to disk");
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  TORCH_CHECK(rc == 0, "checkpoint: fsync of ", path, " failed");
-}
-
-std::string folder_of(const std::string& path) {
-  const auto parent = std::filesystem::path(path).parent_path();
-  return parent.empty() ? "." : parent.string();
-}
 
 // CRC-32 (zlib's polynomial, as Python's zlib.crc32) of a tensor's bytes in row-major order.
 int64_t crc32_of(const torch::Tensor& tensor) {
@@ -68,16 +54,17 @@ torch::Tensor read_checked(const H5File& file, const std::string& name) {
   try {
     value = file.read_tensor(name);
   } catch (const c10::Error& e) {
-    TORCH_CHECK(false, "checkpoint '", file.path(), "': dataset /", name,
+    TORCH_CHECK(false, "checkpoint '", file.path(), "': dataset /", data::escaped_bytes(name, 200),
                 " cannot be read (truncated or corrupted file?): ", e.msg());
   }
-  TORCH_CHECK(file.has_attr(name, "crc32"), "checkpoint '", file.path(), "': dataset /", name,
+  TORCH_CHECK(file.has_attr(name, "crc32"), "checkpoint '", file.path(), "': dataset /",
+              data::escaped_bytes(name, 200),
               " has no crc32 attribute (not written by winnow, or damaged)");
   const int64_t stored = file.attr_int(name, "crc32");
   const int64_t actual = crc32_of(value);
-  TORCH_CHECK(stored == actual, "checkpoint '", file.path(), "': dataset /", name,
-              " fails its checksum (stored crc32 ", stored, ", computed ", actual,
-              "): the file is corrupted");
+  TORCH_CHECK(stored == actual, "checkpoint '", file.path(), "': dataset /",
+              data::escaped_bytes(name, 200), " fails its checksum (stored crc32 ", stored,
+              ", computed ", actual, "): the file is corrupted");
   return value;
 }
 
@@ -196,8 +183,8 @@ H5File open_checkpoint(const std::string& path) {
     TORCH_CHECK(file->exists("meta") && file->has_attr("/meta", "format"),
                 "no /meta group with a format attribute");
     const std::string format = file->attr_string("/meta", "format");
-    TORCH_CHECK(format == kCheckpointFormat, "/meta format is '", format, "', expected '",
-                kCheckpointFormat, "'");
+    TORCH_CHECK(format == kCheckpointFormat, "/meta format is '", data::escaped_bytes(format),
+                "', expected '", kCheckpointFormat, "'");
     const int64_t version = file->attr_int("/meta", "schema_version");
     TORCH_CHECK(version >= 1 && version <= kCheckpointSchemaVersion, "schema version ", version,
                 " is not supported by this winnow (reads 1..", kCheckpointSchemaVersion, ")");
@@ -251,10 +238,12 @@ const char* to_string(SaveStage stage) {
 void write_checkpoint(const std::string& path, const TransformerModel& model,
                       const torch::optim::AdamW* optimizer, const CheckpointMeta& meta,
                       const SaveStageCallback& on_stage) {
-  const std::string temporary = path + ".tmp." + std::to_string(::getpid());
-  try {
+  // The temporary file is removed on every failure (disk full, I/O error), so a failed save
+  // leaves the folder as it was.
+  data::AtomicFile atomic(path);
+  {
     int64_t count = 0;
-    H5File file(temporary, H5File::Mode::kCreate);
+    H5File file(atomic.temporary_path(), H5File::Mode::kCreate);
     write_meta(file, model, meta);
     for (const auto& item : model.named_parameters())
       write_checked(file, model_dataset(item.key()), item.value(), count);
@@ -270,15 +259,10 @@ void write_checkpoint(const std::string& path, const TransformerModel& model,
     // Written last: a file without it never counts as complete.
     file.set_attr_int("/meta", "dataset_count", count);
     file.close();
-  } catch (...) {
-    std::remove(temporary.c_str());
-    throw;
   }
-  fsync_path(temporary);
+  data::sync_file(atomic.temporary_path());
   if (on_stage) on_stage(SaveStage::kBeforeRename);
-  TORCH_CHECK(std::rename(temporary.c_str(), path.c_str()) == 0, "checkpoint: cannot rename ",
-              temporary, " to ", path);
-  fsync_path(folder_of(path));
+  atomic.commit();
 }
 
 CheckpointMeta read_checkpoint_meta(const std::string& path) {
@@ -289,8 +273,9 @@ CheckpointMeta read_checkpoint(const std::string& path, TransformerModel& model,
                                torch::optim::AdamW* optimizer) {
   H5File file = open_checkpoint(path);
   CheckpointMeta meta = read_meta(file);
-  TORCH_CHECK(meta.model_kind == model.kind(), "checkpoint '", path, "' holds a ", meta.model_kind,
-              " model, but the configured model is a ", model.kind());
+  TORCH_CHECK(meta.model_kind == model.kind(), "checkpoint '", path, "' holds a ",
+              data::escaped_bytes(meta.model_kind), " model, but the configured model is a ",
+              model.kind());
 
   // Model tensors: names, shapes and dtypes against the model, then checksums.
   check_stored_model_fits(file, model, "checkpoint");
@@ -338,7 +323,8 @@ CheckpointMeta read_checkpoint(const std::string& path, TransformerModel& model,
     }
     for (const auto& name : file.children("optimizer/state")) {
       const auto it = parameters.find(name);
-      TORCH_CHECK(it != parameters.end(), "checkpoint '", path, "': optimizer state for '", name,
+      TORCH_CHECK(it != parameters.end(), "checkpoint '", path, "': optimizer state for '",
+                  data::escaped_bytes(name, 200),
                   "', which is not a parameter of the configured model");
       LoadedState s;
       s.name = name;

@@ -1,5 +1,6 @@
-// PyTorch `torch.save` files: reading the zip format's pickle (the subset state dicts and training
-// checkpoints use) into IValues, and writing a flat name -> tensor dict that `torch.load` returns.
+// PyTorch `torch.save` files: reading the zip format (its pickle is read by
+// train/torch_pickle_reader.h: the subset state dicts and training checkpoints use) into IValues,
+// and writing a flat name -> tensor dict that `torch.load` returns.
 #pragma once
 
 #include <torch/torch.h>
@@ -17,7 +18,8 @@ using StateDict = std::vector<std::pair<std::string, torch::Tensor>>;
 // collections.OrderedDict, which LibTorch's own torch::pickle_load rejects before 2.6: pytorch
 // issue 100741) become GenericDicts, lists GenericLists, tuples Tuples, tensors and parameters
 // Tensors (their storages read from the archive), numbers, strings, booleans and None themselves.
-// Any other pickled class is an error that names it.
+// Objects of other classes become the string "<module.Class object>". A damaged or hostile file is
+// an error naming the file (bytes from it shown escaped), never a crash.
 c10::IValue read_torch_file(const std::string& path);
 
 // The state dict inside a loaded torch file: the top-level dict of tensors, or the dict under
@@ -28,7 +30,8 @@ StateDict state_dict_of(const c10::IValue& file_contents, const std::string& pat
 // Writes `state` in torch.save's zip format: `torch.load` (also with weights_only=True, the default
 // from PyTorch 2.6) returns a dict in this order that `Module.load_state_dict(strict=True)`
 // accepts. torch::pickle_save is not used: its dicts carry a torch.jit._pickle.restore_type_tag
-// that weights_only loading refuses. Written via a temporary file and a rename.
+// that weights_only loading refuses. Written via a temporary file and a rename: a failed write
+// (disk full) throws naming the file and the reason, and leaves no partial file.
 void write_torch_state_dict(const StateDict& state, const std::string& path);
 
 // The tensor named `name`, or an undefined tensor.

@@ -1,12 +1,15 @@
 // JSON-lines metrics and progress output.
 #include "train/metrics.h"
 
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <sstream>
 
 #include <torch/torch.h>
+
+#include "data/atomic_file.h"
 
 namespace winnow::train {
 
@@ -103,14 +106,17 @@ JsonLine& JsonLine::add(const std::string& k, const std::vector<double>& values)
   return *this;
 }
 
-MetricsLog::MetricsLog(const std::string& path) : path_(path), out_(path, std::ios::app) {
-  TORCH_CHECK(out_.is_open(), "metrics: cannot open ", path, " for appending");
+MetricsLog::MetricsLog(const std::string& path) : path_(path), out_(std::fopen(path.c_str(), "a")) {
+  TORCH_CHECK(out_ != nullptr, "metrics: cannot open '", path,
+              "' for appending: ", data::system_error_text(errno));
 }
 
 void MetricsLog::write(const JsonLine& line) {
-  if (!out_.is_open()) return;
-  out_ << line.str() << '\n';
-  out_.flush();
+  if (!out_) return;
+  const std::string text = line.str() + "\n";
+  const bool written = std::fwrite(text.data(), 1, text.size(), out_.get()) == text.size() &&
+                       std::fflush(out_.get()) == 0;
+  TORCH_CHECK(written, "metrics: cannot write to '", path_, "': ", data::system_error_text(errno));
 }
 
 std::string format_duration(double seconds) {

@@ -4,7 +4,8 @@
 
 #include <chrono>
 #include <cstdint>
-#include <fstream>
+#include <cstdio>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -32,18 +33,22 @@ class JsonLine {
 std::string json_escape(const std::string& text);
 
 // Appends JSON lines to a file, flushing each line so a crash loses nothing already logged.
+// A failed write (disk full, I/O error) throws an error naming the file and the system's reason.
 // A default-constructed log (non-root ranks) writes nothing.
 class MetricsLog {
  public:
   MetricsLog() = default;
   explicit MetricsLog(const std::string& path);
   void write(const JsonLine& line);
-  bool enabled() const { return out_.is_open(); }
+  bool enabled() const { return out_ != nullptr; }
   const std::string& path() const { return path_; }
 
  private:
+  struct Closer {
+    void operator()(std::FILE* file) const { std::fclose(file); }
+  };
   std::string path_;
-  std::ofstream out_;
+  std::unique_ptr<std::FILE, Closer> out_;
 };
 
 // Progress on stdout: with `live` (a terminal) one line rewritten in place; otherwise a plain

@@ -4,13 +4,15 @@
 #include <set>
 #include <sstream>
 
+#include "data/error_text.h"
+
 namespace winnow::train {
 namespace {
 
 std::string name_list(const std::vector<std::string>& names) {
   if (names.empty()) return " none";
   std::string s;
-  for (const auto& n : names) s += "\n    " + n;
+  for (const auto& n : names) s += "\n    " + data::escaped_bytes(n, 200);  // names from a file
   return s;
 }
 

@@ -1,6 +1,7 @@
 // HDF5 model weights.
 #include "train/model_weights.h"
 
+#include "data/error_text.h"
 #include "data/h5_file.h"
 #include "train/checkpoint.h"
 #include "train/model_tensors.h"
@@ -29,7 +30,12 @@ void save_model_weights(const TransformerModel& model, const std::string& path,
   CheckpointMeta meta;
   meta.reason = "weights";
   meta.config_ini = config_ini;
-  write_checkpoint(path, model, /*optimizer=*/nullptr, meta);
+  try {
+    write_checkpoint(path, model, /*optimizer=*/nullptr, meta);
+  } catch (const std::exception& e) {
+    TORCH_CHECK(false, "cannot write the weights file '", path, "': ", data::error_message(e),
+                " (the partial file was removed)");
+  }
 }
 
 void load_model_weights(TransformerModel& model, const std::string& path) {
@@ -52,6 +58,9 @@ void load_model_weights(TransformerModel& model, const std::string& path) {
 
 std::string read_weights_config(const std::string& path) {
   data::H5File file(path, data::H5File::Mode::kRead);
+  TORCH_CHECK(file.exists("meta") && file.has_attr("/meta", "config"), "'", path,
+              "' is neither a winnow checkpoint nor a winnow weights file (no /meta group with "
+              "a config attribute)");
   return file.attr_string("/meta", "config");
 }
 

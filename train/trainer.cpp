@@ -5,14 +5,19 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
 #include "compression/flops.h"
+#include "data/atomic_file.h"
+#include "data/error_text.h"
 #include "data/loader.h"
+#include "dist/agreed_error.h"
 #include "train/checkpoint_directory.h"
 #include "train/plan_hooks.h"
+#include "train/root_work.h"
 
 namespace winnow::train {
 namespace {
@@ -28,19 +33,25 @@ std::pair<int64_t, int64_t> rank_share(int64_t total, int rank, int world) {
   return {total * rank / world, total * (rank + 1) / world};
 }
 
-// Keeps the lines of a metrics log up to `step` (steps after it will be trained again).
+// Keeps the lines of a metrics log up to `step` (steps after it will be trained again). A last
+// line cut short (the disk filled while it was written) is dropped too.
 void truncate_metrics_after(const std::string& path, int64_t step) {
   std::ifstream in(path);
   if (!in) return;
   std::string kept, line;
   const std::string key = "\"step\":";
   while (std::getline(in, line)) {
+    if (line.empty() || line.back() != '}') continue;
     const auto at = line.find(key);
-    if (at != std::string::npos && std::stoll(line.substr(at + key.size())) > step) continue;
+    if (at != std::string::npos) {
+      char* end = nullptr;
+      const long long line_step = std::strtoll(line.c_str() + at + key.size(), &end, 10);
+      if (end == line.c_str() + at + key.size() || line_step > step) continue;
+    }
     kept += line + "\n";
   }
   in.close();
-  std::ofstream(path, std::ios::trunc) << kept;
+  data::write_file_atomically(path, kept);
 }
 
 }  // namespace
@@ -319,8 +330,12 @@ CheckpointMeta Trainer::resume(const std::string& file_or_dir) {
   TORCH_CHECK(grad_sync_->parameters_checksum_agree(),
               "--resume: the ranks loaded different parameters from '", choice.path, "'");
   start_step_ = meta.step;
-  if (comm_->is_root() && !options_.run_dir.empty())
+  if (comm_->is_root() && !options_.run_dir.empty()) {
+    // The log is replaced by a new file (atomically), so the open one is reopened.
+    metrics_ = MetricsLog();
     truncate_metrics_after(options_.run_dir + "/metrics.jsonl", meta.step);
+    metrics_ = MetricsLog(options_.run_dir + "/metrics.jsonl");
+  }
   JsonLine line;
   line.add("event", "resume")
       .add("step", meta.step)
@@ -328,7 +343,7 @@ CheckpointMeta Trainer::resume(const std::string& file_or_dir) {
       .add("saved_world_size", meta.world_size)
       .add("world_size", comm_->world_size())
       .add("load_seconds", seconds_since(start));
-  metrics_.write(line);
+  log(line);
   if (comm_->is_root()) {
     std::cout << "resumed from " << choice.path << " at step " << meta.step << " (global sample "
               << meta.samples_consumed << ", epoch " << meta.epoch << "; loaded and verified in "
@@ -362,26 +377,27 @@ std::string Trainer::save_checkpoint(int64_t completed_steps, const std::string&
   meta.lr_schedule = schedule_;
   meta.compression = compression_state();
   // Replicas are identical, so rank 0 writes alone; the others wait for its verdict, so a failed
-  // save ends every rank with the same error instead of leaving them in the next collective.
-  std::string path, error;
-  if (comm_->is_root()) {
-    try {
-      CheckpointDirectory directory(options.dir, options.keep);
-      SaveStageCallback on_stage;
-      if (options.on_stage)
-        on_stage = [&](SaveStage stage) { options.on_stage(completed_steps, stage); };
-      path = directory.save(*model_, optimizer_.get(), meta, on_stage);
-    } catch (const std::exception& e) {
-      error = e.what();
-    }
-  }
-  auto failed = torch::tensor({error.empty() ? 0.0 : 1.0}, torch::kFloat64);
-  comm_->all_reduce(failed, dist::ReduceOp::kMax);
-  if (failed.item<double>() > 0) {
-    TORCH_CHECK(false, "saving the checkpoint of step ", completed_steps, " in ", options.dir,
-                " failed", error.empty() ? " on rank 0" : ": " + error,
-                " (the previous checkpoint is intact)");
-  }
+  // save (disk full) ends every rank with the same error instead of leaving them in the next
+  // collective.
+  std::string path;
+  run_on_root(
+      *comm_,
+      [&] {
+        CheckpointDirectory directory(options.dir, options.keep);
+        SaveStageCallback on_stage;
+        if (options.on_stage)
+          on_stage = [&](SaveStage stage) { options.on_stage(completed_steps, stage); };
+        path = directory.save(*model_, optimizer_.get(), meta, on_stage);
+      },
+      [&](const std::string& cause) {
+        std::ostringstream message;
+        message << "saving the checkpoint of step " << completed_steps << " in " << options.dir
+                << " failed: " << cause << " (the partial file was removed; "
+                << (start_step_ > 0 || checkpoints_written_ > 0
+                        ? "the previous checkpoint is intact)"
+                        : "no earlier checkpoint of this run exists)");
+        return message.str();
+      });
   checkpoint_seconds_ += seconds_since(start);
   ++checkpoints_written_;
   JsonLine line;
@@ -390,8 +406,23 @@ std::string Trainer::save_checkpoint(int64_t completed_steps, const std::string&
       .add("reason", reason)
       .add("path", path)
       .add("seconds", seconds_since(start));
-  metrics_.write(line);
+  log(line);
   return path;
+}
+
+void Trainer::log(const JsonLine& line) {
+  if (!metrics_error_.empty()) return;
+  try {
+    metrics_.write(line);
+  } catch (const std::exception& error) {
+    metrics_error_ = data::error_message(error);
+  }
+}
+
+void Trainer::throw_if_metrics_failed(bool failed_somewhere) {
+  if (!failed_somewhere) return;
+  throw dist::AgreedError(metrics_error_.empty() ? "writing the metrics log failed on rank 0"
+                                                 : metrics_error_);
 }
 
 TrainSummary Trainer::run() {
@@ -439,7 +470,7 @@ TrainSummary Trainer::run() {
     if ((step + 1) % options_.log_every == 0 || step + 1 == options_.steps || r.skipped) {
       auto line = step_line(step, r, lr, static_cast<double>(options_.global_batch) / seconds);
       line.add("elapsed_seconds", seconds_since(start));
-      metrics_.write(line);
+      log(line);
     }
     for (const auto& d : r.decisions) {
       JsonLine line;
@@ -480,7 +511,7 @@ TrainSummary Trainer::run() {
       line.add(text ? "next_token_accuracy" : "accuracy", eval.accuracy);
       if (text) line.add("perplexity", eval.perplexity);
       line.add("eval_seconds", eval.seconds);
-      metrics_.write(line);
+      log(line);
       std::ostringstream text_line;
       text_line.precision(4);
       text_line << "eval @ step " << step + 1 << ": loss " << eval.loss;
@@ -504,9 +535,11 @@ TrainSummary Trainer::run() {
     const bool time_due = checkpoints && checkpointing.minutes > 0 && comm_->is_root() &&
                           std::chrono::duration<double>(Clock::now() - last_save).count() >=
                               checkpointing.minutes * 60.0;
-    auto decision =
-        torch::tensor({static_cast<double>(signal), time_due ? 1.0 : 0.0}, torch::kFloat64);
+    auto decision = torch::tensor(
+        {static_cast<double>(signal), time_due ? 1.0 : 0.0, metrics_error_.empty() ? 0.0 : 1.0},
+        torch::kFloat64);
     comm_->all_reduce(decision, dist::ReduceOp::kMax);
+    throw_if_metrics_failed(decision[2].item<double>() > 0);
     summary.stop_signal = static_cast<int>(decision[0].item<double>());
     const bool stop = summary.stop_signal != 0 || step + 1 == end_step;
     std::string reason;
@@ -534,6 +567,10 @@ TrainSummary Trainer::run() {
     }
   }
   progress.finish();
+  // Lines written after the last decision (the final checkpoint's) must have reached the disk.
+  auto metrics_failed = torch::tensor({metrics_error_.empty() ? 0.0 : 1.0}, torch::kFloat64);
+  comm_->all_reduce(metrics_failed, dist::ReduceOp::kMax);
+  throw_if_metrics_failed(metrics_failed.item<double>() > 0);
   summary.train_seconds = step_seconds;
   summary.samples_per_second =
       step_seconds > 0 ? static_cast<double>(summary.steps * options_.global_batch) / step_seconds

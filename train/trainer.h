@@ -140,6 +140,11 @@ class Trainer {
  private:
   JsonLine step_line(int64_t step, const StepResult& result, double lr,
                      double samples_per_second) const;
+  // Writes a metrics line; a failed write (disk full) is kept in metrics_error_ and ends the run
+  // on every rank at the next lockstep decision (see throw_if_metrics_failed).
+  void log(const JsonLine& line);
+  // Collective: if writing the metrics log failed on rank 0, every rank throws dist::AgreedError.
+  void throw_if_metrics_failed(bool failed_somewhere);
 
   std::shared_ptr<TransformerModel> model_;
   std::shared_ptr<data::Dataset> train_data_, eval_data_;
@@ -151,6 +156,7 @@ class Trainer {
   std::unique_ptr<dist::GradSync> grad_sync_;
   std::vector<torch::Tensor> parameters_;
   MetricsLog metrics_;
+  std::string metrics_error_;  // the first failed metrics write (rank 0), or empty
   std::shared_ptr<compression::Planner> planner_;
   std::shared_ptr<compression::TokenEvolutionMonitor> monitor_;
   std::vector<double> lr_scales_;  // per optimizer group
