@@ -281,9 +281,35 @@ TEST(RankInvariance, CoSchedulerDecisionsMatchOneProcess) {
   EXPECT_TRUE(reduced) << "the co-scheduler reduced nothing: the test covers less than it should";
 }
 
-// A learned scorer (linear criterion, trained through a straight-through mask, with its z-loss):
-// its parameters are registered under compress.*, receive synchronised gradients, and the run
-// matches one process.
+namespace {
+
+// A learned stage trained on every rank and in one process: the parameters (compress.* included)
+// match, and the stage's parameter `name` moved (it received synchronised gradients).
+void check_learned_stage(const compression::StaticPlannerConfig& config, const std::string& name) {
+  const compression::ModelShape shape{2, 16, 4, 4};
+  auto make = [&] {
+    torch::manual_seed(11);
+    auto model = tiny_vit();
+    auto planner = std::make_shared<compression::StaticPlanner>(config, shape);
+    model->attach_compression(planner->parameters());
+    model->to(torch::kFloat64);
+    return std::make_pair(model, planner);
+  };
+  auto [distributed, distributed_planner] = make();
+  train_steps(distributed, tiny_images(), world_ptr(), 20, 5, distributed_planner);
+  auto [single, single_planner] = make();
+  train_steps(single, tiny_images(), dist::make_communicator("local"), 20, 5, single_planner);
+  auto [initial, initial_planner] = make();
+  expect_same_parameters(*distributed, *single, *initial);
+  const auto named = distributed->named_parameters();
+  ASSERT_NE(named.find(name), nullptr);
+  const auto moved = (named[name] - initial->named_parameters()[name]).abs().max().item<double>();
+  EXPECT_GT(moved, 1e-6) << name << " did not train";
+}
+
+}  // namespace
+
+// A learned scorer (linear criterion, trained through a straight-through mask, with its z-loss).
 TEST(RankInvariance, LearnedScorerMatchesOneProcess) {
   compression::StaticPlannerConfig config;
   config.stages.push_back({"scorer", {}});
@@ -294,34 +320,11 @@ TEST(RankInvariance, LearnedScorerMatchesOneProcess) {
   c.layers = {1};
   c.keep = {0.5};
   c.z_loss = 0.1;
-  const compression::ModelShape shape{2, 16, 4, 4};
-  auto make = [&] {
-    torch::manual_seed(11);
-    auto model = tiny_vit();
-    auto planner = std::make_shared<compression::StaticPlanner>(config, shape);
-    model->attach_compression(planner->parameters());
-    model->to(torch::kFloat64);
-    return std::make_pair(model, planner);
-  };
-  auto [distributed, distributed_planner] = make();
-  train_steps(distributed, tiny_images(), world_ptr(), 20, 5, distributed_planner);
-  auto [single, single_planner] = make();
-  train_steps(single, tiny_images(), dist::make_communicator("local"), 20, 5, single_planner);
-  auto [initial, initial_planner] = make();
-  expect_same_parameters(*distributed, *single, *initial);
-  const auto named = distributed->named_parameters();
-  ASSERT_NE(named.find("compress.scorer.1.score.weight"), nullptr);
-  const auto moved = (named["compress.scorer.1.score.weight"] -
-                      initial->named_parameters()["compress.scorer.1.score.weight"])
-                         .abs()
-                         .max()
-                         .item<double>();
-  EXPECT_GT(moved, 1e-6) << "the scorer did not train";
+  check_learned_stage(config, "compress.scorer.1.score.weight");
 }
 
 // DynamicViT's predictor (criterion predictor, strategy policy): keyed Gumbel decisions, the
-// policy softmax in the attention, the ratio loss; its parameters get synchronised gradients and
-// the run matches one process, noise included.
+// policy softmax in the attention, the ratio loss; noise included.
 TEST(RankInvariance, PredictorMatchesOneProcess) {
   compression::StaticPlannerConfig config;
   config.stages.push_back({"dyvit", {}});
@@ -330,26 +333,7 @@ TEST(RankInvariance, PredictorMatchesOneProcess) {
   c.strategy = "policy";
   c.layers = {1};
   c.keep = {0.5};
-  const compression::ModelShape shape{2, 16, 4, 4};
-  auto make = [&] {
-    torch::manual_seed(11);
-    auto model = tiny_vit();
-    auto planner = std::make_shared<compression::StaticPlanner>(config, shape);
-    model->attach_compression(planner->parameters());
-    model->to(torch::kFloat64);
-    return std::make_pair(model, planner);
-  };
-  auto [distributed, distributed_planner] = make();
-  train_steps(distributed, tiny_images(), world_ptr(), 20, 5, distributed_planner);
-  auto [single, single_planner] = make();
-  train_steps(single, tiny_images(), dist::make_communicator("local"), 20, 5, single_planner);
-  auto [initial, initial_planner] = make();
-  expect_same_parameters(*distributed, *single, *initial);
-  const std::string name = "compress.dyvit.1.out_conv.4.weight";
-  const auto named = distributed->named_parameters();
-  ASSERT_NE(named.find(name), nullptr);
-  const auto moved = (named[name] - initial->named_parameters()[name]).abs().max().item<double>();
-  EXPECT_GT(moved, 1e-6) << "the predictor did not train";
+  check_learned_stage(config, "compress.dyvit.1.out_conv.4.weight");
 }
 
 namespace {
