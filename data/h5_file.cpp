@@ -261,6 +261,18 @@ H5DatasetInfo H5File::dataset_info(const std::string& name) const {
     check(H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr), "cannot read dims", name);
   }
   info.shape.assign(dims.begin(), dims.end());
+  H5Id create_list(
+      check_id(H5Dget_create_plist(dataset.get()), "cannot read creation properties", name),
+      H5Pclose);
+  if (rank > 0 && H5Pget_layout(create_list.get()) == H5D_CHUNKED) {
+    std::vector<hsize_t> chunk(static_cast<size_t>(rank));
+    check(H5Pget_chunk(create_list.get(), rank, chunk.data()), "cannot read chunk shape", name);
+    info.chunk.assign(chunk.begin(), chunk.end());
+    hsize_t stored = 0;
+    check(H5Dget_num_chunks(dataset.get(), space.get(), &stored), "cannot count stored chunks",
+          name);
+    info.stored_chunks = static_cast<int64_t>(stored);
+  }
   return info;
 }
 

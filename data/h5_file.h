@@ -51,6 +51,8 @@ struct H5DatasetInfo {
   std::string type_name;                   // "uint8", "int64", "float32", ... or a description
   std::optional<torch::ScalarType> dtype;  // empty for element types winnow does not read
   std::vector<int64_t> shape;              // empty for a scalar dataset
+  std::vector<int64_t> chunk;              // chunk shape; empty when not stored in chunks
+  int64_t stored_chunks = 0;               // chunks written to the file (chunked datasets)
 };
 
 // An open HDF5 file. Object names are absolute or relative paths inside the file ("/images",

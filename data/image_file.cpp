@@ -5,6 +5,7 @@
 
 #include "data/format_attrs.h"
 #include "data/h5_file.h"
+#include "data/sample_rows.h"
 
 namespace winnow::data {
 
@@ -92,8 +93,8 @@ ImageFileContents read_image_file(const std::string& path) {
   contents.mean = file.attr_doubles("/", "mean");
   contents.std = file.attr_doubles("/", "std");
   contents.source = file.has_attr("/", "source") ? file.attr_string("/", "source") : "";
-  contents.images = file.read_tensor("/images");
-  contents.labels = file.read_tensor("/labels");
+  contents.images = read_sample_rows(file, "/images", "images");
+  contents.labels = read_sample_rows(file, "/labels", "labels");
   validate_image_contents(contents, path);
   return contents;
 }

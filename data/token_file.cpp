@@ -3,6 +3,7 @@
 
 #include "data/format_attrs.h"
 #include "data/h5_file.h"
+#include "data/sample_rows.h"
 
 namespace winnow::data {
 
@@ -76,8 +77,8 @@ TokenFileContents read_token_file(const std::string& path) {
   TokenFileContents contents;
   contents.vocab_size = file.attr_int("/", "vocab_size");
   contents.source = file.has_attr("/", "source") ? file.attr_string("/", "source") : "";
-  contents.tokens = file.read_tensor("/tokens");
-  contents.doc_offsets = file.read_tensor("/doc_offsets");
+  contents.tokens = read_sample_rows(file, "/tokens", "tokens");
+  contents.doc_offsets = read_sample_rows(file, "/doc_offsets", "document offsets");
   validate_token_contents(contents, path);
   return contents;
 }

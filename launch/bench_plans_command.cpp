@@ -1,6 +1,7 @@
 // `winnow bench-plans`: the cost of what plans add to a training step, measured interleaved in
-// one process: token-evolution statistics (with and without Taylor saliency) against the dense
-// step, and layer gates skipping a share of the layers against the FLOPs they save.
+// one process: token-evolution statistics (with and without Taylor saliency) and the co-scheduler's
+// machinery against the dense step, and layer gates skipping a share of the layers against the
+// FLOPs they save.
 #include <cmath>
 #include <iomanip>
 #include <iostream>
@@ -49,10 +50,11 @@ int bench_plans_command(const Args& args) {
           args, extra, bench, config,
           "usage: winnow bench-plans [--config FILE] [options]\n\n"
           "Times training steps of the dense model, the same with token-evolution statistics\n"
-          "(monitor.statistics) and with Taylor saliency too, and with static skip lists that\n"
-          "remove bench.skip of the layers, in rotating order (one step each per round). Prints\n"
-          "each variant's median step time and range, the statistics' overhead, and the gates'\n"
-          "measured speedup against their FLOPs speedup.\n"
+          "(monitor.statistics), with Taylor saliency too, with the co-scheduler planning the\n"
+          "dense model (coschedule.target=1, a decision after every step), and with static skip\n"
+          "lists that remove bench.skip of the layers, in rotating order (one step each per\n"
+          "round). Prints each variant's median step time and range, the overheads, and the\n"
+          "gates' measured speedup against their FLOPs speedup.\n"
           "Example: winnow bench-plans --config launch/configs/bench-vit.ini",
           "bench-plans"))
     return 0;
@@ -74,6 +76,16 @@ int bench_plans_command(const Args& args) {
   RunConfig taylor = statistics;
   taylor.monitor.taylor = true;
   configs.emplace_back(taylor, "statistics+taylor");
+  // The co-scheduler's own cost: at ρ* = 1 it plans the dense model, so what it adds over dense
+  // is its monitor and its allocator, here deciding after every step (an upper bound; runs decide
+  // every coschedule.interval steps). Probe steps cost nothing at ρ = 1; at ρ* < 1 they add
+  // (1/ρ* − 1)/P of a step (printed below).
+  RunConfig coscheduled = config;
+  coscheduled.coschedule.planner.mode = "joint";
+  coscheduled.coschedule.planner.budget.target = 1.0;
+  coscheduled.coschedule.planner.budget.warmup_steps = 1;
+  coscheduled.coschedule.planner.interval = 1;
+  configs.emplace_back(coscheduled, "co-scheduler rho=1");
   std::stringstream shares(skip_shares);
   std::string item;
   while (std::getline(shares, item, ',')) {
@@ -135,7 +147,15 @@ int bench_plans_command(const Args& args) {
       if (ratio < 0.999) std::cout << std::setw(14) << (dense_time / time) / (1.0 / ratio);
       std::cout << std::setprecision(1) << "\n";
     }
-    std::cout << std::flush;
+    const CoScheduleConfig defaults;
+    std::cout << "  co-scheduler probes (every " << defaults.planner.probe_every
+              << " steps, full capacity): +" << std::setprecision(2)
+              << 100.0 * (1.0 / defaults.planner.budget.target - 1.0) /
+                     static_cast<double>(defaults.planner.probe_every)
+              << "% of a step at rho* = " << defaults.planner.budget.target
+              << " (analytic; the allocator above decides every "
+              << coscheduled.coschedule.planner.interval << " step)\n"
+              << std::flush;
   }
   return 0;
 }

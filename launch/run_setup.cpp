@@ -13,6 +13,7 @@
 #include "data/image_dataset.h"
 #include "data/synthetic_dataset.h"
 #include "data/token_dataset.h"
+#include "train/root_work.h"
 
 namespace winnow::launch {
 
@@ -81,9 +82,21 @@ RunData open_run_data(const RunConfig& config) {
     o.num_windows = std::max<int64_t>(1, o.num_windows / 8);
     o.split = 1;  // held out: same chain, another stream
     run.eval = data::make_synthetic_token_dataset(o);
-  } else {
-    run.train = open_data_file(config.data.train, config.data.context);
+  }
+  // Files: the training set unless synthetic, and data.eval when given (also beside synthetic
+  // training data: `winnow eval --data.eval FILE` of a synthetic run evaluates on FILE).
+  const bool synthetic = !config.data.synthetic.empty() && config.data.synthetic != "none";
+  auto load = [&] {
+    if (!synthetic) run.train = open_data_file(config.data.train, config.data.context);
     if (!config.data.eval.empty()) run.eval = open_data_file(config.data.eval, config.data.context);
+  };
+  // Every rank reads the files; a file that fails on one rank (damaged, or another copy on that
+  // node) ends every rank with one message instead of leaving the others waiting.
+  if (auto& comm = active_communicator()) {
+    train::run_on_every_rank(
+        *comm, load, [](const std::string& reason) { return "cannot load the data: " + reason; });
+  } else {
+    load();
   }
 
   if (auto* images = dynamic_cast<data::ImageDataset*>(run.train.get())) {
@@ -106,6 +119,19 @@ RunData open_run_data(const RunConfig& config) {
                              dynamic_cast<data::SyntheticImageDataset*>(run.eval.get());
     TORCH_CHECK(eval_images == image_data, "data.eval ", run.eval->describe(),
                 " is not the same kind of data as data.train ", run.train->describe());
+    if (auto* eval_images = dynamic_cast<data::ImageDataset*>(run.eval.get())) {
+      const auto shape = eval_images->image_shape();
+      TORCH_CHECK(shape[0] == spec.image_channels && shape[1] == spec.image_height &&
+                      shape[2] == spec.image_width,
+                  "data.eval ", run.eval->describe(),
+                  " has images of another shape than data.train ", run.train->describe());
+    }
+    if (auto* eval_tokens = dynamic_cast<data::TokenDataset*>(run.eval.get())) {
+      TORCH_CHECK(eval_tokens->vocab_size() <= spec.vocab_size, "data.eval ", run.eval->describe(),
+                  " has token ids up to ", eval_tokens->vocab_size() - 1,
+                  ", beyond the model's vocabulary of ", spec.vocab_size, " (data.train ",
+                  run.train->describe(), ")");
+    }
   }
   return run;
 }

@@ -4,9 +4,10 @@
 
 namespace winnow::launch {
 
-// Installs the handlers (idempotent). A second signal of the same kind while the first is still
-// pending restores the default action, so a user pressing Ctrl-C / sending SIGTERM twice is not
-// stuck waiting for a save.
+// Installs the handlers (idempotent). `winnow train` installs them when its training loop
+// starts: before that (loading data, resuming) a stop signal has its default action. A second
+// signal of the same kind while the first is still pending restores the default action, so a user
+// pressing Ctrl-C / sending SIGTERM twice is not stuck waiting for a save.
 void install_stop_signal_handlers();
 
 // The first stop signal received and not yet consumed (SIGTERM, SIGUSR1), or 0.

@@ -123,7 +123,6 @@ int train_command(const Args& args) {
     throw ConfigError(
         "--resume and --init-from: give one (resume continues a run; init-from "
         "starts a new one from weights)");
-  install_stop_signal_handlers();
   auto comm = start_communicator(config);
   validate(config, comm->world_size());
   auto data = open_run_data(config);
@@ -184,6 +183,9 @@ int train_command(const Args& args) {
       return 0;
     }
   }
+  // From here a stop signal saves and stops in lockstep. Before, it ends the process at once:
+  // there is nothing to save yet, and a setup step stuck in a damaged file cannot hold it.
+  install_stop_signal_handlers();
   auto summary = trainer.run();
 
   if (summary.stopped_early) {

@@ -10,7 +10,12 @@ Targets, each fed `--count` mutated inputs:
                    -> `winnow import`
   checkpoint       a checkpoint with bytes flipped, zeroed, truncated
                    -> `winnow inspect --verify`, `winnow train --resume`, `winnow eval --weights`
-  dataset          a prepared token data file, mutated the same way -> `winnow train --data.train`
+  dataset          a prepared token data file, mutated the same way -> `winnow train --data.train`,
+                   `winnow eval --data.eval`
+
+Each command runs as its own `winnow` process, or, with --in-process FUZZ_COMMANDS, many to a
+process through tests/fuzz/fuzz_commands (the same run_cli as winnow's main; no LibTorch start per
+input), which is what makes thousands of inputs under AddressSanitizer + UBSan affordable.
 
 Every run must end with exit code 0, 1 or 2 within --timeout seconds, with no signal, no C++
 backtrace ("frame #N", "Exception raised from"), no sanitizer report and no raw control byte in
@@ -25,6 +30,7 @@ import pickletools
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -188,6 +194,75 @@ def mutate_archive(path, out, rng):
             z.writestr(name, data)
 
 
+def commands_for(winnow, target, mutated, work, fixtures):
+    """The winnow command lines a mutated input of `target` goes through."""
+    if target.startswith("torch"):
+        return [[winnow, "import", "--format", "nanogpt", mutated, "--heads", "2", "--out",
+                 os.path.join(work, "imported.h5")]]
+    if target == "checkpoint":
+        return [[winnow, "inspect", mutated, "--verify"],
+                [winnow, "train", "--resume", mutated, "--train.steps", "3", "--checkpoint.dir",
+                 "none", "--dist.threads", "1"],
+                [winnow, "eval", "--weights", mutated, "--dist.threads", "1"]]
+    return [[winnow, "train", "--data.train", mutated, "--model.kind", "gpt", "--model.dim", "16",
+             "--model.depth", "1", "--model.heads", "2", "--data.context", "8", "--train.steps",
+             "2", "--train.global_batch", "4", "--optim.warmup_steps", "1", "--checkpoint.dir",
+             "none", "--dist.threads", "1"],
+            [winnow, "eval", "--weights", fixtures["model"], "--data.eval", mutated,
+             "--dist.threads", "1"]]
+
+
+MARKER = re.compile(rb"^@@ (begin|end) (\d+)(?: (-?\d+))?$", re.M)
+
+
+def run_in_process(harness, commands, timeout, work):
+    """[(rc, out, seconds)] per command, run by the fuzz_commands harness many to a process.
+
+    The harness marks each command's output with "@@ begin i" / "@@ end i RC"; a process that
+    dies inside command i (a sanitizer report, a signal, SIGALRM after `timeout` seconds) leaves
+    a begin without its end: that command gets the process's fate, and a new process goes on
+    from i + 1."""
+    listing = os.path.join(work, "commands.tsv")
+    with open(listing, "w") as f:
+        for command in commands:
+            f.write("\t".join(command[1:]) + "\n")
+    results = [None] * len(commands)
+    first = 0
+    while first < len(commands):
+        started = time.time()
+        try:
+            p = subprocess.run([harness, listing, str(max(1, int(timeout))), str(first)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               timeout=timeout * (len(commands) - first) + 120,
+                               env=dict(os.environ, OMP_NUM_THREADS="1"))
+            code, out = p.returncode, p.stdout
+        except subprocess.TimeoutExpired as e:
+            code, out = "timeout", e.stdout or b""
+        elapsed = time.time() - started
+        markers = list(MARKER.finditer(out))
+        open_index, open_at = None, 0
+        for m in markers:
+            index = int(m.group(2))
+            if m.group(1) == b"begin":
+                open_index, open_at = index, m.end()
+            elif open_index == index:
+                results[index] = (int(m.group(3)), out[open_at:m.start()], 0.0)
+                open_index = None
+        done = [i for i in range(first, len(commands)) if results[i] is not None]
+        if open_index is not None:  # the process died inside this command
+            fate = "timeout" if code == -signal.SIGALRM or code == "timeout" else code
+            results[open_index] = (fate if fate != 0 else 1, out[open_at:], elapsed)
+            first = open_index + 1
+        elif len(done) == len(commands) - first:
+            first = len(commands)
+        else:
+            missing = next(i for i in range(first, len(commands)) if results[i] is None)
+            results[missing] = (code if code != 0 else 1, b"fuzz_commands ended without running "
+                                b"this command: " + out[-2000:], elapsed)
+            first = missing + 1
+    return results
+
+
 # --- fixtures ---------------------------------------------------------------------------------
 
 def make_fixtures(winnow, work):
@@ -207,9 +282,15 @@ def make_fixtures(winnow, work):
         for j in range(40):
             f.write("a line of text %d\n%%\n" % j)
     must([winnow, "prepare", "text", "--in", text, "--out", os.path.join(work, "tokens")])
+    text_model = os.path.join(work, "gpt-text")  # evaluates the mutated token files
+    must([winnow, "train", "--data.train", os.path.join(work, "tokens", "train.h5"), "--model.kind",
+          "gpt", "--model.dim", "16", "--model.depth", "1", "--model.heads", "2", "--data.context",
+          "8", "--train.steps", "1", "--train.global_batch", "4", "--optim.warmup_steps", "1",
+          "--checkpoint.dir", "none", "--dist.threads", "1", "--train.run_dir", text_model])
     checkpoint = sorted(p for p in os.listdir(os.path.join(gpt, "checkpoints")) if p.endswith(".h5"))[-1]
     return {"torch": os.path.join(work, "gpt.pt"),
             "checkpoint": os.path.join(gpt, "checkpoints", checkpoint),
+            "model": os.path.join(text_model, "model.h5"),
             "dataset": os.path.join(work, "tokens", "train.h5")}
 
 
@@ -221,17 +302,23 @@ def main():
     parser.add_argument("--timeout", type=float, default=60)
     parser.add_argument("--targets", default="torch-structure,torch-bytes,checkpoint,dataset")
     parser.add_argument("--workdir", default=None, help="kept (with failures) when given")
+    parser.add_argument("--in-process", default=None, metavar="FUZZ_COMMANDS",
+                        help="run the commands through this tests/fuzz/fuzz_commands executable "
+                             "(many per process, the same run_cli as winnow) instead of one "
+                             "winnow process each")
     args = parser.parse_args()
     work = args.workdir or tempfile.mkdtemp(prefix="winnow-fuzz-")
     os.makedirs(os.path.join(work, "failures"), exist_ok=True)
+    os.makedirs(os.path.join(work, "inputs"), exist_ok=True)
     rng = random.Random(args.seed)
     fixtures = make_fixtures(args.winnow, work)
     targets = args.targets.split(",")
     failures, runs, slowest = [], 0, 0.0
     for target in targets:
         started = time.time()
+        jobs = []  # (input index, mutated file, command)
         for i in range(args.count):
-            mutated = os.path.join(work, "input-%s" % target)
+            mutated = os.path.join(work, "inputs", "%s-%d" % (target, i))
             if target == "torch-structure":
                 mutated += ".pt"
                 mutate_archive(fixtures["torch"], mutated, rng)
@@ -242,34 +329,23 @@ def main():
                     data = f.read()
                 with open(mutated, "wb") as f:
                     f.write(mutate_bytes(data, rng))
-            out_h5 = os.path.join(work, "imported.h5")
-            if target.startswith("torch"):
-                commands = [[args.winnow, "import", "--format", "nanogpt", mutated, "--heads", "2",
-                             "--out", out_h5]]
-            elif target == "checkpoint":
-                commands = [[args.winnow, "inspect", mutated, "--verify"],
-                            [args.winnow, "train", "--resume", mutated, "--train.steps", "3",
-                             "--checkpoint.dir", "none", "--dist.threads", "1"],
-                            [args.winnow, "eval", "--weights", mutated, "--dist.threads", "1"]]
-            else:
-                commands = [[args.winnow, "train", "--data.train", mutated, "--model.kind", "gpt",
-                             "--model.dim", "16", "--model.depth", "1", "--model.heads", "2",
-                             "--data.context", "8", "--train.steps", "2", "--train.global_batch",
-                             "4", "--optim.warmup_steps", "1", "--checkpoint.dir", "none",
-                             "--dist.threads", "1"]]
-            for command in commands:
-                rc, out, seconds = run(command, args.timeout)
-                runs += 1
-                slowest = max(slowest, seconds)
-                why = verdict(rc, out)
-                if why:
-                    kept = os.path.join(work, "failures", "%s-%d%s" % (target, i, os.path.splitext(mutated)[1]))
-                    shutil.copy(mutated, kept)
-                    failures.append("%s #%d: %s: %s (input kept: %s)\n%s" % (
-                        target, i, " ".join(command[1:2]), why, kept,
-                        out.decode(errors="replace")[-2000:]))
-            if os.path.exists(out_h5):
-                os.remove(out_h5)
+            jobs += [(i, mutated, command) for command in commands_for(args.winnow, target, mutated, work, fixtures)]
+        if args.in_process:
+            results = run_in_process(args.in_process, [c for _, _, c in jobs], args.timeout, work)
+        else:
+            results = [run(c, args.timeout) for _, _, c in jobs]
+        for (i, mutated, command), (rc, out, seconds) in zip(jobs, results):
+            runs += 1
+            slowest = max(slowest, seconds)
+            why = verdict(rc, out)
+            if why:
+                kept = os.path.join(work, "failures", os.path.basename(mutated))
+                shutil.copy(mutated, kept)
+                failures.append("%s #%d: %s: %s (input kept: %s)\n%s" % (
+                    target, i, " ".join(command[1:2]), why, kept,
+                    out.decode(errors="replace")[-2000:]))
+        shutil.rmtree(os.path.join(work, "inputs"), ignore_errors=True)
+        os.makedirs(os.path.join(work, "inputs"))
         print("%-16s %5d inputs in %6.1f s" % (target, args.count, time.time() - started), flush=True)
     print("fuzz: %d runs, %d failures, slowest run %.1f s, seed %d, work %s"
           % (runs, len(failures), slowest, args.seed, work))
