@@ -9,6 +9,7 @@
 #include <cstring>
 #include <exception>
 #include <filesystem>
+#include <limits>
 #include <sstream>
 
 #include "data/atomic_file.h"
@@ -101,6 +102,7 @@ H5File::H5File(const std::string& path, Mode mode) : path_(path) {
   TORCH_CHECK(std::filesystem::exists(path, ec), "h5_file: file not found: '", path, "'");
   TORCH_CHECK(!std::filesystem::is_directory(path, ec), "h5_file: '", path,
               "' is a directory, expected an HDF5 file");
+  if (mode == Mode::kRead) read_deadline_ = std::make_unique<ReadDeadline>(path);
   const htri_t is_hdf5 = H5Fis_hdf5(path.c_str());
   TORCH_CHECK(is_hdf5 > 0, "h5_file: '", path,
               "' is not an HDF5 file (no HDF5 signature found; expected a file written by "
@@ -268,12 +270,46 @@ H5DatasetInfo H5File::dataset_info(const std::string& name) const {
     std::vector<hsize_t> chunk(static_cast<size_t>(rank));
     check(H5Pget_chunk(create_list.get(), rank, chunk.data()), "cannot read chunk shape", name);
     info.chunk.assign(chunk.begin(), chunk.end());
+  }
+  return info;
+}
+
+namespace {
+
+// a * b, or `saturated` when it does not fit (a damaged shape can claim 2^60 rows).
+int64_t product_or(int64_t a, int64_t b, int64_t saturated) {
+  int64_t out = 0;
+  return __builtin_mul_overflow(a, b, &out) ? saturated : out;
+}
+
+}  // namespace
+
+void H5File::check_fully_stored(const std::string& name) const {
+  const H5DatasetInfo info = dataset_info(name);
+  if (!info.dtype.has_value()) return;  // not readable anyway; read_tensor says why
+  constexpr int64_t kHuge = std::numeric_limits<int64_t>::max();
+  H5Id dataset = open_dataset(name);
+  if (!info.chunk.empty()) {
+    int64_t needed = 1;
+    for (size_t d = 0; d < info.shape.size(); ++d)
+      needed = product_or(needed, (info.shape[d] + info.chunk[d] - 1) / info.chunk[d], kHuge);
+    H5Id space(check_id(H5Dget_space(dataset.get()), "cannot read dataspace", name), H5Sclose);
     hsize_t stored = 0;
     check(H5Dget_num_chunks(dataset.get(), space.get(), &stored), "cannot count stored chunks",
           name);
-    info.stored_chunks = static_cast<int64_t>(stored);
+    TORCH_CHECK(static_cast<int64_t>(stored) == needed, "h5_file: dataset '", name, "' in '", path_,
+                "': the file stores ", stored, " of the ", needed, " chunks its shape ",
+                h5_shape_string(info.shape),
+                " needs; the file is damaged or was not written completely");
+    return;
   }
-  return info;
+  int64_t bytes = static_cast<int64_t>(c10::elementSize(*info.dtype));
+  for (int64_t d : info.shape) bytes = product_or(bytes, d, kHuge);
+  const auto stored = static_cast<int64_t>(H5Dget_storage_size(dataset.get()));
+  TORCH_CHECK(stored >= bytes, "h5_file: dataset '", name, "' in '", path_, "': its shape ",
+              h5_shape_string(info.shape), " of ", info.type_name, " takes ", bytes,
+              " bytes but the file stores ", stored,
+              "; the file is damaged or was not written completely");
 }
 
 void H5File::create_dataset(const std::string& name, torch::ScalarType dtype,
@@ -381,6 +417,7 @@ torch::Tensor H5File::read_tensor(const std::string& name) const {
   TORCH_CHECK(info.dtype.has_value(), "h5_file: dataset '", name, "' in '", path_,
               "' has element type ", info.type_name,
               "; expected uint8, int8, int16, int32, int64, float32 or float64");
+  check_fully_stored(name);
   torch::Tensor out = torch::empty(info.shape, torch::TensorOptions().dtype(*info.dtype));
   if (out.numel() == 0) return out;
   H5Id dataset = open_dataset(name);

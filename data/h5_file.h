@@ -7,11 +7,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "data/h5_types.h"
+#include "data/read_deadline.h"
 
 namespace winnow::data {
 
@@ -52,7 +54,6 @@ struct H5DatasetInfo {
   std::optional<torch::ScalarType> dtype;  // empty for element types winnow does not read
   std::vector<int64_t> shape;              // empty for a scalar dataset
   std::vector<int64_t> chunk;              // chunk shape; empty when not stored in chunks
-  int64_t stored_chunks = 0;               // chunks written to the file (chunked datasets)
 };
 
 // An open HDF5 file. Object names are absolute or relative paths inside the file ("/images",
@@ -101,13 +102,20 @@ class H5File {
   // dataset's dtype and trailing dimensions.
   void write_rows(const std::string& name, int64_t first_row, const torch::Tensor& rows);
 
-  // Reads a whole dataset as a CPU tensor of the dataset's own dtype.
+  // Throws unless the file stores all of dataset `name`: every chunk its shape needs, or (not
+  // chunked) as many bytes as its shape and dtype take. A damaged shape would otherwise make a
+  // reader allocate, and HDF5 walk or fill, far more than the file holds. Costs one pass over the
+  // dataset's chunk index.
+  void check_fully_stored(const std::string& name) const;
+
+  // Reads a whole dataset as a CPU tensor of the dataset's own dtype (check_fully_stored first).
   torch::Tensor read_tensor(const std::string& name) const;
   // Reads a whole dataset, checking its dtype (and its shape when `expected_shape` is given;
   // -1 in it matches any size).
   torch::Tensor read_tensor(const std::string& name, torch::ScalarType expected_dtype,
                             const std::vector<int64_t>& expected_shape = {}) const;
-  // Reads rows [begin, end) along dimension 0 (a hyperslab) as a CPU tensor.
+  // Reads rows [begin, end) along dimension 0 (a hyperslab) as a CPU tensor. Does not call
+  // check_fully_stored (callers reading a dataset in parts call it once).
   torch::Tensor read_rows(const std::string& name, int64_t begin, int64_t end) const;
 
   // --- attributes (on any group or dataset; "/" is the file) ---------------------------------
@@ -157,6 +165,9 @@ class H5File {
   void ensure_parent_groups(const std::string& name);
 
   std::string path_;
+  // Reading (kRead): a time limit, from before the file is opened until it is closed, since
+  // HDF5 can loop forever on some damaged files (data/read_deadline.h).
+  std::unique_ptr<ReadDeadline> read_deadline_;
   H5Id file_;
   bool writable_ = false;  // opened with kCreate or kReadWrite
 };

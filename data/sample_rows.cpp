@@ -4,7 +4,6 @@
 #include <algorithm>
 
 #include "data/error_text.h"
-#include "data/format_attrs.h"
 
 namespace winnow::data {
 
@@ -15,17 +14,8 @@ torch::Tensor read_sample_rows(const H5File& file, const std::string& name,
   TORCH_CHECK(!info.shape.empty(), where, ": expected samples along dimension 0, got a scalar");
   const int64_t rows = info.shape[0];
   if (rows == 0) return file.read_tensor(name);
-  int64_t rows_per_read = rows;
-  if (!info.chunk.empty()) {
-    int64_t needed = 1;
-    for (size_t d = 0; d < info.shape.size(); ++d) {
-      needed *= (info.shape[d] + info.chunk[d] - 1) / info.chunk[d];
-    }
-    TORCH_CHECK(info.stored_chunks == needed, where, ": the file stores ", info.stored_chunks,
-                " of the ", needed, " chunks its shape ", shape_text(info.shape),
-                " needs; the file is damaged or was not written by `winnow prepare`");
-    rows_per_read = std::max<int64_t>(1, info.chunk[0]);
-  }
+  file.check_fully_stored(name);  // once: the reads below each touch one row of chunks
+  const int64_t rows_per_read = info.chunk.empty() ? rows : std::max<int64_t>(1, info.chunk[0]);
   torch::Tensor out;  // [rows, ...] the dataset's dtype
   for (int64_t begin = 0; begin < rows; begin += rows_per_read) {
     const int64_t end = std::min(rows, begin + rows_per_read);

@@ -49,11 +49,20 @@ STACK_OPS = [b"a", b"e", b"s", b"u", b"0", b"1", b"2", b"t", b"l", b"d", b"R", b
              b"q\x00", b"h\x00", b"h\x07", b"r\xff\xff\xff\xff", b"j\x00\x00\x00\x00", b"."]
 
 
+READ_TIMEOUT = "10"  # seconds; set by --read-timeout
+
+
+def command_environment():
+    """One thread per run; HDF5's endless loops on some damaged files end after READ_TIMEOUT s
+    (winnow's read deadline, WINNOW_READ_TIMEOUT) with exit 1 and a message."""
+    return dict(os.environ, OMP_NUM_THREADS="1", WINNOW_READ_TIMEOUT=READ_TIMEOUT)
+
+
 def run(cmd, timeout):
     start = time.time()
     try:
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout,
-                           env=dict(os.environ, OMP_NUM_THREADS="1"))
+                           env=command_environment())
         return p.returncode, p.stdout, time.time() - start
     except subprocess.TimeoutExpired as e:
         return "timeout", e.stdout or b"", time.time() - start
@@ -234,7 +243,7 @@ def run_in_process(harness, commands, timeout, work):
             p = subprocess.run([harness, listing, str(max(1, int(timeout))), str(first)],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                timeout=timeout * (len(commands) - first) + 120,
-                               env=dict(os.environ, OMP_NUM_THREADS="1"))
+                               env=command_environment())
             code, out = p.returncode, p.stdout
         except subprocess.TimeoutExpired as e:
             code, out = "timeout", e.stdout or b""
@@ -306,7 +315,12 @@ def main():
                         help="run the commands through this tests/fuzz/fuzz_commands executable "
                              "(many per process, the same run_cli as winnow) instead of one "
                              "winnow process each")
+    parser.add_argument("--read-timeout", default="10",
+                        help="WINNOW_READ_TIMEOUT for the runs: seconds before winnow gives up "
+                             "reading a file HDF5 is stuck in")
     args = parser.parse_args()
+    global READ_TIMEOUT
+    READ_TIMEOUT = args.read_timeout
     work = args.workdir or tempfile.mkdtemp(prefix="winnow-fuzz-")
     os.makedirs(os.path.join(work, "failures"), exist_ok=True)
     os.makedirs(os.path.join(work, "inputs"), exist_ok=True)
