@@ -1,5 +1,6 @@
 // Run configuration: the options tree of a `winnow train|eval|bench` run, its Boost.Program_options
-// description (dotted names = INI sections), parsing, validation and printing.
+// description (dotted names = INI sections), parsing, validation and printing; the options
+// themselves are declared once in launch/run_option_table.cpp.
 #pragma once
 
 #include <boost/program_options.hpp>
@@ -108,7 +109,8 @@ struct RunConfig {
   CheckpointConfig checkpoint;
 };
 
-// All run options with their defaults and meaning, bound to `config`'s fields.
+// All run options with their defaults and meaning (the option table), bound to `config`'s fields;
+// one [stage.NAME] group per stage already in config.compress.stage.
 boost::program_options::options_description run_options(RunConfig& config);
 
 // Parses `args` (after the subcommand), then the INI file named by --config (command line wins).
@@ -119,7 +121,8 @@ void parse_run_config(const std::vector<std::string>& args,
                       boost::program_options::options_description& extra, RunConfig& config,
                       bool& help, const std::string& base_ini = {});
 
-// Range and consistency checks of everything that does not need the data; throws ConfigError.
+// Range and consistency checks of everything that does not need the data: every option's own
+// check from the table, then the checks that relate several options; throws ConfigError.
 void validate(const RunConfig& config, int world_size);
 
 // compress.*, stage.*.*, gate.* and monitor.* as the static planner's configuration (lists
@@ -130,7 +133,8 @@ compression::TokenEvolutionOptions monitor_options(const RunConfig& config);
 // minimum capacity resolved); throws ConfigError naming the option.
 compression::CoSchedulerConfig coscheduler_config(const RunConfig& config, int64_t depth);
 
-// The effective configuration as an INI file (loadable with --config).
+// The effective configuration as an INI file (loadable with --config): every stored option of the
+// table, section by section, doubles with enough digits to read back exactly.
 std::string to_ini(const RunConfig& config);
 
 }  // namespace winnow::launch
