@@ -57,8 +57,10 @@ class Watchdog {
       auto earliest = readings_.begin();
       for (auto it = readings_.begin(); it != readings_.end(); ++it)
         if (it->second.deadline < earliest->second.deadline) earliest = it;
-      if (Clock::now() < earliest->second.deadline) {
-        changed_.wait_until(lock, earliest->second.deadline);
+      // A copy: the entry may be removed while the wait has the lock released.
+      const Clock::time_point deadline = earliest->second.deadline;
+      if (Clock::now() < deadline) {
+        changed_.wait_until(lock, deadline);
         continue;
       }
       // The reading thread is stuck inside HDF5 (holding its global lock): no HDF5 call, no
