@@ -93,6 +93,12 @@ H5File::H5File(const std::string& path, Mode mode) : path_(path) {
   check(H5Pset_fclose_degree(access.get(), H5F_CLOSE_STRONG), "cannot set the close degree", "/");
   writable_ = mode != Mode::kRead;
   if (mode == Mode::kCreate) {
+    // The HDF5 1.10 file format: every piece of metadata (superblock, object headers with their
+    // attributes, chunk indexes) carries a checksum that HDF5 verifies before decoding it, so a
+    // damaged file is refused with "incorrect metadata checksum" instead of being decoded (HDF5
+    // 1.10.8 overflows buffers decoding some damaged object headers of the older format).
+    check(H5Pset_libver_bounds(access.get(), H5F_LIBVER_V110, H5F_LIBVER_V110),
+          "cannot choose the HDF5 1.10 file format", "/");
     file_ = H5Id(check_id(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access.get()),
                           "cannot create file", "/"),
                  H5Fclose);

@@ -105,6 +105,40 @@ TEST(H5File, DatasetsAreChunkedShuffledAndDeflated) {
   H5Fclose(file);
 }
 
+TEST(H5File, FilesCarryMetadataChecksumsThatCatchADamagedObjectHeader) {
+  TempDir dir;
+  const std::string path = dir.file("checksummed.h5");
+  {
+    H5File file(path, H5File::Mode::kCreate);
+    file.write_tensor("/x", torch::arange(100, torch::kInt64));
+    file.set_attr_string("/x", "note", "kept in the object header");
+    file.close();
+  }
+  haddr_t header = 0;
+  {
+    const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    H5F_info2_t info;
+    ASSERT_GE(H5Fget_info2(file, &info), 0);
+    EXPECT_GE(info.super.version, 3u);  // the 1.10 format: checksummed superblock and headers
+    H5O_info_t object;
+    ASSERT_GE(H5Oget_info_by_name2(file, "/x", &object, H5O_INFO_BASIC, H5P_DEFAULT), 0);
+    header = object.addr;
+    H5Fclose(file);
+  }
+  {  // one byte of the attribute message flipped
+    std::fstream out(path, std::ios::in | std::ios::out | std::ios::binary);
+    out.seekg(static_cast<std::streamoff>(header + 40));
+    char byte = 0;
+    out.read(&byte, 1);
+    out.seekp(static_cast<std::streamoff>(header + 40));
+    byte = static_cast<char>(byte ^ 0x5a);
+    out.write(&byte, 1);
+  }
+  const H5File file(path, H5File::Mode::kRead);
+  EXPECT_THAT(error_of([&] { file.attr_string("/x", "note"); }),
+              ::testing::HasSubstr("incorrect metadata checksum"));
+}
+
 TEST(H5File, AttributesRoundTrip) {
   TempDir dir;
   const std::string path = dir.file("attrs.h5");
