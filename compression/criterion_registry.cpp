@@ -1,9 +1,6 @@
 // Criterion registry: one line per entry, no static self-registration.
 #include "compression/criterion_registry.h"
 
-#include <functional>
-#include <utility>
-
 #include "compression/attention_criteria.h"
 #include "compression/linear_criterion.h"
 #include "compression/norm_criteria.h"
@@ -13,48 +10,43 @@
 #include "compression/uniform_criterion.h"
 
 namespace winnow::compression {
-namespace {
 
-using Factory = std::function<std::unique_ptr<Criterion>(const CriterionOptions&)>;
-using Options = CriterionOptions;
-
-const std::vector<std::pair<std::string, Factory>>& registry() {
-  static const std::vector<std::pair<std::string, Factory>> entries = {
-      {"random", [](const Options&) { return std::make_unique<RandomCriterion>(); }},
-      {"norm", [](const Options&) { return std::make_unique<NormCriterion>(); }},
-      {"key_norm", [](const Options&) { return std::make_unique<KeyNormCriterion>(); }},
-      {"cls_attention", [](const Options&) { return std::make_unique<ClsAttentionCriterion>(); }},
-      {"attention_received",
-       [](const Options&) { return std::make_unique<AttentionReceivedCriterion>(); }},
-      {"uniform",
-       [](const Options& o) {
-         return std::make_unique<UniformCriterion>(o.grid_height(), o.grid_width());
-       }},
-      {"similarity", [](const Options&) { return std::make_unique<SimilarityCriterion>(); }},
-      {"linear", [](const Options& o) { return std::make_unique<LinearCriterion>(o.z_loss()); }},
-      {"predictor",
-       [](const Options& o) { return std::make_unique<PredictorCriterion>(o.ratio_loss()); }},
-  };
-  return entries;
+const CriterionRegistry& criterion_registry() {
+  using Options = CriterionOptions;
+  static const CriterionRegistry registry(
+      "unknown token criterion '{name}'; known criteria: {names}",
+      {
+          {"random", "keyed uniform random scores",
+           [](const Options&) { return std::make_unique<RandomCriterion>(); }},
+          {"norm", "L2 norm of each token's features",
+           [](const Options&) { return std::make_unique<NormCriterion>(); }},
+          {"key_norm", "L2 norm of each token's attention keys",
+           [](const Options&) { return std::make_unique<KeyNormCriterion>(); }},
+          {"cls_attention", "attention the CLS token pays to each token (EViT)",
+           [](const Options&) { return std::make_unique<ClsAttentionCriterion>(); }},
+          {"attention_received", "attention each token receives from all queries",
+           [](const Options&) { return std::make_unique<AttentionReceivedCriterion>(); }},
+          {"uniform", "a spatially uniform subset of the patch grid",
+           [](const Options& o) {
+             return std::make_unique<UniformCriterion>(o.grid_height(), o.grid_width());
+           }},
+          {"similarity", "ToMe's key similarity (redundant tokens score low)",
+           [](const Options&) { return std::make_unique<SimilarityCriterion>(); }},
+          {"linear", "a learned linear scorer per layer (Mixture-of-Depths router)",
+           [](const Options& o) { return std::make_unique<LinearCriterion>(o.z_loss()); }},
+          {"predictor", "DynamicViT's learned keep/drop prediction module",
+           [](const Options& o) { return std::make_unique<PredictorCriterion>(o.ratio_loss()); }},
+      });
+  return registry;
 }
-
-}  // namespace
 
 std::unique_ptr<Criterion> make_criterion(const std::string& name,
                                           const CriterionOptions& options) {
-  for (const auto& [entry, factory] : registry()) {
-    if (entry == name) return factory(options);
-  }
-  std::string known;
-  for (const auto& known_name : known_criteria()) known += (known.empty() ? "" : ", ") + known_name;
-  TORCH_CHECK(false, "unknown token criterion '", name, "'; known criteria: ", known);
-  return nullptr;
+  return criterion_registry().create(name, options);
 }
 
 std::vector<std::string> known_criteria() {
-  std::vector<std::string> names;
-  for (const auto& entry : registry()) names.push_back(entry.first);
-  return names;
+  return criterion_registry().names();
 }
 
 }  // namespace winnow::compression

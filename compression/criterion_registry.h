@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "compression/criterion.h"
+#include "data/registry.h"
 
 namespace winnow::compression {
 
@@ -20,11 +21,15 @@ struct CriterionOptions {
   TORCH_ARG(double, ratio_loss) = 2.0;
 };
 
-// The criterion registered as `name`; an unknown name throws, listing the known ones.
+using CriterionRegistry = data::Registry<std::unique_ptr<Criterion>, const CriterionOptions&>;
+
+// Every criterion, in the order --help and the conformance suite list them.
+const CriterionRegistry& criterion_registry();
+
+// Shorthands for criterion_registry().create(...) and .names(): an unknown name throws, listing
+// the known ones.
 std::unique_ptr<Criterion> make_criterion(const std::string& name,
                                           const CriterionOptions& options = {});
-
-// Registered names, in registry order.
 std::vector<std::string> known_criteria();
 
 }  // namespace winnow::compression

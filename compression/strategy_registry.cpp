@@ -1,9 +1,6 @@
 // Strategy registry: one line per entry, no static self-registration.
 #include "compression/strategy_registry.h"
 
-#include <functional>
-#include <utility>
-
 #include "compression/mask.h"
 #include "compression/merge.h"
 #include "compression/policy.h"
@@ -12,41 +9,34 @@
 #include "compression/route.h"
 
 namespace winnow::compression {
-namespace {
 
-using Factory = std::function<std::unique_ptr<Strategy>(const StrategyOptions&)>;
-using Options = StrategyOptions;
-
-const std::vector<std::pair<std::string, Factory>>& registry() {
-  static const std::vector<std::pair<std::string, Factory>> entries = {
-      {"prune", [](const Options& o) { return std::make_unique<PruneStrategy>(o); }},
-      {"merge", [](const Options& o) { return std::make_unique<MergeStrategy>(o); }},
-      {"pool", [](const Options& o) { return std::make_unique<PoolStrategy>(o); }},
-      {"route", [](const Options&) { return std::make_unique<RouteStrategy>(); }},
-      {"mask", [](const Options& o) { return std::make_unique<MaskStrategy>(o); }},
-      {"policy", [](const Options& o) { return std::make_unique<PolicyStrategy>(o); }},
-  };
-  return entries;
+const StrategyRegistry& strategy_registry() {
+  using Options = StrategyOptions;
+  static const StrategyRegistry registry(
+      "unknown token strategy '{name}'; known strategies: {names}",
+      {
+          {"prune", "keep the top-k tokens, optionally fusing the rest into one (EViT)",
+           [](const Options& o) { return std::make_unique<PruneStrategy>(o); }},
+          {"merge", "ToMe's bipartite soft matching with size-weighted averages",
+           [](const Options& o) { return std::make_unique<MergeStrategy>(o); }},
+          {"pool", "size-weighted average pooling of the patch grid",
+           [](const Options& o) { return std::make_unique<PoolStrategy>(o); }},
+          {"route", "the block runs on k tokens, the rest skip it (random-LTD)",
+           [](const Options&) { return std::make_unique<RouteStrategy>(); }},
+          {"mask", "keep every token, mask the unselected ones out of attention",
+           [](const Options& o) { return std::make_unique<MaskStrategy>(o); }},
+          {"policy", "DynamicViT's training-mode keep/drop policy",
+           [](const Options& o) { return std::make_unique<PolicyStrategy>(o); }},
+      });
+  return registry;
 }
 
-}  // namespace
-
 std::unique_ptr<Strategy> make_strategy(const std::string& name, const StrategyOptions& options) {
-  for (const auto& [entry, factory] : registry()) {
-    if (entry == name) return factory(options);
-  }
-  std::string known;
-  for (const auto& known_name : known_strategies()) {
-    known += (known.empty() ? "" : ", ") + known_name;
-  }
-  TORCH_CHECK(false, "unknown token strategy '", name, "'; known strategies: ", known);
-  return nullptr;
+  return strategy_registry().create(name, options);
 }
 
 std::vector<std::string> known_strategies() {
-  std::vector<std::string> names;
-  for (const auto& entry : registry()) names.push_back(entry.first);
-  return names;
+  return strategy_registry().names();
 }
 
 }  // namespace winnow::compression

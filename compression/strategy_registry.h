@@ -6,14 +6,19 @@
 #include <vector>
 
 #include "compression/strategy.h"
+#include "data/registry.h"
 
 namespace winnow::compression {
 
-// The strategy registered as `name`; an unknown name throws, listing the known ones.
+using StrategyRegistry = data::Registry<std::unique_ptr<Strategy>, const StrategyOptions&>;
+
+// Every strategy, in the order --help and the conformance suite list them.
+const StrategyRegistry& strategy_registry();
+
+// Shorthands for strategy_registry().create(...) and .names(): an unknown name throws, listing
+// the known ones.
 std::unique_ptr<Strategy> make_strategy(const std::string& name,
                                         const StrategyOptions& options = {});
-
-// Registered names, in registry order.
 std::vector<std::string> known_strategies();
 
 }  // namespace winnow::compression

@@ -9,6 +9,20 @@
 
 namespace winnow::data {
 
+// What a model built for a dataset must fit, without knowing the dataset's class: class-labelled
+// images of one shape, or windows of a token stream over a vocabulary.
+struct SampleShape {
+  enum class Kind { kImages, kTokens };
+  Kind kind = Kind::kImages;
+  std::vector<int64_t> image_shape;  // kImages: [C, H, W] of one sample
+  int64_t num_classes = 0;           // kImages: labels are in [0, num_classes)
+  int64_t vocab_size = 0;            // kTokens: token ids are in [0, vocab_size)
+
+  bool images() const { return kind == Kind::kImages; }
+  static SampleShape of_images(std::vector<int64_t> image_shape, int64_t num_classes);
+  static SampleShape of_tokens(int64_t vocab_size);
+};
+
 // A fixed-size, random-access set of samples with ids 0 .. size() - 1. The loader decides which
 // ids form a batch; a dataset only assembles them.
 class Dataset {
@@ -25,6 +39,9 @@ class Dataset {
 
   // One line for logs, e.g. "images 'data/train.h5': 60000 x [1, 28, 28], 10 classes".
   virtual std::string describe() const = 0;
+
+  // The shape of the samples, which the model built for this data takes from it.
+  virtual SampleShape sample_shape() const = 0;
 };
 
 // Throws unless every id is in [0, size); `who` names the dataset in the message.

@@ -23,6 +23,10 @@ class ImageDataset : public Dataset {
   int64_t size() const override { return contents_.images.size(0); }
   Batch fetch(const std::vector<int64_t>& sample_ids) const override;
   std::string describe() const override;
+  SampleShape sample_shape() const override {
+    const auto shape = image_shape();
+    return SampleShape::of_images({shape[0], shape[1], shape[2]}, num_classes());
+  }
 
   int64_t num_classes() const { return contents_.num_classes; }
   // {C, H, W}: the shape of one input sample.

@@ -37,6 +37,10 @@ class SyntheticImageDataset : public Dataset {
   int64_t size() const override { return options_.size; }
   Batch fetch(const std::vector<int64_t>& sample_ids) const override;
   std::string describe() const override;
+  SampleShape sample_shape() const override {
+    return SampleShape::of_images({options_.channels, options_.height, options_.width},
+                                  options_.num_classes);
+  }
 
   int64_t num_classes() const { return options_.num_classes; }
   std::array<int64_t, 3> image_shape() const {

@@ -24,6 +24,7 @@ class TokenDataset : public Dataset {
   // inputs int64 [B, T], targets int64 [B, T], sample_ids int64 [B].
   Batch fetch(const std::vector<int64_t>& sample_ids) const override;
   std::string describe() const override;
+  SampleShape sample_shape() const override { return SampleShape::of_tokens(vocab_size_); }
 
   int64_t vocab_size() const { return vocab_size_; }
   int64_t context_length() const { return context_length_; }

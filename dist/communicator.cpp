@@ -2,9 +2,6 @@
 // all_reduce.
 #include "dist/communicator.h"
 
-#include <functional>
-#include <sstream>
-
 #include "dist/launch_environment.h"
 #include "dist/local_communicator.h"
 #include "dist/mpi_communicator.h"
@@ -16,11 +13,6 @@ namespace winnow::dist {
 namespace {
 
 using Options = CommunicatorOptions;
-
-struct BackendEntry {
-  const char* name;
-  std::function<std::shared_ptr<Communicator>(const Options&)> make;
-};
 
 std::shared_ptr<Communicator> make_nccl(const Options& options) {
 #if WINNOW_HAVE_NCCL
@@ -40,17 +32,6 @@ std::shared_ptr<Communicator> make_auto(const Options& options) {
   return make_communicator(started_by_mpi_launcher() ? "mpi" : "local", options);
 }
 
-// The explicit list of backends; "auto" resolves to one of the others.
-const std::vector<BackendEntry>& backend_registry() {
-  static const std::vector<BackendEntry> registry{
-      {"local", [](const Options&) { return std::make_shared<LocalCommunicator>(); }},
-      {"mpi", [](const Options& o) { return std::make_shared<MpiCommunicator>(o); }},
-      {"nccl", make_nccl},
-      {"auto", make_auto},
-  };
-  return registry;
-}
-
 }  // namespace
 
 std::unique_ptr<Work> Communicator::all_reduce_async(torch::Tensor& tensor, ReduceOp op) {
@@ -58,10 +39,22 @@ std::unique_ptr<Work> Communicator::all_reduce_async(torch::Tensor& tensor, Redu
   return std::make_unique<CompletedWork>();
 }
 
+const CommunicatorRegistry& communicator_registry() {
+  static const CommunicatorRegistry registry(
+      "unknown communicator backend '{name}'; expected one of: {names}",
+      {
+          {"local", "one process, no dependencies (world size 1)",
+           [](const Options&) { return std::make_shared<LocalCommunicator>(); }},
+          {"mpi", "MPI collectives on CPU tensors",
+           [](const Options& o) { return std::make_shared<MpiCommunicator>(o); }},
+          {"nccl", "NCCL collectives on CUDA tensors, bootstrapped through MPI", make_nccl},
+          {"auto", "nccl for CUDA tensors, else mpi under an MPI launcher, else local", make_auto},
+      });
+  return registry;
+}
+
 std::vector<std::string> known_backends() {
-  std::vector<std::string> names;
-  for (const auto& entry : backend_registry()) names.emplace_back(entry.name);
-  return names;
+  return communicator_registry().names();
 }
 
 bool nccl_backend_built() {
@@ -73,13 +66,7 @@ std::shared_ptr<Communicator> make_communicator(const std::string& backend,
   TORCH_CHECK(options.collective_timeout_seconds >= 0,
               "communicator: expected collective_timeout_seconds >= 0 (0 = no timeout), got ",
               options.collective_timeout_seconds);
-  for (const auto& entry : backend_registry()) {
-    if (backend == entry.name) return entry.make(options);
-  }
-  std::ostringstream known;
-  for (const auto& name : known_backends()) known << (known.tellp() > 0 ? ", " : "") << name;
-  TORCH_CHECK(false, "unknown communicator backend '", backend,
-              "'; expected one of: ", known.str());
+  return communicator_registry().create(backend, options);
 }
 
 }  // namespace winnow::dist

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "data/registry.h"
+
 namespace winnow::dist {
 
 enum class ReduceOp { kSum, kAvg, kMax, kMin };
@@ -83,8 +85,14 @@ class Communicator {
 // launcher, even with one rank, or when MPI is already initialised, else local; see
 // started_by_mpi_launcher() in dist/launch_environment.h).
 // Unknown names throw with the list of known backends.
+using CommunicatorRegistry =
+    data::Registry<std::shared_ptr<Communicator>, const CommunicatorOptions&>;
+const CommunicatorRegistry& communicator_registry();
+
+// Validates the options, then communicator_registry().create(backend, options).
 std::shared_ptr<Communicator> make_communicator(const std::string& backend,
                                                 const CommunicatorOptions& options = {});
+// communicator_registry().names(), in list order.
 std::vector<std::string> known_backends();
 // Whether this build contains the nccl backend (CUDA toolkit and NCCL found at configure time).
 bool nccl_backend_built();

@@ -54,7 +54,7 @@ int eval_command(const Args& args) {
     std::cout << "eval " << data.eval->describe() << "\n  plan        "
               << compression.planner->plan(0, /*training=*/false).describe() << "\n  samples     "
               << result.samples << "\n  loss        " << result.loss << "\n";
-    if (model->kind() == "gpt") {
+    if (model->task_units().perplexity) {
       std::cout << "  perplexity  " << result.perplexity << "\n  next-token accuracy "
                 << 100.0 * result.accuracy << "%\n";
     } else {

@@ -8,11 +8,9 @@
 #include <cstdio>
 #include <thread>
 
-#include "data/error_text.h"
-#include "data/h5_file.h"
-#include "data/image_dataset.h"
+#include "data/data_file.h"
 #include "data/synthetic_dataset.h"
-#include "data/token_dataset.h"
+#include "launch/planner_registry.h"
 #include "train/root_work.h"
 
 namespace winnow::launch {
@@ -36,21 +34,6 @@ std::shared_ptr<dist::Communicator> start_communicator(const RunConfig& config) 
   const int threads = threads_per_rank(config, *comm);
   torch::set_num_threads(threads);
   return comm;
-}
-
-std::shared_ptr<data::Dataset> open_data_file(const std::string& path, int64_t context) {
-  std::string format;
-  {
-    data::H5File file(path, data::H5File::Mode::kRead);
-    TORCH_CHECK(file.has_attr("/", "format"), "data file '", path,
-                "' has no 'format' attribute: expected a file written by `winnow prepare` "
-                "(winnow.images or winnow.tokens)");
-    format = file.attr_string("/", "format");
-  }
-  if (format == "winnow.images") return std::make_shared<data::ImageDataset>(path);
-  if (format == "winnow.tokens") return std::make_shared<data::TokenDataset>(path, context);
-  TORCH_CHECK(false, "data file '", path, "': unknown format '", data::escaped_bytes(format),
-              "'; expected winnow.images or winnow.tokens");
 }
 
 RunData open_run_data(const RunConfig& config) {
@@ -87,8 +70,9 @@ RunData open_run_data(const RunConfig& config) {
   // training data: `winnow eval --data.eval FILE` of a synthetic run evaluates on FILE).
   const bool synthetic = !config.data.synthetic.empty() && config.data.synthetic != "none";
   auto load = [&] {
-    if (!synthetic) run.train = open_data_file(config.data.train, config.data.context);
-    if (!config.data.eval.empty()) run.eval = open_data_file(config.data.eval, config.data.context);
+    if (!synthetic) run.train = data::open_data_file(config.data.train, config.data.context);
+    if (!config.data.eval.empty())
+      run.eval = data::open_data_file(config.data.eval, config.data.context);
   };
   // Every rank reads the files; a file that fails on one rank (damaged, or another copy on that
   // node) ends every rank with one message instead of leaving the others waiting.
@@ -99,39 +83,29 @@ RunData open_run_data(const RunConfig& config) {
     load();
   }
 
-  if (auto* images = dynamic_cast<data::ImageDataset*>(run.train.get())) {
-    auto shape = images->image_shape();
-    spec.image_channels = shape[0], spec.image_height = shape[1], spec.image_width = shape[2];
-    spec.num_classes = images->num_classes();
-  } else if (auto* synthetic = dynamic_cast<data::SyntheticImageDataset*>(run.train.get())) {
-    auto shape = synthetic->image_shape();
-    spec.image_channels = shape[0], spec.image_height = shape[1], spec.image_width = shape[2];
-    spec.num_classes = synthetic->num_classes();
-  } else if (auto* tokens = dynamic_cast<data::TokenDataset*>(run.train.get())) {
-    spec.vocab_size = tokens->vocab_size();
+  const data::SampleShape train_shape = run.train->sample_shape();
+  if (train_shape.images()) {
+    spec.image_channels = train_shape.image_shape.at(0);
+    spec.image_height = train_shape.image_shape.at(1);
+    spec.image_width = train_shape.image_shape.at(2);
+    spec.num_classes = train_shape.num_classes;
+  } else {
+    spec.vocab_size = train_shape.vocab_size;
   }
-  const bool image_data = spec.num_classes > 0;
-  TORCH_CHECK(image_data == (spec.kind == "vit"), "model.kind=", spec.kind,
+  TORCH_CHECK(train_shape.images() == (spec.kind == "vit"), "model.kind=", spec.kind,
               " does not fit the training data ", run.train->describe(),
               ": images need model.kind=vit, token streams model.kind=gpt");
   if (run.eval) {
-    const bool eval_images = dynamic_cast<data::ImageDataset*>(run.eval.get()) ||
-                             dynamic_cast<data::SyntheticImageDataset*>(run.eval.get());
-    TORCH_CHECK(eval_images == image_data, "data.eval ", run.eval->describe(),
+    const data::SampleShape eval_shape = run.eval->sample_shape();
+    TORCH_CHECK(eval_shape.kind == train_shape.kind, "data.eval ", run.eval->describe(),
                 " is not the same kind of data as data.train ", run.train->describe());
-    if (auto* eval_images = dynamic_cast<data::ImageDataset*>(run.eval.get())) {
-      const auto shape = eval_images->image_shape();
-      TORCH_CHECK(shape[0] == spec.image_channels && shape[1] == spec.image_height &&
-                      shape[2] == spec.image_width,
-                  "data.eval ", run.eval->describe(),
-                  " has images of another shape than data.train ", run.train->describe());
-    }
-    if (auto* eval_tokens = dynamic_cast<data::TokenDataset*>(run.eval.get())) {
-      TORCH_CHECK(eval_tokens->vocab_size() <= spec.vocab_size, "data.eval ", run.eval->describe(),
-                  " has token ids up to ", eval_tokens->vocab_size() - 1,
-                  ", beyond the model's vocabulary of ", spec.vocab_size, " (data.train ",
-                  run.train->describe(), ")");
-    }
+    TORCH_CHECK(eval_shape.image_shape == train_shape.image_shape, "data.eval ",
+                run.eval->describe(), " has images of another shape than data.train ",
+                run.train->describe());
+    TORCH_CHECK(eval_shape.vocab_size <= spec.vocab_size, "data.eval ", run.eval->describe(),
+                " has token ids up to ", eval_shape.vocab_size - 1,
+                ", beyond the model's vocabulary of ", spec.vocab_size, " (data.train ",
+                run.train->describe(), ")");
   }
   return run;
 }
@@ -147,18 +121,9 @@ std::shared_ptr<compression::Planner> make_planner(const RunConfig& config,
   shape.mlp_hidden = static_cast<int64_t>(static_cast<double>(spec.dim) * spec.mlp_ratio);
   shape.protected_tokens = vit ? 1 : 0;  // the CLS token
   shape.tokens = vit ? shape.grid_height * shape.grid_width + 1 : spec.context;
+  const std::string planner = config.coschedule.planner.mode != "none" ? "coschedule" : "static";
   try {
-    if (config.coschedule.planner.mode != "none") {
-      if (config.compress.reduction.criterion != "none" || !config.compress.stages.empty() ||
-          config.gate.kind != "none")
-        throw ConfigError(
-            "coschedule.mode=" + config.coschedule.planner.mode +
-            " plans token reduction and layer pruning itself; remove the [compress] method or "
-            "stages and the [gate] kind (they would be two planners for one model)");
-      return std::make_shared<compression::CoScheduler>(coscheduler_config(config, spec.depth),
-                                                        shape);
-    }
-    return std::make_shared<compression::StaticPlanner>(planner_config(config), shape);
+    return planner_registry().create(planner, config, shape);
   } catch (const c10::Error& e) {
     throw ConfigError(e.msg());
   }

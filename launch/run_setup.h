@@ -26,16 +26,14 @@ struct RunData {
   train::ModelSpec model;  // config.model completed with the data's shape
 };
 
-// Opens data.train / data.eval (HDF5 files, or the synthetic kind) and checks they agree with
-// each other and with model.kind (images need vit, tokens need gpt).
+// Opens data.train / data.eval (HDF5 files through data::open_data_file, or the synthetic kind),
+// completes the model spec from the training data's SampleShape and checks that the sets agree
+// with each other and with model.kind (images need vit, tokens need gpt).
 RunData open_run_data(const RunConfig& config);
 
-// Opens one HDF5 data file of either format (read from its `format` attribute).
-std::shared_ptr<data::Dataset> open_data_file(const std::string& path, int64_t context);
-
-// The planner for `spec`: the co-scheduler of coschedule.* when coschedule.mode is set, else the
-// static planner of compress.*, stage.*.*, gate.* and monitor.* (learned components' parameters
-// are created, not attached to a model).
+// The planner for `spec` from planner_registry() (launch/planner_registry.h): "coschedule" when
+// coschedule.mode is set, else "static" (learned components' parameters are created, not attached
+// to a model).
 std::shared_ptr<compression::Planner> make_planner(const RunConfig& config,
                                                    const train::ModelSpec& spec);
 

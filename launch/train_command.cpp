@@ -208,14 +208,14 @@ int train_command(const Args& args) {
   }
 
   if (root) {
-    const bool text = model->kind() == "gpt";
+    const train::TaskUnits units = model->task_units();
     std::cout << "==== summary ====\n"
               << "  steps          " << summary.steps << " (" << summary.skipped_steps
               << " skipped)\n"
               << "  training time  " << train::format_duration(summary.train_seconds) << " ("
               << summary.train_seconds << " s)\n"
-              << "  throughput     " << summary.samples_per_second
-              << (text ? " sequences/s" : " images/s") << " (" << comm->world_size() << " ranks)\n"
+              << "  throughput     " << summary.samples_per_second << " " << units.sample_name
+              << "/s (" << comm->world_size() << " ranks)\n"
               << "  training FLOPs " << si(summary.training_flops)
               << "FLOP (analytic, forward + backward)\n"
               << "  comm. share    " << 100.0 * summary.comm_fraction
@@ -228,7 +228,7 @@ int train_command(const Args& args) {
                        std::max(1e-9, summary.train_seconds + summary.checkpoint_seconds)
                 << "% of training time), newest " << summary.last_checkpoint << "\n";
     if (data.eval) {
-      if (text) {
+      if (units.perplexity) {
         std::cout << "  eval loss      " << summary.eval.loss << " (perplexity "
                   << summary.eval.perplexity << ")\n";
       } else {
@@ -269,7 +269,7 @@ int train_command(const Args& args) {
               .add("final_loss", summary.final_loss)
               .add("eval_loss", summary.eval.loss)
               .add("eval_accuracy", summary.eval.accuracy);
-          if (model->kind() == "gpt") line.add("eval_perplexity", summary.eval.perplexity);
+          if (model->task_units().perplexity) line.add("eval_perplexity", summary.eval.perplexity);
           data::write_file_atomically(config.train.run_dir + "/summary.json", line.str() + "\n");
         },
         [&](const std::string& reason) {

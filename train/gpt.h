@@ -29,6 +29,11 @@ class GptImpl : public TransformerModel {
   // tokens: int64 [B, T] with T <= context. Logits [B, T, V].
   ModelOutput forward(const torch::Tensor& tokens, const ForwardContext& context) override;
   std::string kind() const override { return "gpt"; }
+  // Tokens per second (every position of a window is a prediction); next-token accuracy and
+  // perplexity.
+  TaskUnits task_units() const override {
+    return {"tok/s", dense_tokens(), "sequences", "next_token_accuracy", true};
+  }
   int64_t depth() const override { return options.depth; }
   int64_t dense_tokens() const override { return options.context; }
   double dense_forward_flops_per_sample() const override;

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "data/h5_file.h"
+#include "data/registry.h"
 
 namespace winnow::train {
 
@@ -85,6 +86,57 @@ double mlp_ratio_for(int64_t dim, int64_t hidden) {
   return ratio;
 }
 
+namespace {
+
+// The shape of a ViT from its patch embedding, positions and head.
+ModelSpec vit_shape(const StateDict& state, ModelSpec spec, const std::string& what) {
+  const auto proj = require_tensor(state, "patch_embed.proj.weight", what);  // [C, C_in, p, p]
+  const auto pos = require_tensor(state, "pos_embed", what);                 // [1, 1 + P, C]
+  const auto head = require_tensor(state, "head.weight", what);              // [classes, C]
+  TORCH_CHECK(proj.dim() == 4 && proj.size(2) == proj.size(3) && pos.dim() == 3, what,
+              ": expected patch_embed.proj.weight [C, C_in, p, p] and pos_embed [1, 1+P, C], "
+              "got ",
+              proj.sizes(), " and ", pos.sizes());
+  spec.dim = proj.size(0);
+  spec.image_channels = proj.size(1);
+  spec.patch = proj.size(2);
+  const int64_t patches = pos.size(1) - 1;
+  const auto side = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(patches))));
+  TORCH_CHECK(side * side == patches, what, ": expected a square patch grid, got ", patches,
+              " patches (the weights do not tell a non-square image's height from its width)");
+  spec.image_height = spec.image_width = side * spec.patch;
+  spec.num_classes = head.size(0);
+  return spec;
+}
+
+// The shape of a GPT from its token and position embeddings.
+ModelSpec gpt_shape(const StateDict& state, ModelSpec spec, const std::string& what) {
+  const auto embed = require_tensor(state, "tok_embed.weight", what);  // [V, C]
+  const auto pos = require_tensor(state, "pos_embed", what);           // [1, T, C]
+  TORCH_CHECK(embed.dim() == 2 && pos.dim() == 3, what,
+              ": expected tok_embed.weight [V, C] and pos_embed [1, T, C], got ", embed.sizes(),
+              " and ", pos.sizes());
+  spec.vocab_size = embed.size(0);
+  spec.dim = embed.size(1);
+  spec.context = pos.size(1);
+  return spec;
+}
+
+// What the weights of each model kind (model_registry()'s names) tell about its shape; `spec`
+// arrives with the kind, heads, norm epsilon and depth filled in.
+using ShapeReaders =
+    data::Registry<ModelSpec, const StateDict&, ModelSpec, const std::string& /*what*/>;
+const ShapeReaders& shape_readers() {
+  static const ShapeReaders registry("model kind '{name}': expected one of {names}",
+                                     {
+                                         {"vit", "patch embedding, positions, head", vit_shape},
+                                         {"gpt", "token and position embeddings", gpt_shape},
+                                     });
+  return registry;
+}
+
+}  // namespace
+
 ModelSpec spec_of_state_dict(const StateDict& state, const std::string& kind, int64_t heads,
                              double norm_eps) {
   const std::string what = "winnow " + kind + " weights";
@@ -95,35 +147,7 @@ ModelSpec spec_of_state_dict(const StateDict& state, const std::string& kind, in
   spec.depth = count_blocks(state, "blocks.", ".norm1.weight");
   TORCH_CHECK(spec.depth > 0, what, ": expected blocks.0.norm1.weight, found no blocks");
   const auto fc1 = require_tensor(state, "blocks.0.mlp.fc1.weight", what);  // [M, C]
-  if (kind == "vit") {
-    const auto proj = require_tensor(state, "patch_embed.proj.weight", what);  // [C, C_in, p, p]
-    const auto pos = require_tensor(state, "pos_embed", what);                 // [1, 1 + P, C]
-    const auto head = require_tensor(state, "head.weight", what);              // [classes, C]
-    TORCH_CHECK(proj.dim() == 4 && proj.size(2) == proj.size(3) && pos.dim() == 3, what,
-                ": expected patch_embed.proj.weight [C, C_in, p, p] and pos_embed [1, 1+P, C], "
-                "got ",
-                proj.sizes(), " and ", pos.sizes());
-    spec.dim = proj.size(0);
-    spec.image_channels = proj.size(1);
-    spec.patch = proj.size(2);
-    const int64_t patches = pos.size(1) - 1;
-    const auto side = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(patches))));
-    TORCH_CHECK(side * side == patches, what, ": expected a square patch grid, got ", patches,
-                " patches (the weights do not tell a non-square image's height from its width)");
-    spec.image_height = spec.image_width = side * spec.patch;
-    spec.num_classes = head.size(0);
-  } else if (kind == "gpt") {
-    const auto embed = require_tensor(state, "tok_embed.weight", what);  // [V, C]
-    const auto pos = require_tensor(state, "pos_embed", what);           // [1, T, C]
-    TORCH_CHECK(embed.dim() == 2 && pos.dim() == 3, what,
-                ": expected tok_embed.weight [V, C] and pos_embed [1, T, C], got ", embed.sizes(),
-                " and ", pos.sizes());
-    spec.vocab_size = embed.size(0);
-    spec.dim = embed.size(1);
-    spec.context = pos.size(1);
-  } else {
-    TORCH_CHECK(false, "model kind '", kind, "': expected vit or gpt");
-  }
+  spec = shape_readers().create(kind, state, spec, what);
   spec.mlp_ratio = mlp_ratio_for(spec.dim, fc1.size(0));
   return spec;
 }

@@ -37,6 +37,20 @@ struct ModelOutput {
   compression::AuxLosses aux_losses;
 };
 
+// How a model's task is counted and scored in progress lines, metrics and summaries, so the
+// trainer and the CLI never ask which kind of model they hold.
+struct TaskUnits {
+  // Progress lines: throughput in these items per second, counting this many per sample.
+  const char* throughput_unit = "img/s";
+  int64_t throughput_items_per_sample = 1;
+  // Run summaries: samples per second as "<sample_name>/s".
+  const char* sample_name = "images";
+  // metrics.jsonl key of the evaluation accuracy.
+  const char* accuracy_metric = "accuracy";
+  // Language models also report perplexity (and not the accuracy in human-readable lines).
+  bool perplexity = false;
+};
+
 class TransformerModel : public torch::nn::Module {
  public:
   // inputs: images float [B, C, H, W] or tokens int64 [B, T].
@@ -47,6 +61,7 @@ class TransformerModel : public torch::nn::Module {
   // Items the loss is a sum over for this batch: samples (ViT) or target tokens (GPT).
   virtual int64_t loss_count(const torch::Tensor& targets) const { return targets.numel(); }
   virtual std::string kind() const = 0;
+  virtual TaskUnits task_units() const = 0;
   virtual int64_t depth() const = 0;
   // Tokens each block sees when nothing is reduced.
   virtual int64_t dense_tokens() const = 0;

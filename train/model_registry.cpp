@@ -34,31 +34,24 @@ std::shared_ptr<TransformerModel> make_gpt(const ModelSpec& s) {
   return std::make_shared<GptImpl>(o);
 }
 
-struct Entry {
-  const char* name;
-  std::shared_ptr<TransformerModel> (*make)(const ModelSpec&);
-};
-
-// One line per model kind.
-const Entry kModels[] = {
-    {"vit", make_vit},
-    {"gpt", make_gpt},
-};
-
 }  // namespace
 
+const ModelRegistry& model_registry() {
+  static const ModelRegistry registry(
+      "model.kind: unknown model '{name}'; known: {names}",
+      {
+          {"vit", "Vision Transformer on class-labelled images", make_vit},
+          {"gpt", "GPT decoder on windows of a token stream", make_gpt},
+      });
+  return registry;
+}
+
 std::vector<std::string> known_models() {
-  std::vector<std::string> names;
-  for (const auto& entry : kModels) names.emplace_back(entry.name);
-  return names;
+  return model_registry().names();
 }
 
 std::shared_ptr<TransformerModel> make_model(const ModelSpec& spec) {
-  for (const auto& entry : kModels)
-    if (spec.kind == entry.name) return entry.make(spec);
-  std::string names;
-  for (const auto& name : known_models()) names += (names.empty() ? "" : ", ") + name;
-  TORCH_CHECK(false, "model.kind: unknown model '", spec.kind, "'; known: ", names);
+  return model_registry().create(spec.kind, spec);
 }
 
 }  // namespace winnow::train

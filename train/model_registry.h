@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "data/registry.h"
 #include "train/model.h"
 
 namespace winnow::train {
@@ -22,8 +23,14 @@ struct ModelSpec {
   int64_t vocab_size = 0, context = 0;
 };
 
+using ModelRegistry = data::Registry<std::shared_ptr<TransformerModel>, const ModelSpec&>;
+
+// Every model kind, keyed by ModelSpec::kind (model.kind).
+const ModelRegistry& model_registry();
+
+// Shorthands for model_registry().names() and .create(spec.kind, spec): an unknown kind throws
+// with the list of known ones.
 std::vector<std::string> known_models();
-// Throws with the list of known kinds for an unknown one.
 std::shared_ptr<TransformerModel> make_model(const ModelSpec& spec);
 
 }  // namespace winnow::train

@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -16,6 +15,7 @@
 #include "data/loader.h"
 #include "dist/agreed_error.h"
 #include "train/checkpoint_directory.h"
+#include "train/metrics_lines.h"
 #include "train/plan_hooks.h"
 #include "train/root_work.h"
 
@@ -261,46 +261,6 @@ EvalResult Trainer::evaluate() {
   return result;
 }
 
-JsonLine Trainer::step_line(int64_t step, const StepResult& r, double lr,
-                            double samples_per_second) const {
-  JsonLine line;
-  line.add("event", "step")
-      .add("step", step + 1)
-      .add("loss", r.loss)
-      .add("lr", lr)
-      .add("skipped", r.skipped)
-      .add("step_seconds", r.seconds)
-      .add("comm_seconds", r.comm_seconds)
-      .add("samples_per_second", samples_per_second)
-      .add("train_flops", r.forward_flops * compression::kTrainingFlopsPerForwardFlop)
-      .add("tokens_per_layer", r.tokens_per_layer);
-  if (!r.layers_run.empty()) {
-    std::vector<int64_t> gates(r.layers_run.begin(), r.layers_run.end());
-    line.add("layers_run", gates);
-  }
-  for (const auto& [name, value] : r.aux_losses) line.add("aux_" + name, value);
-  if (planner_) {
-    const auto capacities = planner_->capacities();
-    if (!capacities.empty()) line.add("capacity", capacities);
-  }
-  if (monitor_ && monitor_->updates() > 0) {
-    // EMAs of the token-evolution statistics per layer (null for layers never observed).
-    std::vector<double> bi, relative, uniformity, taylor;
-    for (int64_t l = 0; l < monitor_->depth(); ++l) {
-      const auto ema = monitor_->ema(l);
-      bi.push_back(ema.block_influence);
-      relative.push_back(ema.relative_update);
-      uniformity.push_back(ema.uniformity);
-      taylor.push_back(ema.taylor);
-    }
-    line.add("evolution_bi", bi)
-        .add("evolution_relative_update", relative)
-        .add("evolution_uniformity", uniformity);
-    if (monitor_->options().taylor) line.add("evolution_taylor", taylor);
-  }
-  return line;
-}
-
 CheckpointMeta Trainer::resume(const std::string& file_or_dir) {
   const auto start = Clock::now();
   CheckpointMeta meta;
@@ -425,146 +385,108 @@ void Trainer::throw_if_metrics_failed(bool failed_somewhere) {
                                                  : metrics_error_);
 }
 
+data::LoaderOptions Trainer::loader_options() const {
+  data::LoaderOptions options;
+  options.global_batch_size = options_.global_batch;
+  options.rank = comm_->rank();
+  options.world_size = comm_->world_size();
+  options.seed = options_.seed;
+  options.shuffle = true;
+  options.start_position = start_step_ * options_.global_batch;
+  options.prefetch_depth = options_.prefetch;
+  return options;
+}
+
+void Trainer::report_step(int64_t step, const StepResult& r, double seconds, double elapsed,
+                          Progress& progress) {
+  const double lr = schedule_.at(step);
+  if ((step + 1) % options_.log_every == 0 || step + 1 == options_.steps || r.skipped) {
+    auto line = step_metrics_line(step, r, lr, static_cast<double>(options_.global_batch) / seconds,
+                                  planner_.get(), monitor_.get());
+    line.add("elapsed_seconds", elapsed);
+    log(line);
+  }
+  for (const auto& decision : r.decisions) log(capacity_metrics_line(step, decision));
+  if (!r.decisions.empty())
+    progress.message(capacity_progress_line(step, planner_->capacities(), r.decisions.front()));
+  if (r.skipped) progress.message(skipped_step_progress_line(step));
+  const TaskUnits units = model_->task_units();
+  const double items =
+      static_cast<double>(options_.global_batch * units.throughput_items_per_sample);
+  progress.update(step, r.loss, items / seconds, units.throughput_unit, lr);
+}
+
+void Trainer::evaluate_after(int64_t step, TrainSummary& summary, Progress& progress) {
+  const bool last = step + 1 == options_.steps;
+  if (!eval_data_ || !(last || (options_.eval_every > 0 && (step + 1) % options_.eval_every == 0)))
+    return;
+  summary.eval = evaluate();
+  const TaskUnits units = model_->task_units();
+  log(eval_metrics_line(step, summary.eval, units));
+  progress.message(eval_progress_line(step, summary.eval, units));
+}
+
+void Trainer::check_replicas_after(int64_t step) {
+  // Replicas must stay identical (same gradients, same updates); a divergence means a bug or
+  // broken hardware, and continuing would silently train N different models.
+  if (options_.replica_check_every > 0 && (step + 1) % options_.replica_check_every == 0)
+    TORCH_CHECK(grad_sync_->parameters_checksum_agree(), "after step ", step + 1,
+                ": the replicas' parameters differ between ranks (checksum min != max); "
+                "data-parallel training requires identical replicas");
+}
+
+bool Trainer::checkpoint_and_stop_after(int64_t step, CheckpointPolicy& checkpoints,
+                                        TrainSummary& summary, Progress& progress) {
+  // Lockstep: a stop signal on any rank, or rank 0's clock saying a timed save is due, reaches
+  // every rank through one all-reduce, so all ranks save and stop after the same step.
+  const int signal = pending_signal_ ? pending_signal_() : 0;
+  const bool time_due = comm_->is_root() && checkpoints.time_due();
+  auto decision = torch::tensor(
+      {static_cast<double>(signal), time_due ? 1.0 : 0.0, metrics_error_.empty() ? 0.0 : 1.0},
+      torch::kFloat64);
+  comm_->all_reduce(decision, dist::ReduceOp::kMax);
+  throw_if_metrics_failed(decision[2].item<double>() > 0);
+  summary.stop_signal = static_cast<int>(decision[0].item<double>());
+  const std::string reason =
+      checkpoints.reason(step + 1, summary.stop_signal, decision[1].item<double>() > 0);
+  if (!reason.empty()) {
+    summary.last_checkpoint = save_checkpoint(step + 1, reason);
+    checkpoints.saved();
+    progress.message("checkpoint " + summary.last_checkpoint + " (" + reason + ")");
+  }
+  if (!checkpoints.stops(step + 1, summary.stop_signal)) return false;
+  summary.stopped_early = step + 1 != options_.steps;
+  return true;
+}
+
 TrainSummary Trainer::run() {
   TORCH_CHECK(train_data_, "trainer: no training data");
-  const int64_t start_step = start_step_;
   const int64_t end_step =
       options_.stop_at > 0 ? std::min(options_.stop_at, options_.steps) : options_.steps;
-  data::LoaderOptions loader_options;
-  loader_options.global_batch_size = options_.global_batch;
-  loader_options.rank = comm_->rank();
-  loader_options.world_size = comm_->world_size();
-  loader_options.seed = options_.seed;
-  loader_options.shuffle = true;
-  loader_options.start_position = start_step * options_.global_batch;
-  loader_options.prefetch_depth = options_.prefetch;
-  data::Loader loader(train_data_, loader_options);
-
-  const bool text = model_->kind() == "gpt";
-  const char* unit = text ? "tok/s" : "img/s";
+  data::Loader loader(train_data_, loader_options());
   Progress progress(options_.steps, options_.log_every, options_.progress && comm_->is_root(),
                     options_.progress_live);
-  const auto& checkpointing = options_.checkpoint;
-  const bool checkpoints = !checkpointing.dir.empty();
+  CheckpointPolicy checkpoints(options_.checkpoint, options_.steps, end_step);
   TrainSummary summary;
-  summary.last_step = start_step;
+  summary.last_step = start_step_;
   double step_seconds = 0.0, comm_seconds = 0.0;
   const auto start = Clock::now();
-  auto last_save = Clock::now();
-  for (int64_t step = start_step; step < end_step; ++step) {
+  for (int64_t step = start_step_; step < end_step; ++step) {
     const auto step_start = Clock::now();
-    data::Batch batch = loader.next();
-    StepResult r = train_step(batch, step);
+    const StepResult r = train_step(loader.next(), step);
     const double seconds = seconds_since(step_start);  // includes waiting for data
     step_seconds += seconds;
     comm_seconds += r.comm_seconds;
-    const double per_step_items = static_cast<double>(options_.global_batch) *
-                                  (text ? static_cast<double>(model_->dense_tokens()) : 1.0);
-    const double throughput = per_step_items / seconds;
     summary.training_flops += r.forward_flops * compression::kTrainingFlopsPerForwardFlop;
     summary.skipped_steps += r.skipped ? 1 : 0;
     summary.final_loss = r.loss;
     ++summary.steps;
     summary.last_step = step + 1;
-    const double lr = schedule_.at(step);
-    if ((step + 1) % options_.log_every == 0 || step + 1 == options_.steps || r.skipped) {
-      auto line = step_line(step, r, lr, static_cast<double>(options_.global_batch) / seconds);
-      line.add("elapsed_seconds", seconds_since(start));
-      log(line);
-    }
-    for (const auto& d : r.decisions) {
-      JsonLine line;
-      line.add("event", "capacity")
-          .add("step", step + 1)
-          .add("layer", d.layer)
-          .add("from", d.from)
-          .add("to", d.to)
-          .add("reason", d.reason)
-          .add("budget", d.budget)
-          .add("cost", d.cost);
-      metrics_.write(line);
-    }
-    if (!r.decisions.empty()) {
-      std::ostringstream text_line;
-      text_line.precision(3);
-      text_line << "step " << step + 1 << ": capacities";
-      for (double k : planner_->capacities()) text_line << " " << k;
-      text_line << " (budget " << r.decisions.front().budget << ", cost "
-                << r.decisions.front().cost << ")";
-      progress.message(text_line.str());
-    }
-    if (r.skipped)
-      progress.message("step " + std::to_string(step + 1) +
-                       ": non-finite loss on some rank; update skipped");
-    progress.update(step, r.loss, throughput, unit, lr);
 
-    const bool last = step + 1 == options_.steps;
-    if (eval_data_ &&
-        (last || (options_.eval_every > 0 && (step + 1) % options_.eval_every == 0))) {
-      auto eval = evaluate();
-      summary.eval = eval;
-      JsonLine line;
-      line.add("event", "eval")
-          .add("step", step + 1)
-          .add("loss", eval.loss)
-          .add("samples", eval.samples);
-      line.add(text ? "next_token_accuracy" : "accuracy", eval.accuracy);
-      if (text) line.add("perplexity", eval.perplexity);
-      line.add("eval_seconds", eval.seconds);
-      log(line);
-      std::ostringstream text_line;
-      text_line.precision(4);
-      text_line << "eval @ step " << step + 1 << ": loss " << eval.loss;
-      if (text)
-        text_line << "  perplexity " << eval.perplexity;
-      else
-        text_line << "  accuracy " << 100.0 * eval.accuracy << "%";
-      progress.message(text_line.str());
-    }
-
-    // Replicas must stay identical (same gradients, same updates); a divergence means a bug or
-    // broken hardware, and continuing would silently train N different models.
-    if (options_.replica_check_every > 0 && (step + 1) % options_.replica_check_every == 0)
-      TORCH_CHECK(grad_sync_->parameters_checksum_agree(), "after step ", step + 1,
-                  ": the replicas' parameters differ between ranks (checksum min != max); "
-                  "data-parallel training requires identical replicas");
-
-    // Lockstep: a stop signal on any rank, or rank 0's clock saying a timed save is due, reaches
-    // every rank through one all-reduce, so all ranks save and stop after the same step.
-    const int signal = pending_signal_ ? pending_signal_() : 0;
-    const bool time_due = checkpoints && checkpointing.minutes > 0 && comm_->is_root() &&
-                          std::chrono::duration<double>(Clock::now() - last_save).count() >=
-                              checkpointing.minutes * 60.0;
-    auto decision = torch::tensor(
-        {static_cast<double>(signal), time_due ? 1.0 : 0.0, metrics_error_.empty() ? 0.0 : 1.0},
-        torch::kFloat64);
-    comm_->all_reduce(decision, dist::ReduceOp::kMax);
-    throw_if_metrics_failed(decision[2].item<double>() > 0);
-    summary.stop_signal = static_cast<int>(decision[0].item<double>());
-    const bool stop = summary.stop_signal != 0 || step + 1 == end_step;
-    std::string reason;
-    if (summary.stop_signal != 0)
-      reason = std::string("signal ") + (summary.stop_signal == SIGTERM ? "SIGTERM"
-                                         : summary.stop_signal == SIGUSR1
-                                             ? "SIGUSR1"
-                                             : std::to_string(summary.stop_signal));
-    else if (last && checkpointing.at_end)
-      reason = "end";
-    else if (!last && step + 1 == end_step)  // train.stop_at before train.steps
-      reason = "stop_at";
-    else if (checkpointing.every > 0 && (step + 1) % checkpointing.every == 0)
-      reason = "interval";
-    else if (decision[1].item<double>() > 0)
-      reason = "time";
-    if (checkpoints && !reason.empty()) {
-      summary.last_checkpoint = save_checkpoint(step + 1, reason);
-      last_save = Clock::now();
-      progress.message("checkpoint " + summary.last_checkpoint + " (" + reason + ")");
-    }
-    if (stop) {
-      summary.stopped_early = !last;
-      break;
-    }
+    report_step(step, r, seconds, seconds_since(start), progress);
+    evaluate_after(step, summary, progress);
+    check_replicas_after(step);
+    if (checkpoint_and_stop_after(step, checkpoints, summary, progress)) break;
   }
   progress.finish();
   // Lines written after the last decision (the final checkpoint's) must have reached the disk.

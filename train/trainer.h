@@ -14,9 +14,11 @@
 #include "compression/token_evolution_monitor.h"
 #include "data/batch.h"
 #include "data/dataset.h"
+#include "data/loader.h"
 #include "dist/communicator.h"
 #include "dist/grad_sync.h"
 #include "train/checkpoint.h"
+#include "train/checkpoint_policy.h"
 #include "train/evaluate.h"
 #include "train/lr_schedule.h"
 #include "train/metrics.h"
@@ -24,19 +26,6 @@
 #include "train/optimizer.h"
 
 namespace winnow::train {
-
-// When and where the trainer writes checkpoints (see train/checkpoint_directory.h).
-struct CheckpointOptions {
-  std::string dir;         // empty = no checkpoints
-  int64_t every = 500;     // steps between saves; 0 = no step interval
-  double minutes = 30.0;   // minutes between saves (rank 0's clock, decided in lockstep); 0 = off
-  int64_t keep = 3;        // newest step files kept; 0 = all
-  bool at_end = true;      // save after the last step
-  std::string config_ini;  // the effective configuration, stored in /meta
-  std::string token_schedule;  // the planner, described, stored in /meta token_schedule
-  // Fault injection (tests): called with the step being saved at each stage of a save.
-  std::function<void(int64_t step, SaveStage stage)> on_stage;
-};
 
 struct TrainerOptions {
   int64_t steps = 1000;        // optimizer steps
@@ -138,8 +127,21 @@ class Trainer {
   const TrainerOptions& options() const { return options_; }
 
  private:
-  JsonLine step_line(int64_t step, const StepResult& result, double lr,
-                     double samples_per_second) const;
+  // The loader of run(): this rank's slice of each global batch, from the start (or resumed) step.
+  data::LoaderOptions loader_options() const;
+  // What one iteration of run() does after train_step, in order; step is 0-based.
+  // The step's metrics line (every train.log_every steps, the last and skipped ones), the
+  // planner's decisions, and the progress line.
+  void report_step(int64_t step, const StepResult& result, double seconds, double elapsed,
+                   Progress& progress);
+  // Evaluates every train.eval_every steps and after the last one (when there is eval data).
+  void evaluate_after(int64_t step, TrainSummary& summary, Progress& progress);
+  // Every dist.check_every steps: throws unless every replica holds the same parameters.
+  void check_replicas_after(int64_t step);
+  // Collective: agrees on stop signals, timed saves and failed metrics writes, saves the
+  // checkpoint the policy asks for, and returns whether the run stops here.
+  bool checkpoint_and_stop_after(int64_t step, CheckpointPolicy& checkpoints, TrainSummary& summary,
+                                 Progress& progress);
   // Writes a metrics line; a failed write (disk full) is kept in metrics_error_ and ends the run
   // on every rank at the next lockstep decision (see throw_if_metrics_failed).
   void log(const JsonLine& line);

@@ -46,6 +46,8 @@ class VisionTransformerImpl : public TransformerModel {
 
   ModelOutput forward(const torch::Tensor& images, const ForwardContext& context) override;
   std::string kind() const override { return "vit"; }
+  // Images per second; top-1 accuracy.
+  TaskUnits task_units() const override { return {"img/s", 1, "images", "accuracy", false}; }
   int64_t depth() const override { return options.depth; }
   int64_t dense_tokens() const override { return options.patches() + 1; }
   double dense_forward_flops_per_sample() const override;

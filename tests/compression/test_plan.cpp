@@ -111,6 +111,14 @@ TEST(LayerGates, SkipListLayerDropAndEvaluation) {
   EXPECT_DOUBLE_EQ(LayerGateSchedule(drop, 4).at(2, 5, false).keep_probability, 0.75);
 }
 
+TEST(LayerGates, KindsAreAnExplicitList) {
+  EXPECT_EQ(gate_kind_registry().names(),
+            (std::vector<std::string>{"none", "skip", "layerdrop", "pld"}));
+  EXPECT_EQ(gate_kind_registry().create("none", GateConfig{}), nullptr);  // nothing is gated
+  EXPECT_TRUE(gate_kind_registry().create("skip", gate("skip", {1}))->skips());
+  EXPECT_FALSE(gate_kind_registry().create("pld", gate("pld"))->skips());
+}
+
 TEST(LayerGates, BadConfigurationsNameTheOption) {
   auto error = [](const GateConfig& g) {
     try {

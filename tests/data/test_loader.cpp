@@ -42,6 +42,7 @@ class CountingDataset : public Dataset {
     return batch;
   }
   std::string describe() const override { return "counting dataset"; }
+  SampleShape sample_shape() const override { return SampleShape::of_tokens(100); }
   int64_t calls() const { return calls_; }
 
  private:

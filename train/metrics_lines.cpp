@@ -1,0 +1,101 @@
+// The trainer's metrics lines and progress messages.
+#include "train/metrics_lines.h"
+
+#include <sstream>
+
+#include "compression/flops.h"
+
+namespace winnow::train {
+
+JsonLine step_metrics_line(int64_t step, const StepResult& r, double lr, double samples_per_second,
+                           const compression::Planner* planner,
+                           const compression::TokenEvolutionMonitor* monitor) {
+  JsonLine line;
+  line.add("event", "step")
+      .add("step", step + 1)
+      .add("loss", r.loss)
+      .add("lr", lr)
+      .add("skipped", r.skipped)
+      .add("step_seconds", r.seconds)
+      .add("comm_seconds", r.comm_seconds)
+      .add("samples_per_second", samples_per_second)
+      .add("train_flops", r.forward_flops * compression::kTrainingFlopsPerForwardFlop)
+      .add("tokens_per_layer", r.tokens_per_layer);
+  if (!r.layers_run.empty()) {
+    std::vector<int64_t> gates(r.layers_run.begin(), r.layers_run.end());
+    line.add("layers_run", gates);
+  }
+  for (const auto& [name, value] : r.aux_losses) line.add("aux_" + name, value);
+  if (planner) {
+    const auto capacities = planner->capacities();
+    if (!capacities.empty()) line.add("capacity", capacities);
+  }
+  if (monitor && monitor->updates() > 0) {
+    // EMAs of the token-evolution statistics per layer (null for layers never observed).
+    std::vector<double> bi, relative, uniformity, taylor;
+    for (int64_t l = 0; l < monitor->depth(); ++l) {
+      const auto ema = monitor->ema(l);
+      bi.push_back(ema.block_influence);
+      relative.push_back(ema.relative_update);
+      uniformity.push_back(ema.uniformity);
+      taylor.push_back(ema.taylor);
+    }
+    line.add("evolution_bi", bi)
+        .add("evolution_relative_update", relative)
+        .add("evolution_uniformity", uniformity);
+    if (monitor->options().taylor) line.add("evolution_taylor", taylor);
+  }
+  return line;
+}
+
+JsonLine capacity_metrics_line(int64_t step, const compression::PlannerDecision& d) {
+  JsonLine line;
+  line.add("event", "capacity")
+      .add("step", step + 1)
+      .add("layer", d.layer)
+      .add("from", d.from)
+      .add("to", d.to)
+      .add("reason", d.reason)
+      .add("budget", d.budget)
+      .add("cost", d.cost);
+  return line;
+}
+
+std::string capacity_progress_line(int64_t step, const std::vector<double>& capacities,
+                                   const compression::PlannerDecision& decision) {
+  std::ostringstream text;
+  text.precision(3);
+  text << "step " << step + 1 << ": capacities";
+  for (double k : capacities) text << " " << k;
+  text << " (budget " << decision.budget << ", cost " << decision.cost << ")";
+  return text.str();
+}
+
+JsonLine eval_metrics_line(int64_t step, const EvalResult& eval, const TaskUnits& units) {
+  JsonLine line;
+  line.add("event", "eval")
+      .add("step", step + 1)
+      .add("loss", eval.loss)
+      .add("samples", eval.samples);
+  line.add(units.accuracy_metric, eval.accuracy);
+  if (units.perplexity) line.add("perplexity", eval.perplexity);
+  line.add("eval_seconds", eval.seconds);
+  return line;
+}
+
+std::string eval_progress_line(int64_t step, const EvalResult& eval, const TaskUnits& units) {
+  std::ostringstream text;
+  text.precision(4);
+  text << "eval @ step " << step + 1 << ": loss " << eval.loss;
+  if (units.perplexity)
+    text << "  perplexity " << eval.perplexity;
+  else
+    text << "  accuracy " << 100.0 * eval.accuracy << "%";
+  return text.str();
+}
+
+std::string skipped_step_progress_line(int64_t step) {
+  return "step " + std::to_string(step + 1) + ": non-finite loss on some rank; update skipped";
+}
+
+}  // namespace winnow::train
