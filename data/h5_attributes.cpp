@@ -1,4 +1,5 @@
 // Implements the attribute half of H5File: typed, checked reads and writes of HDF5 attributes.
+#include <algorithm>
 #include <cstring>
 
 #include "data/h5_file.h"
@@ -33,32 +34,53 @@ H5Id H5File::create_attr(const std::string& object, const std::string& key, hid_
               H5Aclose);
 }
 
+namespace {
+
+// Strings are written fixed-length (UTF-8, NUL-padded, as long as the longest value; at least 1
+// byte): stored inside the checksummed attribute message. Variable-length strings live in HDF5's
+// global heap, which has no checksum, and HDF5 1.10.8 loops forever or overflows a buffer on
+// some damaged global heaps.
+size_t fixed_string_size(const std::vector<std::string>& values) {
+  size_t size = 1;
+  for (const auto& value : values) size = std::max(size, value.size());
+  return size;
+}
+
+}  // namespace
+
 void H5File::set_attr_string(const std::string& object, const std::string& key,
                              const std::string& value) {
   h5_silence_errors();
+  const size_t size = fixed_string_size({value});
   H5Id type(check_id(H5Tcopy(H5T_C_S1), "cannot create string type", object), H5Tclose);
-  check(H5Tset_size(type.get(), H5T_VARIABLE), "cannot create string type", object);
+  check(H5Tset_size(type.get(), size), "cannot create string type", object);
+  check(H5Tset_strpad(type.get(), H5T_STR_NULLPAD), "cannot create string type", object);
   check(H5Tset_cset(type.get(), H5T_CSET_UTF8), "cannot create string type", object);
   H5Id space(check_id(H5Screate(H5S_SCALAR), "cannot create dataspace", object), H5Sclose);
   H5Id attr = create_attr(object, key, type.get(), space.get());
-  const char* data = value.c_str();
-  check(H5Awrite(attr.get(), type.get(), &data), "cannot write attribute '" + key + "'", object);
+  std::vector<char> data(size, '\0');
+  std::copy(value.begin(), value.end(), data.begin());
+  check(H5Awrite(attr.get(), type.get(), data.data()), "cannot write attribute '" + key + "'",
+        object);
   close_checked(attr, "cannot write attribute '" + key + "'", object);
 }
 
 void H5File::set_attr_strings(const std::string& object, const std::string& key,
                               const std::vector<std::string>& values) {
   h5_silence_errors();
+  const size_t size = fixed_string_size(values);
   H5Id type(check_id(H5Tcopy(H5T_C_S1), "cannot create string type", object), H5Tclose);
-  check(H5Tset_size(type.get(), H5T_VARIABLE), "cannot create string type", object);
+  check(H5Tset_size(type.get(), size), "cannot create string type", object);
+  check(H5Tset_strpad(type.get(), H5T_STR_NULLPAD), "cannot create string type", object);
   check(H5Tset_cset(type.get(), H5T_CSET_UTF8), "cannot create string type", object);
   const hsize_t count = values.size();
   H5Id space(check_id(H5Screate_simple(1, &count, nullptr), "cannot create dataspace", object),
              H5Sclose);
   H5Id attr = create_attr(object, key, type.get(), space.get());
-  std::vector<const char*> data;
-  for (const auto& value : values) data.push_back(value.c_str());
-  if (!data.empty()) {
+  std::vector<char> data(size * values.size(), '\0');  // [count, size]
+  for (size_t i = 0; i < values.size(); ++i)
+    std::copy(values[i].begin(), values[i].end(), data.begin() + static_cast<long>(i * size));
+  if (!values.empty()) {
     check(H5Awrite(attr.get(), type.get(), data.data()), "cannot write attribute '" + key + "'",
           object);
   }

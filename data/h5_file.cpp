@@ -17,6 +17,16 @@
 namespace winnow::data {
 namespace {
 
+// Links and attributes kept in their object's header, never in "dense" storage (fractal heaps and
+// v2 B-trees): the header is checksummed in the 1.10 format, and HDF5 1.10.8 frees garbage on
+// some damaged dense-storage heaps. 65535 is the most either count allows.
+void keep_links_and_attributes_compact(hid_t create_list, bool group) {
+  if (group && H5Pset_link_phase_change(create_list, 65535, 65535) < 0)
+    TORCH_CHECK(false, "h5_file: cannot keep links compact");
+  if (H5Pset_attr_phase_change(create_list, 65535, 65535) < 0)
+    TORCH_CHECK(false, "h5_file: cannot keep attributes compact");
+}
+
 std::vector<hsize_t> to_hsize(const std::vector<int64_t>& shape) {
   return std::vector<hsize_t>(shape.begin(), shape.end());
 }
@@ -99,7 +109,10 @@ H5File::H5File(const std::string& path, Mode mode) : path_(path) {
     // 1.10.8 overflows buffers decoding some damaged object headers of the older format).
     check(H5Pset_libver_bounds(access.get(), H5F_LIBVER_V110, H5F_LIBVER_V110),
           "cannot choose the HDF5 1.10 file format", "/");
-    file_ = H5Id(check_id(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access.get()),
+    H5Id creation(check_id(H5Pcreate(H5P_FILE_CREATE), "cannot create file properties", "/"),
+                  H5Pclose);
+    keep_links_and_attributes_compact(creation.get(), /*group=*/true);  // the root group
+    file_ = H5Id(check_id(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, creation.get(), access.get()),
                           "cannot create file", "/"),
                  H5Fclose);
     return;
@@ -202,9 +215,11 @@ bool H5File::exists(const std::string& name) const {
 
 void H5File::create_group(const std::string& name) {
   if (exists(name)) return;
-  H5Id lcpl(check_id(H5Pcreate(H5P_LINK_CREATE), "cannot create link properties", name), H5Pclose);
-  check(H5Pset_create_intermediate_group(lcpl.get(), 1), "cannot set link properties", name);
-  H5Id group(check_id(H5Gcreate2(file_.get(), name.c_str(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT),
+  ensure_parent_groups(name);  // one level at a time, each with the properties below
+  H5Id gcpl(check_id(H5Pcreate(H5P_GROUP_CREATE), "cannot create group properties", name),
+            H5Pclose);
+  keep_links_and_attributes_compact(gcpl.get(), /*group=*/true);
+  H5Id group(check_id(H5Gcreate2(file_.get(), name.c_str(), H5P_DEFAULT, gcpl.get(), H5P_DEFAULT),
                       "cannot create group", name),
              H5Gclose);
   close_checked(group, "cannot write group", name);
@@ -343,6 +358,7 @@ void H5File::create_dataset(const std::string& name, torch::ScalarType dtype,
              H5Sclose);
   H5Id dcpl(check_id(H5Pcreate(H5P_DATASET_CREATE), "cannot create dataset properties", name),
             H5Pclose);
+  keep_links_and_attributes_compact(dcpl.get(), /*group=*/false);
   const bool any_empty = std::any_of(shape.begin(), shape.end(), [](int64_t d) { return d == 0; });
   // Chunking needs a non-empty, non-scalar extent; scalars and empty datasets stay contiguous.
   if (!shape.empty() && !any_empty) {

@@ -401,8 +401,12 @@ TEST(CoScheduler, ModesOnTheSamePath) {
     planner.observe(3, &monitor);
     const auto k = planner.capacities();
     for (double c : k) {
-      if (mode == "token_only") EXPECT_GT(c, 0.0) << mode;
-      if (mode == "layer_only") EXPECT_TRUE(c == 0.0 || c == 1.0) << mode;
+      if (mode == "token_only") {
+        EXPECT_GT(c, 0.0) << mode;
+      }
+      if (mode == "layer_only") {
+        EXPECT_TRUE(c == 0.0 || c == 1.0) << mode;
+      }
     }
     std::vector<int64_t> levels;
     for (double c : k) levels.push_back(std::llround(c * 4));

@@ -363,8 +363,10 @@ def main():
         print("%-16s %5d inputs in %6.1f s" % (target, args.count, time.time() - started), flush=True)
     print("fuzz: %d runs, %d failures, slowest run %.1f s, seed %d, work %s"
           % (runs, len(failures), slowest, args.seed, work))
+    for failure in failures:  # one line each, then the output of the first 20
+        print("FAIL " + failure.split("\n", 1)[0])
     for failure in failures[:20]:
-        print("FAIL " + failure)
+        print("\nFAIL " + failure)
     if not args.workdir and not failures:
         shutil.rmtree(work, ignore_errors=True)
     return 1 if failures else 0

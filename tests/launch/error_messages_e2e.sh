@@ -8,6 +8,8 @@ set -euo pipefail
 winnow=$1
 source "$(dirname "$0")/e2e_common.sh"  # work, fail, expect_exit
 python=$(command -v python3 || true)
+# Debian's python3 has python3-h5py (setup.sh), which writes the damaged format attribute below.
+if /usr/bin/python3 -c "import h5py" 2>/dev/null; then python=/usr/bin/python3; fi
 
 checked=0
 # case NAME CODE PATTERN -- command...
@@ -97,11 +99,17 @@ archive("past_storage", b"\x80\x02}(X\x01\x00\x00\x00wctorch._utils\n_rebuild_te
 # No data.pkl at all.
 with zipfile.ZipFile(f"{work}/no_pickle.pt", "w", zipfile.ZIP_STORED) as z:
     z.writestr("archive/version", "3\n")
-# A winnow data file whose format attribute says "winnow.\x1b[2Jtokens" (same length as
-# "winnow.tokens" would not fit the escape; the string is patched in place).
-data = open(f"{work}/bad_format.h5", "rb").read()
-assert data.count(b"winnow.tokens") == 1, "format string not found once"
-open(f"{work}/bad_format.h5", "wb").write(data.replace(b"winnow.tokens", b"winnow\x1b[2J\x07ns"))
+# A winnow data file whose format attribute says "winnow\x1b[2J\x07ns" (rewritten with h5py: the
+# attribute lives in a checksummed object header, so patching its bytes would only break the
+# checksum). Without h5py the case is skipped.
+try:
+    import h5py
+    import numpy
+    with h5py.File(f"{work}/bad_format.h5", "r+") as f:
+        f.attrs["format"] = numpy.bytes_(b"winnow\x1b[2J\x07ns")
+except ImportError:
+    import os
+    os.remove(f"{work}/bad_format.h5")
 EOF
   case_ import_underflow 1 "expected a value on the stack, found it empty" -- \
     "$winnow" import --format nanogpt "$work/underflow.pt" --heads 2 --out "$work/x.h5"
@@ -111,8 +119,12 @@ EOF
     "$winnow" import --format nanogpt "$work/past_storage.pt" --heads 2 --out "$work/x.h5"
   case_ import_no_pickle 1 "no data.pkl" -- \
     "$winnow" import --format nanogpt "$work/no_pickle.pt" --heads 2 --out "$work/x.h5"
-  case_ data_format_escaped 1 "unknown format 'winnow\\x1b[2J\\x07ns'" -- \
-    "$winnow" train --data.train "$work/bad_format.h5" --model.kind gpt
+  if [ -e "$work/bad_format.h5" ]; then
+    case_ data_format_escaped 1 "unknown format 'winnow\\x1b[2J\\x07ns'" -- \
+      "$winnow" train --data.train "$work/bad_format.h5" --model.kind gpt
+  else
+    echo "SKIP data_format_escaped: no h5py to write the attribute"
+  fi
 fi
 [ ! -e "$work/x.h5" ] || fail "a failed import left $work/x.h5"
 echo "error_messages_e2e: $checked error paths checked, all passed"
