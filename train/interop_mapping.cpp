@@ -3,13 +3,16 @@
 
 #include <map>
 
+#include "data/error_text.h"
+
 namespace winnow::train {
 namespace {
 
 std::string list_names(const std::vector<std::string>& names) {
   std::string s;
   const size_t shown = std::min<size_t>(names.size(), 20);
-  for (size_t i = 0; i < shown; ++i) s += "\n    " + names[i];
+  // Names can come from the file: shown escaped (data/error_text.h).
+  for (size_t i = 0; i < shown; ++i) s += "\n    " + data::escaped_bytes(names[i], 256);
   if (names.size() > shown) s += "\n    ... and " + std::to_string(names.size() - shown) + " more";
   return s;
 }

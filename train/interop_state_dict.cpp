@@ -5,6 +5,7 @@
 #include <map>
 #include <sstream>
 
+#include "data/error_text.h"
 #include "data/h5_file.h"
 #include "data/registry.h"
 
@@ -38,11 +39,11 @@ void load_state_dict_into(TransformerModel& model, const StateDict& state,
   if (!missing.empty() || !given.empty() || !misshaped.empty()) {
     auto list = [](const std::vector<std::string>& v) {
       std::string s;
-      for (const auto& x : v) s += "\n    " + x;
+      for (const auto& x : v) s += "\n    " + x;  // names from a file are escaped below
       return v.empty() ? std::string(" none") : s;
     };
     std::vector<std::string> unexpected;
-    for (const auto& item : given) unexpected.push_back(item.first);
+    for (const auto& item : given) unexpected.push_back(data::escaped_bytes(item.first, 256));
     TORCH_CHECK(false, what, " does not fit the ", model.kind(),
                 " model:\n  missing:", list(missing), "\n  unexpected:", list(unexpected),
                 "\n  mis-shaped:", list(misshaped));
