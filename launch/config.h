@@ -14,6 +14,7 @@
 #include "compression/co_scheduler.h"
 #include "compression/planner.h"
 #include "compression/token_evolution_monitor.h"
+#include "train/model_registry.h"
 #include "train/optimizer.h"
 #include "train/trainer.h"
 
@@ -32,16 +33,6 @@ struct DataConfig {
   int64_t synthetic_samples = 4096;
   int64_t context = 128;  // text: tokens per sample (window length)
   int64_t prefetch = 2;   // batches prepared ahead by the loader thread
-};
-
-struct ModelConfig {
-  std::string kind = "vit";  // vit | gpt
-  int64_t dim = 192;
-  int64_t depth = 6;
-  int64_t heads = 3;
-  double mlp_ratio = 4.0;
-  int64_t patch = 4;       // vit only
-  double norm_eps = 1e-5;  // LayerNorm epsilon (imported torchvision ViTs: 1e-6)
 };
 
 struct DistConfig {
@@ -102,7 +93,7 @@ struct RunConfig {
   std::string gate_layers;  // gate.layers as text
   MonitorConfig monitor;
   CoScheduleConfig coschedule;
-  ModelConfig model;
+  train::ModelSpec model;  // [model]; its data-derived fields are filled by open_run_data
   train::OptimizerOptions optim;
   train::TrainerOptions train;
   DistConfig dist;

@@ -114,13 +114,7 @@ int import_command(const Args& all_args) {
 
   auto model = train::make_model(spec);
   train::load_state_dict_into(*model, ours, "'" + input + "' (" + format + ")");
-  config.model.kind = spec.kind;
-  config.model.dim = spec.dim;
-  config.model.depth = spec.depth;
-  config.model.heads = spec.heads;
-  config.model.mlp_ratio = spec.mlp_ratio;
-  config.model.norm_eps = spec.norm_eps;
-  if (spec.kind == "vit") config.model.patch = spec.patch;
+  config.model = spec;
   if (spec.kind == "gpt") config.data.context = spec.context;
   train::save_model_weights(*model, out, to_ini(config));
   if (!ini.empty()) data::write_file_atomically(ini, to_ini(config));

@@ -39,13 +39,7 @@ std::shared_ptr<dist::Communicator> start_communicator(const RunConfig& config) 
 RunData open_run_data(const RunConfig& config) {
   RunData run;
   train::ModelSpec& spec = run.model;
-  spec.kind = config.model.kind;
-  spec.dim = config.model.dim;
-  spec.depth = config.model.depth;
-  spec.heads = config.model.heads;
-  spec.mlp_ratio = config.model.mlp_ratio;
-  spec.norm_eps = config.model.norm_eps;
-  spec.patch = config.model.patch;
+  spec = config.model;  // the [model] options; the data fills in the rest below
   spec.context = config.data.context;
 
   if (config.data.synthetic == "images") {
