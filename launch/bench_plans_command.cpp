@@ -2,6 +2,7 @@
 // one process: token-evolution statistics (with and without Taylor saliency) and the co-scheduler's
 // machinery against the dense step, and layer gates skipping a share of the layers against the
 // FLOPs they save.
+#include <algorithm>
 #include <cmath>
 #include <iomanip>
 #include <iostream>
@@ -134,16 +135,25 @@ int bench_plans_command(const Args& args) {
               << bench.timed << " interleaved rounds\n"
               << "  BLAS " << loaded_blas() << ", allocator " << active_allocator() << "\n"
               << std::fixed << std::setprecision(1)
-              << "  variant              step ms  (min - max)       vs dense  FLOPs ratio  "
-                 "speedup/FLOPs speedup\n";
+              << "  variant              step ms  (min - max)       vs dense  paired (IQR)"
+                 "          FLOPs ratio  speedup/FLOPs speedup\n";
     for (const auto& v : variants) {
       const double time = median_of(v.seconds);
       const double ratio = v.training_flops / dense_flops;
+      // Paired: the variant's step over dense's step of the same round (drift cancels), median
+      // and interquartile range over the rounds.
+      std::vector<double> paired;
+      for (size_t r = 0; r < v.seconds.size(); ++r)
+        paired.push_back(v.seconds[r] / variants[0].seconds[r] - 1.0);
+      std::sort(paired.begin(), paired.end());
+      const double q1 = paired[paired.size() / 4], q3 = paired[(3 * paired.size()) / 4];
       std::cout << "  " << std::left << std::setw(19) << v.name << std::right << std::setw(9)
                 << 1000.0 * time << "  (" << std::setw(6) << 1000.0 * min_of(v.seconds) << " - "
                 << std::setw(6) << 1000.0 * max_of(v.seconds) << ")  " << std::showpos
-                << std::setw(7) << 100.0 * (time / dense_time - 1.0) << "%" << std::noshowpos
-                << std::setprecision(3) << std::setw(12) << ratio;
+                << std::setw(7) << 100.0 * (time / dense_time - 1.0) << "%" << std::setw(8)
+                << 100.0 * median_of(paired) << "% (" << std::setw(6) << 100.0 * q1 << ", "
+                << std::setw(6) << 100.0 * q3 << ")" << std::noshowpos << std::setprecision(3)
+                << std::setw(9) << ratio;
       if (ratio < 0.999) std::cout << std::setw(14) << (dense_time / time) / (1.0 / ratio);
       std::cout << std::setprecision(1) << "\n";
     }
