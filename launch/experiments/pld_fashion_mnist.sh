@@ -18,7 +18,7 @@ out=runs/pld-fashion-mnist
 mkdir -p "$out"
 steps=${STEPS:-700}
 base=(--config launch/configs/demo.ini --train.eval_every 0 --train.log_every 50
-      --train.steps "$steps" --optim.warmup_steps $((steps / 10)))
+      --optim.warmup_steps $((steps / 10)))
 pld=(--gate.kind pld --gate.theta_bar 0.5 --gate.gamma "${GAMMA:-0.005}")
 train() {  # name seed options...
   local name=$1 seed=$2
@@ -31,14 +31,14 @@ train() {  # name seed options...
 }
 get() { sed -n "s/.*\"$2\":\\([0-9.e+-]*\\).*/\\1/p" "$out/$1/summary.json"; }
 for seed in 0 1 2; do
-  train dense "$seed" "$@"
-  train pld "$seed" "${pld[@]}" "$@"
+  train dense "$seed" --train.steps "$steps" "$@"
+  train pld "$seed" --train.steps "$steps" "${pld[@]}" "$@"
 done
 # Dense cut to PLD's FLOPs: the same schedule shape over proportionally fewer steps.
 ratio=$(awk -v a="$(get pld-s0 training_flops)" -v b="$(get dense-s0 training_flops)" 'BEGIN{print a/b}')
 cut=$(awk -v r="$ratio" -v s="$steps" 'BEGIN{printf "%d", s*r + 0.5}')
 for seed in 0 1 2; do
-  train "dense-$cut-steps" "$seed" --train.steps "$cut" --optim.warmup_steps $((steps / 10)) "$@"
+  train "dense-$cut-steps" "$seed" --train.steps "$cut" "$@"
 done
 printf 'variant\tseed\ttraining_flops\teval_accuracy\ttrain_seconds\n' > "$out/results.tsv"
 for dir in "$out"/*-s[0-9]; do
