@@ -60,7 +60,8 @@ options of run:
   --ranks N      MPI ranks per cell: N > 1 runs each cell through launch/winnow-mpirun
   --dry-run      validate, then print each cell's state and command; run nothing
   --dir DIR      study directory (overrides [study] dir)
-  --launcher P   the mpirun wrapper (default: launch/winnow-mpirun of this source tree)
+  --launcher P   the mpirun wrapper (default: $WINNOW_MPIRUN_WRAPPER, else launch/winnow-mpirun
+                 of this source tree)
 )HELP";
 
 std::string this_executable() {

@@ -4,7 +4,8 @@
 # stopped with SIGTERM during its second cell, then run again: the finished cell is not rerun, the
 # interrupted one resumes from its checkpoint, the failed ones are reported with their logs while
 # the others complete, and `study report` writes one row (2 seeds) to CSV and Markdown. Also: bad
-# study files are refused before anything runs, and --dry-run/--ranks print the wrapper command.
+# study files are refused before anything runs, --dry-run prints states and commands, and a cell
+# runs on 2 ranks through launch/winnow-mpirun.
 # usage: study_e2e.sh WINNOW_BINARY WRAPPER
 set -euo pipefail
 winnow=$1
@@ -27,6 +28,8 @@ eval_max_samples = 64
 warmup_steps = 2
 [checkpoint]
 every = 50
+[dist]
+threads = 1
 EOF
 study=$work/tiny.ini
 cat > "$study" <<EOF
@@ -34,7 +37,7 @@ cat > "$study" <<EOF
 config = $work/base.ini
 dir = $work/study
 [options]
-train.steps = 1500   # long enough to stop the second cell after its first checkpoint
+train.steps = 600    # long enough to stop the second cell after its first checkpoint
 [grid]
 model.patch = 7 5    # 5 does not divide 28: fails at run time, not in validation
 train.seed = 0 1
@@ -118,4 +121,13 @@ else
     fail "no note that the plots were skipped: $(cat "$work/report.log")"
 fi
 expect_exit 1 "expected a study directory" -- "$winnow" study report "$work"
+
+# On 2 ranks: the cell runs through the wrapper under mpirun.
+printf '[study]\nconfig = %s\ndir = %s\n[options]\ntrain.steps = 20\n[grid]\ntrain.seed = 3\n' \
+  "$work/base.ini" "$work/mpi" > "$work/mpi.ini"
+"$winnow" study run "$work/mpi.ini" --ranks 2 --launcher "$wrapper" > "$work/mpi.log" 2>&1 ||
+  fail "a 2-rank study: $(cat "$work/mpi.log"; cat "$work/mpi/seed=3/train.log")"
+grep -q "winnow-mpirun: OMP_NUM_THREADS=.* mpirun -np 2" "$work/mpi/seed=3/train.log" ||
+  fail "the cell did not go through the wrapper: $(cat "$work/mpi/seed=3/train.log")"
+grep -q '"world_size":2' "$work/mpi/seed=3/summary.json" || fail "the cell did not run on 2 ranks"
 echo "study_e2e: all checks passed"
