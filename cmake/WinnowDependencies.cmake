@@ -28,6 +28,8 @@ find_package(Threads REQUIRED)
 find_package(MPI REQUIRED COMPONENTS CXX)
 find_package(HDF5 REQUIRED COMPONENTS C)
 find_package(Boost 1.67 REQUIRED COMPONENTS program_options)
+# JSON reading (study reports read each run's summary.json): Debian's nlohmann-json3-dev.
+find_package(nlohmann_json 3 REQUIRED)
 if(WINNOW_BUILD_TESTS)
   find_package(GTest REQUIRED)
 endif()

@@ -46,6 +46,8 @@ const Subcommand kSubcommands[] = {
      "time token-evolution statistics and layer gates against the dense step, interleaved"},
     {"bench-dist", winnow::launch::bench_dist_command,
      "gradient sync: bucketed vs raw all-reduce, communication share of a step"},
+    {"study", winnow::launch::study_command,
+     "run a study file's grid of training runs (resumable), report mean ± std over seeds"},
 };
 
 void print_usage(std::ostream& out) {

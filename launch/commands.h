@@ -21,6 +21,7 @@ int inspect_command(const Args& args);
 int prune_command(const Args& args);
 int import_command(const Args& args);
 int export_command(const Args& args);
+int study_command(const Args& args);
 
 // Splits a command's arguments into its one positional argument (an input file; "" if none) and
 // its options: a token starting with "-" takes the next token as its value unless it is --help/-h

@@ -11,10 +11,12 @@ packages=(
   libtcmalloc-minimal4                   # the allocator linked in (glibc malloc: 2 ranks ~2x slower)
   libhdf5-dev hdf5-tools zlib1g-dev      # data and checkpoints; h5ls/h5dump to inspect them
   libboost-program-options-dev           # CLI and config files
+  nlohmann-json3-dev                     # JSON reading (study reports read summary.json)
   libopenmpi-dev openmpi-bin             # multi-process training
   slurm-wlm munge                        # Slurm launch test: a private single-node cluster
   libgtest-dev libgmock-dev              # tests
   python3-torch python3-torchvision python3-h5py  # PyTorch references: tests/interop, fixtures
+  python3-matplotlib                     # plots: winnow study report, launch/experiments/*.py
   dataset-fashion-mnist fortunes         # the demo's image and text data
 )
 
