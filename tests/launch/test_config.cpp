@@ -7,19 +7,14 @@
 #include <fstream>
 
 #include "launch/config.h"
+#include "tests/launch/ini_file.h"
 
 using namespace winnow::launch;
 using testing::HasSubstr;
 
 namespace {
 
-std::string write_ini(const std::string& text) {
-  static int counter = 0;
-  const std::string path =
-      testing::TempDir() + "/winnow_config_" + std::to_string(counter++) + ".ini";
-  std::ofstream(path) << text;
-  return path;
-}
+using winnow::launch::test_files::write_ini;
 
 RunConfig parse(const std::vector<std::string>& args, const std::string& base = {}) {
   RunConfig config;
