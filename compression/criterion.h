@@ -92,6 +92,11 @@ class Criterion {
   virtual void create_parameters(torch::nn::Module& /*stage*/,
                                  const std::vector<int64_t>& /*layers*/, int64_t /*width*/) {}
   virtual bool learned() const { return false; }
+
+  // Analytic forward FLOPs of score() on `tokens` tokens (summed over the batch) of width `width`:
+  // the matmuls of a learned scorer, which the step's FLOPs count like a block's. Parameter-free
+  // criteria return 0 (their few element-wise passes are not counted, like norms and softmax).
+  virtual double score_flops(double /*tokens*/, int64_t /*width*/) const { return 0.0; }
 };
 
 // Checks a context extra against the state: defined, `dims` dimensions, and leading sizes [B, N]

@@ -3,6 +3,8 @@
 
 #include <string>
 
+#include "compression/flops.h"
+
 namespace winnow::compression {
 
 LinearScorerImpl::LinearScorerImpl(int64_t width) {
@@ -26,6 +28,10 @@ void LinearCriterion::create_parameters(torch::nn::Module& stage,
     TORCH_CHECK(!scorers_.count(layer), "linear criterion: layer ", layer, " given twice");
     scorers_.emplace(layer, stage.register_module(std::to_string(layer), LinearScorer(width)));
   }
+}
+
+double LinearCriterion::score_flops(double tokens, int64_t width) const {
+  return linear_forward_flops(tokens, width, 1);
 }
 
 torch::Tensor LinearCriterion::score(const TokenState& state, const ScoreContext& context) const {

@@ -30,6 +30,7 @@ class LinearCriterion : public Criterion {
   void create_parameters(torch::nn::Module& stage, const std::vector<int64_t>& layers,
                          int64_t width) override;
   bool learned() const override { return true; }
+  double score_flops(double tokens, int64_t width) const override;  // the wᵀx product
 
  private:
   double z_loss_;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <string>
 
+#include "compression/flops.h"
 #include "data/keyed_random.h"
 
 namespace winnow::compression {
@@ -80,6 +81,13 @@ torch::Tensor PredictorCriterion::log_probabilities(const TokenState& state, int
                           ? state.keep.slice(1, protect).unsqueeze(-1)
                           : torch::ones({state.batch(), state.reducible(), 1}, state.x.options());
   return predictor(layer)->forward(tokens, policy);
+}
+
+double PredictorCriterion::score_flops(double tokens, int64_t width) const {
+  return linear_forward_flops(tokens, width, width) +
+         linear_forward_flops(tokens, width, width / 2) +
+         linear_forward_flops(tokens, width / 2, width / 4) +
+         linear_forward_flops(tokens, width / 4, 2);
 }
 
 torch::Tensor PredictorCriterion::score(const TokenState& state,

@@ -50,6 +50,8 @@ class PredictorCriterion : public Criterion {
   void create_parameters(torch::nn::Module& stage, const std::vector<int64_t>& layers,
                          int64_t width) override;
   bool learned() const override { return true; }
+  // The four linear layers C → C → C/2 → C/4 → 2 of every scored token.
+  double score_flops(double tokens, int64_t width) const override;
 
   // The keep/drop log-probabilities of the reducible tokens at `layer` (no noise): [B, R, 2].
   torch::Tensor log_probabilities(const TokenState& state, int64_t layer) const;

@@ -221,6 +221,7 @@ void validate(const RunConfig& c, int world_size) {
   try {
     c.optim.validate();
     c.train.validate(world_size);
+    c.distill.validate();
     train::LrSchedule schedule{c.optim.lr, c.train.warmup_steps, c.train.steps,
                                c.train.min_lr_ratio};
     schedule.validate();

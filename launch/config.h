@@ -14,6 +14,7 @@
 #include "compression/co_scheduler.h"
 #include "compression/planner.h"
 #include "compression/token_evolution_monitor.h"
+#include "train/distillation.h"
 #include "train/model_registry.h"
 #include "train/optimizer.h"
 #include "train/trainer.h"
@@ -96,6 +97,7 @@ struct RunConfig {
   train::ModelSpec model;  // [model]; its data-derived fields are filled by open_run_data
   train::OptimizerOptions optim;
   train::TrainerOptions train;
+  train::DistillationOptions distill;
   DistConfig dist;
   CheckpointConfig checkpoint;
 };

@@ -60,6 +60,9 @@ int eval_command(const Args& args) {
     } else {
       std::cout << "  accuracy    " << 100.0 * result.accuracy << "%\n";
     }
+    std::cout << "  FLOPs       " << si(result.forward_flops_per_sample) << " per sample ("
+              << result.forward_flops_per_sample / result.dense_forward_flops_per_sample
+              << " of dense " << si(result.dense_forward_flops_per_sample) << ")\n";
     std::cout << "  time        " << result.seconds << " s" << std::endl;
   }
   return 0;

@@ -13,13 +13,17 @@ namespace winnow::launch {
 namespace po = boost::program_options;
 
 int export_command(const Args& all_args) {
-  std::string format, out;
+  std::string format, out, components = "drop";
   bool bias = true, mask_buffers = false;
   po::options_description options("Export");
   options.add_options()("help,h", "show this help")(
       "format", po::value(&format)->value_name("FORMAT"),
       "torchvision-vit | nanogpt: the PyTorch model the state dict is for")(
       "out", po::value(&out)->value_name("FILE"), "the state dict file to write (.pt)")(
+      "components", po::value(&components)->value_name("drop|keep")->default_value(components),
+      "learned compression components (compress.*: a predictor's or router's parameters): drop "
+      "= the plain backbone, loadable with strict=True; keep = also write them under their winnow "
+      "names (load with strict=False, or into a model that has them)")(
       "nanogpt.bias", po::value(&bias)->default_value(bias),
       "nanogpt: GPTConfig.bias; false writes no biases (each must then be all zeros, as after "
       "importing a bias=False model)")(
@@ -48,6 +52,8 @@ int export_command(const Args& all_args) {
   }
   if (format != "torchvision-vit" && format != "nanogpt")
     throw ConfigError("--format: expected torchvision-vit or nanogpt, got '" + format + "'");
+  if (components != "drop" && components != "keep")
+    throw ConfigError("--components: expected drop or keep, got '" + components + "'");
   if (input.empty()) throw ConfigError("export: expected the winnow weights file (IN.h5)");
   if (out.empty()) throw ConfigError("--out: required (the .pt file to write)");
 
@@ -91,6 +97,18 @@ int export_command(const Args& all_args) {
     if (s.norm_eps != 1e-5)
       notes.push_back("nanoGPT's LayerNorm epsilon is 1e-5; this model's is " +
                       std::to_string(s.norm_eps));
+  }
+  if (!stored.components.empty()) {
+    if (components == "keep") {
+      for (const auto& item : stored.components) theirs.push_back(item);
+      notes.push_back("kept " + std::to_string(stored.components.size()) +
+                      " compression-component tensors (compress.*): load_state_dict(..., "
+                      "strict=False) into the plain model");
+    } else {
+      notes.push_back("dropped " + std::to_string(stored.components.size()) +
+                      " compression-component tensors (compress.*; --components keep writes "
+                      "them)");
+    }
   }
   train::write_torch_state_dict(theirs, out);
   std::cout << "  wrote   " << theirs.size() << " tensors\n";

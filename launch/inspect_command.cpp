@@ -73,7 +73,8 @@ void print_json(const std::string& path, const train::CheckpointSummary& s, bool
     out << (i ? "," : "") << "{\"name\":\"" << train::json_escape(t.name) << "\",\"shape\":[";
     for (size_t d = 0; d < t.shape.size(); ++d) out << (d ? "," : "") << t.shape[d];
     out << "],\"dtype\":\"" << t.dtype << "\",\"count\":" << t.count
-        << ",\"buffer\":" << (t.buffer ? "true" : "false") << "}";
+        << ",\"buffer\":" << (t.buffer ? "true" : "false") << ",\"component\":"
+        << (train::TransformerModel::is_compression_parameter(t.name) ? "true" : "false") << "}";
   }
   out << "]}";
   std::cout << out.str() << std::endl;
@@ -112,11 +113,21 @@ void print_text(const std::string& path, const train::CheckpointSummary& s, bool
             << "  " << std::setw(18) << "shape" << std::setw(9) << "dtype" << std::right
             << std::setw(12) << "count"
             << "\n";
-  for (const auto& t : s.tensors) {
-    std::cout << "  " << std::left << std::setw(static_cast<int>(width))
-              << data::escaped_bytes(t.name, 200) << "  " << std::setw(18) << shape_text(t.shape)
-              << std::setw(9) << t.dtype << std::right << std::setw(12) << t.count
-              << (t.buffer ? "  (buffer)" : "") << "\n";
+  // The backbone first, then the learned compression components (Δθ) under their own heading.
+  const auto print_rows = [&](bool components) {
+    for (const auto& t : s.tensors) {
+      if (train::TransformerModel::is_compression_parameter(t.name) != components) continue;
+      std::cout << "  " << std::left << std::setw(static_cast<int>(width))
+                << data::escaped_bytes(t.name, 200) << "  " << std::setw(18) << shape_text(t.shape)
+                << std::setw(9) << t.dtype << std::right << std::setw(12) << t.count
+                << (t.buffer ? "  (buffer)" : "") << "\n";
+    }
+  };
+  print_rows(false);
+  if (compression_parameters(s) > 0) {
+    std::cout << "\n  compression components (compress.<stage>.<layer>.*: learned scorers, Δθ)\n";
+    print_rows(true);
+    std::cout << "\n";
   }
   std::cout << "  " << std::left << std::setw(static_cast<int>(width)) << "total parameters"
             << "  " << std::right << std::setw(39) << s.parameters << "\n";

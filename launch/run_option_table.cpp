@@ -68,7 +68,10 @@ std::vector<OptionSection<RunConfig>> make_run_option_sections() {
            .add("min_lr_ratio", WINNOW_FIELD(train.min_lr_ratio), "final lr / peak lr, in [0, 1]")
            .add("compress_lr_scale", WINNOW_FIELD(optim.compress_lr_scale),
                 "learning-rate multiplier of the compression components' parameters "
-                "(compress.*)")});
+                "(compress.*)")
+           .add("backbone_lr_scale", WINNOW_FIELD(optim.backbone_lr_scale),
+                "learning-rate multiplier of the backbone's parameters whenever they train (e.g. "
+                "after train.unfreeze_at; DynamicViT uses 0.01)")});
 
   sections.push_back(
       {"train", "Training [train]",
@@ -99,7 +102,11 @@ std::vector<OptionSection<RunConfig>> make_run_option_sections() {
            .add("freeze", WINNOW_FIELD(optim.freeze),
                 "none | backbone: train only the compression components' parameters "
                 "(compress.*) on a frozen model (fine-tuning learned scorers; start from weights "
-                "with --init-from)")});
+                "with --init-from)")
+           .add("unfreeze_at", WINNOW_FIELD(optim.unfreeze_at),
+                "with freeze=backbone: the step from which the backbone trains too, at "
+                "optim.backbone_lr_scale (0 = never)",
+                at_least(0, " (0 = never)"))});
 
   sections.push_back(
       {"dist", "Distributed [dist]",
@@ -126,6 +133,21 @@ std::vector<OptionSection<RunConfig>> make_run_option_sections() {
                      "configured in its own [stage.NAME] section with the keys below "
                      "(--stage.NAME.criterion=...); applied in this order within a layer and "
                      "site. Empty: the one method of this section")});
+
+  sections.push_back(
+      {"distill",
+       "Distillation from a frozen teacher [distill] (docs/methods.md, DynamicViT distillation)",
+       Options()
+           .add_path("teacher", WINNOW_FIELD(distill.teacher), "FILE",
+                     "weights of a frozen teacher of the same kind and task (model.h5 or a "
+                     "checkpoint, e.g. the dense model a learned scorer is fine-tuned on); empty = "
+                     "no distillation")
+           .add("logits_weight", WINNOW_FIELD(distill.logits_weight),
+                "weight of KL(teacher || student) on the logits (DynamicViT: 0.5)", at_least(0))
+           .add("tokens_weight", WINNOW_FIELD(distill.tokens_weight),
+                "weight of the MSE between the student's kept tokens and the teacher's at the "
+                "same positions, final LayerNorm features (DynamicViT: 0.5; needs equal widths)",
+                at_least(0))});
 
   // Ranges of gate.* are checked by compression::LayerGateSchedule against the model.
   sections.push_back(

@@ -11,6 +11,7 @@
 #include "data/data_file.h"
 #include "data/synthetic_dataset.h"
 #include "launch/planner_registry.h"
+#include "launch/stored_model.h"
 #include "train/root_work.h"
 
 namespace winnow::launch {
@@ -138,6 +139,37 @@ RunCompression make_compression(const RunConfig& config, const train::ModelSpec&
   }
   model.attach_compression(run.planner->parameters());
   return run;
+}
+
+std::shared_ptr<train::Distillation> make_distillation(const RunConfig& config,
+                                                       const train::ModelSpec& student) {
+  const auto& options = config.distill;
+  if (!options.enabled()) return nullptr;
+  StoredModel teacher = load_stored_model(options.teacher);
+  const auto& t = teacher.spec;
+  const auto refuse = [&](const std::string& what) {
+    throw ConfigError("distill.teacher '" + options.teacher + "': " + what);
+  };
+  if (t.kind != student.kind)
+    refuse("a " + t.kind + " model cannot teach a " + student.kind + " model");
+  const int64_t teacher_outputs = t.kind == "vit" ? t.num_classes : t.vocab_size;
+  const int64_t student_outputs = student.kind == "vit" ? student.num_classes : student.vocab_size;
+  if (teacher_outputs != student_outputs)
+    refuse("its logits have " + std::to_string(teacher_outputs) + " entries, the student's " +
+           std::to_string(student_outputs) + " (classes or vocabulary must match)");
+  if (options.tokens_weight > 0) {
+    if (t.dim != student.dim)
+      refuse("the token loss compares features of width " + std::to_string(student.dim) +
+             ", the teacher's are " + std::to_string(t.dim) +
+             " (set distill.tokens_weight=0 for logits only)");
+    if (student.kind == "vit" &&
+        (t.patch != student.patch || t.image_height != student.image_height ||
+         t.image_width != student.image_width))
+      refuse("the token loss needs the same patch grid as the student (patch " +
+             std::to_string(student.patch) + " on " + std::to_string(student.image_height) + "x" +
+             std::to_string(student.image_width) + ")");
+  }
+  return std::make_shared<train::Distillation>(teacher.model, options);
 }
 
 std::string si(double value) {

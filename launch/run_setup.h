@@ -48,6 +48,13 @@ struct RunCompression {
 RunCompression make_compression(const RunConfig& config, const train::ModelSpec& spec,
                                 train::TransformerModel& model);
 
+// The frozen teacher of [distill] (null when distill.teacher is empty), loaded from its weights
+// file with the config stored there. Throws ConfigError when it does not fit the student: another
+// model kind or number of classes / vocabulary, and for the token loss another width or fewer
+// tokens.
+std::shared_ptr<train::Distillation> make_distillation(const RunConfig& config,
+                                                       const train::ModelSpec& student);
+
 // "12.3 M", "4.56 G": a number with an SI prefix.
 std::string si(double value);
 

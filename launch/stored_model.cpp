@@ -1,7 +1,6 @@
 // Rebuilding the model of a weights file.
 #include "launch/stored_model.h"
 
-#include "train/interop_state_dict.h"
 #include "train/model_weights.h"
 
 namespace winnow::launch {
@@ -23,8 +22,11 @@ StoredModel load_stored_model(const std::string& path) {
   bool help = false;
   parse_run_config({}, none, stored.config, help, train::read_weights_config(path));
   const auto& model = stored.config.model;
-  stored.spec = train::spec_of_state_dict(train::read_weights_state_dict(path), model.kind,
-                                          model.heads, model.norm_eps);
+  train::StateDict backbone;
+  for (auto& [name, tensor] : train::read_weights_state_dict(path))
+    (train::TransformerModel::is_compression_parameter(name) ? stored.components : backbone)
+        .emplace_back(name, tensor);
+  stored.spec = train::spec_of_state_dict(backbone, model.kind, model.heads, model.norm_eps);
   require_same(model.dim, stored.spec.dim, "model.dim", path);
   require_same(model.depth, stored.spec.depth, "model.depth", path);
   if (model.kind == "vit") require_same(model.patch, stored.spec.patch, "model.patch", path);
@@ -36,7 +38,7 @@ StoredModel load_stored_model(const std::string& path) {
                "the MLP width (model.dim * model.mlp_ratio)", path);
   stored.spec.mlp_ratio = model.mlp_ratio;  // what a run would build from this config
   stored.model = train::make_model(stored.spec);
-  train::load_model_weights(*stored.model, path);
+  train::load_backbone_weights(*stored.model, path);
   return stored;
 }
 

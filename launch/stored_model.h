@@ -7,6 +7,7 @@
 #include <string>
 
 #include "launch/config.h"
+#include "train/interop_state_dict.h"
 #include "train/model.h"
 #include "train/model_registry.h"
 
@@ -15,12 +16,15 @@ namespace winnow::launch {
 struct StoredModel {
   RunConfig config;       // the stored configuration
   train::ModelSpec spec;  // config.model completed with the shapes of the stored tensors
-  std::shared_ptr<train::TransformerModel> model;  // built from spec, weights loaded
+  std::shared_ptr<train::TransformerModel> model;  // built from spec, backbone weights loaded
+  // The file's learned compression components (compress.*, e.g. a predictor's Δθ), by name; not
+  // part of `model`.
+  train::StateDict components;
 };
 
 // Throws naming the option when the stored config and the stored tensors disagree (model.dim,
-// model.depth, model.patch, model.mlp_ratio), and load_model_weights' error when a tensor does
-// not fit.
+// model.depth, model.patch, model.mlp_ratio), and load_backbone_weights' error when a tensor
+// does not fit.
 StoredModel load_stored_model(const std::string& path);
 
 }  // namespace winnow::launch

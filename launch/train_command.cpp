@@ -99,7 +99,9 @@ int train_command(const Args& args) {
       "the base configuration; options given here override it")(
       "init-from", po::value(&init_from)->value_name("FILE"),
       "start from these model weights (a checkpoint, model.h5 or `winnow import` output) with a "
-      "fresh optimizer and schedule: fine-tuning");
+      "fresh optimizer and schedule: fine-tuning. The backbone must match; learned compression "
+      "components (compress.*) the file lacks start fresh, those it holds are loaded (e.g. a "
+      "dense model.h5 and --compress.criterion predictor --train.freeze backbone)");
   const std::string resume_arg = peek_option(args, "resume");
   const std::string base = resume_arg.empty() ? std::string() : resume_base_config(resume_arg);
 
@@ -147,8 +149,21 @@ int train_command(const Args& args) {
     std::cout << "  plan    " << compression.planner->describe() << std::endl;
   }
   if (!init_from.empty()) {
-    train::load_model_weights(*model, init_from);
-    if (root) std::cout << "  weights " << init_from << " (fine-tuning: fresh optimizer)\n";
+    const auto load = train::load_backbone_weights(*model, init_from);
+    if (root) {
+      std::cout << "  weights " << init_from << " (fine-tuning: fresh optimizer; backbone "
+                << load.backbone_tensors << " tensors";
+      if (!load.loaded_components.empty())
+        std::cout << ", compression components " << load.loaded_components.size()
+                  << " tensors loaded";
+      if (!load.fresh_components.empty())
+        std::cout << ", compression components " << load.fresh_components.size()
+                  << " tensors not in the file: freshly initialised";
+      if (!load.ignored_components.empty())
+        std::cout << ", " << load.ignored_components.size()
+                  << " compression tensors of the file not in this configuration: ignored";
+      std::cout << ")\n";
+    }
   }
 
   train::TrainerOptions trainer_options = config.train;
@@ -171,6 +186,13 @@ int train_command(const Args& args) {
   train::Trainer trainer(model, data.train, data.eval, comm, trainer_options, config.optim);
   trainer.set_planner(compression.planner);
   trainer.set_monitor(compression.monitor);
+  if (auto distillation = make_distillation(config, data.model)) {
+    trainer.set_distillation(distillation);
+    if (root)
+      std::cout << "  teacher " << config.distill.teacher
+                << " (frozen; distillation weights: logits " << config.distill.logits_weight
+                << ", tokens " << config.distill.tokens_weight << ")" << std::endl;
+  }
   trainer.set_stop_signal(pending_stop_signal);
   if (!resume.empty()) {
     trainer.resume(resume);

@@ -59,6 +59,9 @@ class BlockHook {
   // After the block's body with its input (after pre-block reductions) and output states.
   virtual void after_block(const compression::TokenState& /*input*/,
                            const compression::TokenState& /*output*/) {}
+  // Forward FLOPs the hook's own components spent in this block so far (learned scorers), which
+  // the model adds to the step's count after the block.
+  virtual double extra_forward_flops() const { return 0.0; }
 };
 
 // Tokens a block processed, summed over the batch: its attention's queries (= keys) and its MLP's

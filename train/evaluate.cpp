@@ -18,7 +18,7 @@ EvalResult evaluate_model(TransformerModel& model, const data::Dataset& dataset,
   const int64_t total =
       options.max_samples > 0 ? std::min(options.max_samples, dataset.size()) : dataset.size();
   const int64_t rank = comm.rank(), world = comm.world_size();
-  double loss_sum = 0.0, correct = 0.0, count = 0.0;
+  double loss_sum = 0.0, correct = 0.0, count = 0.0, flops = 0.0;
   const compression::Plan plan = options.planner
                                      ? options.planner->plan(options.step, /*training=*/false)
                                      : compression::Plan{};
@@ -43,8 +43,9 @@ EvalResult evaluate_model(TransformerModel& model, const data::Dataset& dataset,
     loss_sum += model.loss_sum(output, batch.targets).item<double>();
     correct += output.logits.argmax(-1).eq(batch.targets).sum().item<double>();
     count += static_cast<double>(batch.targets.numel());
+    flops += output.forward_flops;
   }
-  auto sums = torch::tensor({loss_sum, correct, count}, torch::kFloat64);
+  auto sums = torch::tensor({loss_sum, correct, count, flops}, torch::kFloat64);
   comm.all_reduce(sums, dist::ReduceOp::kSum);
   EvalResult result;
   const double global_count = sums[2].item<double>();
@@ -52,6 +53,8 @@ EvalResult evaluate_model(TransformerModel& model, const data::Dataset& dataset,
   result.loss = global_count > 0 ? sums[0].item<double>() / global_count : NAN;
   result.accuracy = global_count > 0 ? sums[1].item<double>() / global_count : NAN;
   result.perplexity = std::exp(result.loss);
+  result.forward_flops_per_sample = total > 0 ? sums[3].item<double>() / total : 0.0;
+  result.dense_forward_flops_per_sample = model.dense_forward_flops_per_sample();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }

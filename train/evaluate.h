@@ -16,6 +16,10 @@ struct EvalResult {
   double accuracy = 0.0;  // top-1 (images); next-token accuracy (text)
   double perplexity = 0.0;
   double seconds = 0.0;
+  // Analytic forward FLOPs per sample of the evaluation plan (learned scorers included), and the
+  // same model's without reduction.
+  double forward_flops_per_sample = 0.0;
+  double dense_forward_flops_per_sample = 0.0;
 };
 
 struct EvalOptions {

@@ -53,13 +53,19 @@ ModelOutput GptImpl::forward(const torch::Tensor& tokens, const ForwardContext& 
   for (int64_t layer = 0; layer < options.depth; ++layer) {
     BlockHook* hook = context.hook_for ? context.hook_for(layer) : nullptr;
     accounting.record(blocks[layer]->as<BlockImpl>()->forward(state, hook), batch);
+    if (hook) accounting.add_flops(hook->extra_forward_flops());
   }
   TORCH_CHECK(state.tokens() == length,
               "gpt: a causal LM needs every position back after the blocks (use the "
               "route strategy, which restores the sequence); got ",
               state.tokens(), " of ", length, " tokens");
   ModelOutput output;
-  output.logits = torch::matmul(norm->forward(state.x), tok_embed->weight.t());  // [B, T, V]
+  const auto normed = norm->forward(state.x);  // [B, T, C]
+  if (context.final_tokens) {
+    output.final_state = state;
+    output.final_state.x = normed;
+  }
+  output.logits = torch::matmul(normed, tok_embed->weight.t());  // [B, T, V]
   accounting.add_flops(compression::linear_forward_flops(static_cast<double>(batch * length),
                                                          options.dim, options.vocab_size));
   accounting.finish(output);

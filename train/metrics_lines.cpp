@@ -19,7 +19,7 @@ JsonLine step_metrics_line(int64_t step, const StepResult& r, double lr, double 
       .add("step_seconds", r.seconds)
       .add("comm_seconds", r.comm_seconds)
       .add("samples_per_second", samples_per_second)
-      .add("train_flops", r.forward_flops * compression::kTrainingFlopsPerForwardFlop)
+      .add("train_flops", r.training_flops())
       .add("tokens_per_layer", r.tokens_per_layer);
   if (!r.layers_run.empty()) {
     std::vector<int64_t> gates(r.layers_run.begin(), r.layers_run.end());

@@ -24,6 +24,8 @@ struct ForwardContext {
   // Where the hooks' components put auxiliary losses during this forward (null = none); the
   // model returns them in ModelOutput::aux_losses.
   compression::AuxLosses* aux_losses = nullptr;
+  // Also return the final, normalised token features (ModelOutput::final_state; distillation).
+  bool final_tokens = false;
 };
 
 struct ModelOutput {
@@ -35,6 +37,10 @@ struct ModelOutput {
   // Auxiliary losses of learned components (sums over this batch's samples; the trainer divides
   // by the global sample count and adds them with their weights).
   compression::AuxLosses aux_losses;
+  // With ForwardContext::final_tokens: the state after the last block with x replaced by the
+  // final LayerNorm of every token [B, N, C] (keep, pos and protected_count as the blocks left
+  // them); undefined x otherwise.
+  compression::TokenState final_state;
 };
 
 // How a model's task is counted and scored in progress lines, metrics and summaries, so the

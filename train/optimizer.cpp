@@ -12,8 +12,13 @@ void OptimizerOptions::validate() const {
   TORCH_CHECK(clip_norm >= 0, "optim.clip_norm: expected >= 0 (0 disables), got ", clip_norm);
   TORCH_CHECK(compress_lr_scale > 0, "optim.compress_lr_scale: expected > 0, got ",
               compress_lr_scale);
+  TORCH_CHECK(backbone_lr_scale > 0, "optim.backbone_lr_scale: expected > 0, got ",
+              backbone_lr_scale);
   TORCH_CHECK(freeze == "none" || freeze == "backbone",
               "train.freeze: expected none or backbone, got '", freeze, "'");
+  TORCH_CHECK(unfreeze_at >= 0, "train.unfreeze_at: expected >= 0 (0 = never), got ", unfreeze_at);
+  TORCH_CHECK(unfreeze_at == 0 || freeze == "backbone", "train.unfreeze_at=", unfreeze_at,
+              ": only with train.freeze=backbone (there is nothing frozen to unfreeze)");
 }
 
 ParameterGroups split_parameter_groups(const TransformerModel& model) {
@@ -32,18 +37,16 @@ ParameterGroups split_parameter_groups(const TransformerModel& model) {
   return groups;
 }
 
-void freeze_parameters(TransformerModel& model, const OptimizerOptions& options) {
-  options.validate();
-  if (options.freeze == "none") return;
-  int64_t trainable = 0;
+void set_backbone_trainable(TransformerModel& model, bool trainable) {
+  int64_t components = 0;
   for (auto& item : model.named_parameters(/*recurse=*/true)) {
     if (TransformerModel::is_compression_parameter(item.key())) {
-      trainable += item.value().requires_grad() ? 1 : 0;
+      components += item.value().requires_grad() ? 1 : 0;
       continue;
     }
-    item.value().set_requires_grad(false);
+    item.value().set_requires_grad(trainable);
   }
-  TORCH_CHECK(trainable > 0,
+  TORCH_CHECK(trainable || components > 0,
               "train.freeze=backbone: the model has no compression parameters to train (a "
               "learned criterion such as 'linear' creates them)");
 }
@@ -76,7 +79,7 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(const TransformerModel& model,
 std::vector<double> group_lr_scales(const TransformerModel& model,
                                     const OptimizerOptions& options) {
   const auto groups = split_parameter_groups(model);
-  std::vector<double> scales = {1.0, 1.0};
+  std::vector<double> scales = {options.backbone_lr_scale, options.backbone_lr_scale};
   if (!groups.compress_decayed.empty() || !groups.compress_exempt.empty())
     scales.insert(scales.end(), 2, options.compress_lr_scale);
   return scales;

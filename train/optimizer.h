@@ -20,11 +20,20 @@ struct OptimizerOptions {
   double clip_norm = 1.0;  // global gradient-norm clip; 0 disables
   // Learning-rate multiplier of compression components' parameters (compress.*).
   double compress_lr_scale = 1.0;
+  // Learning-rate multiplier of the backbone's parameters whenever they train (DynamicViT
+  // fine-tunes its backbone at 0.01 of the predictors' rate).
+  double backbone_lr_scale = 1.0;
   // none | backbone: backbone parameters are frozen (no gradient, no optimizer state), only the
   // compression components' parameters train (fine-tuning learned scorers on a frozen model).
   std::string freeze = "none";
+  // With freeze = backbone: the step from which the backbone trains too (0 = never).
+  int64_t unfreeze_at = 0;
 
   void validate() const;
+  // Whether the backbone is frozen during step `step` (0-based).
+  bool backbone_frozen_at(int64_t step) const {
+    return freeze == "backbone" && (unfreeze_at == 0 || step < unfreeze_at);
+  }
 };
 
 // Trainable parameters (requires_grad) by optimizer group; frozen ones are in none.
@@ -39,9 +48,9 @@ struct ParameterGroups {
 
 ParameterGroups split_parameter_groups(const TransformerModel& model);
 
-// Applies options.freeze: with "backbone", every parameter outside compress.* stops requiring
-// gradients. Throws when freezing would leave nothing to train.
-void freeze_parameters(TransformerModel& model, const OptimizerOptions& options);
+// Sets requires_grad of every backbone parameter (outside compress.*). Freezing throws when it
+// would leave nothing to train.
+void set_backbone_trainable(TransformerModel& model, bool trainable);
 
 // Groups in order: 0 backbone decayed, 1 backbone exempt (weight_decay 0), then, when the model
 // has trainable compression parameters, 2 compress decayed and 3 compress exempt.

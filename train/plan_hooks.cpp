@@ -50,7 +50,13 @@ void LayerHook::apply(const compression::PlannedReduction& reduction, TokenState
   if (keep >= state.reducible()) return;
   const auto index = static_cast<size_t>(&reduction - plan_.reductions.data());
   context_.planned_keep = index < planned_keep_.size() ? planned_keep_[index] : 1.0;
+  count_scoring(reduction.method->criterion(), state);
   state = reduction.method->apply(state, context_, keep);
+}
+
+void LayerHook::count_scoring(const compression::Criterion& criterion, const TokenState& state) {
+  scoring_flops_ += criterion.score_flops(static_cast<double>(state.x.size(0) * state.reducible()),
+                                          state.x.size(2));
 }
 
 void LayerHook::around_block(TokenState& state, const std::function<void(TokenState&)>& block) {
@@ -63,6 +69,7 @@ void LayerHook::around_block(TokenState& state, const std::function<void(TokenSt
     block(state);
     return;
   }
+  count_scoring(route->method->criterion(), state);
   auto scores = route->method->criterion().score(state, context_);  // [B, N]
   auto routed = compression::route_gather(state, scores, route->keep_of(state.reducible()));
   block(routed.state);

@@ -28,8 +28,12 @@ class LayerHook : public BlockHook {
   bool observes() const override { return monitor_ != nullptr; }
   void after_block(const compression::TokenState& input,
                    const compression::TokenState& output) override;
+  double extra_forward_flops() const override { return scoring_flops_; }
 
  private:
+  // Adds the FLOPs of `criterion` scoring the reducible tokens of `state` to scoring_flops_.
+  void count_scoring(const compression::Criterion& criterion, const compression::TokenState& state);
+
   void apply(const compression::PlannedReduction& reduction, compression::TokenState& state);
 
   const compression::LayerPlan& plan_;
@@ -38,6 +42,7 @@ class LayerHook : public BlockHook {
   double scale_;
   compression::TokenEvolutionMonitor* monitor_;
   std::vector<double> planned_keep_;  // by reduction
+  double scoring_flops_ = 0.0;        // learned scorers' forward FLOPs in this block
 };
 
 // The hooks of one forward pass, built from the step's plan.

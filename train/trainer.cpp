@@ -87,23 +87,55 @@ Trainer::Trainer(std::shared_ptr<TransformerModel> model, std::shared_ptr<data::
   schedule_.total_steps = options_.steps;
   schedule_.min_lr_ratio = options_.min_lr_ratio;
   schedule_.validate();
-  freeze_parameters(*model_, optimizer_options_);
-  optimizer_ = make_adamw(*model_, optimizer_options_);
-  lr_scales_ = group_lr_scales(*model_, optimizer_options_);
-  // Gradients are synchronised for what trains; frozen parameters have none.
-  for (const auto& p : model_->parameters())
-    if (p.requires_grad()) parameters_.push_back(p);
+  set_backbone_frozen(optimizer_options_.backbone_frozen_at(0));
+  rebuild_grad_sync();
 
   // Every replica starts from rank 0's parameters (frozen ones too) and buffers.
   std::vector<torch::Tensor> state = model_->parameters();
   for (const auto& b : model_->buffers()) state.push_back(b);
-  dist::GradSyncOptions sync_options;
-  sync_options.bucket_bytes = options_.bucket_mb * 1024 * 1024;
-  grad_sync_ = std::make_unique<dist::GradSync>(comm_, parameters_, sync_options);
   grad_sync_->broadcast_parameters(state);
 
   if (comm_->is_root() && !options_.run_dir.empty())
     metrics_ = MetricsLog(options_.run_dir + "/metrics.jsonl");
+}
+
+void Trainer::set_backbone_frozen(bool frozen) {
+  if (optimizer_ && frozen == backbone_frozen_) return;
+  set_backbone_trainable(*model_, !frozen);
+  backbone_frozen_ = frozen;
+  // The groups change members; the moments of parameters that trained before are kept (AdamW's
+  // state is keyed by the parameter tensor, which stays the same).
+  auto optimizer = make_adamw(*model_, optimizer_options_);
+  if (optimizer_)
+    for (auto& [key, state] : optimizer_->state())
+      if (state) optimizer->state()[key] = std::move(state);
+  optimizer_ = std::move(optimizer);
+  lr_scales_ = group_lr_scales(*model_, optimizer_options_);
+  // Gradients are synchronised for what trains; frozen parameters have none.
+  parameters_.clear();
+  for (const auto& p : model_->parameters())
+    if (p.requires_grad()) parameters_.push_back(p);
+}
+
+void Trainer::rebuild_grad_sync() {
+  dist::GradSyncOptions sync_options;
+  sync_options.bucket_bytes = options_.bucket_mb * 1024 * 1024;
+  grad_sync_ = std::make_unique<dist::GradSync>(comm_, parameters_, sync_options);
+}
+
+void Trainer::unfreeze_if_due(int64_t step) {
+  if (!backbone_frozen_ || optimizer_options_.backbone_frozen_at(step)) return;
+  set_backbone_frozen(false);
+  rebuild_grad_sync();
+  JsonLine line;
+  line.add("event", "unfreeze")
+      .add("step", step)
+      .add("trainable_parameters", static_cast<int64_t>(parameters_.size()));
+  log(line);
+  if (comm_->is_root() && options_.progress)
+    std::cout << "step " << step << ": backbone unfrozen (train.unfreeze_at), "
+              << parameters_.size() << " parameter tensors train, backbone at "
+              << optimizer_options_.backbone_lr_scale << "x the learning rate" << std::endl;
 }
 
 std::map<std::string, torch::Tensor> Trainer::compression_state() const {
@@ -133,6 +165,7 @@ void Trainer::load_compression_state(const std::map<std::string, torch::Tensor>&
 }
 
 StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
+  unfreeze_if_due(step);
   const auto start = Clock::now();
   StepResult result;
   model_->train();
@@ -152,7 +185,7 @@ StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
       planner_ ? planner_->plan(step, /*training=*/true) : compression::Plan{};
   compression::TokenEvolutionMonitor* monitor = plan.statistics ? monitor_.get() : nullptr;
 
-  double loss_sum = 0.0, flops = 0.0;
+  double loss_sum = 0.0, flops = 0.0, teacher_flops = 0.0;
   std::map<std::string, double> aux_sums;  // name -> this rank's sum, unweighted
   bool finite = true, prepared_last = false;
   const int64_t local = batch.size();
@@ -172,7 +205,11 @@ StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
       context.aux_losses = &hooks->aux_losses();
       result.layers_run = hooks->layers_run();
     }
-    auto output = model_->forward(batch.inputs.slice(0, begin, end), context);
+    context.final_tokens = distillation_ != nullptr;
+    const auto inputs = batch.inputs.slice(0, begin, end);
+    auto output = model_->forward(inputs, context);
+    if (distillation_)
+      teacher_flops += distillation_->add_losses(inputs, output, output.aux_losses);
     auto targets = batch.targets.slice(0, begin, end);
     auto loss = model_->loss_sum(output, targets);
     const double value = loss.item<double>();
@@ -206,14 +243,15 @@ StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
 
   // Lockstep: every rank learns whether any rank saw a non-finite loss, and the global sums.
   // Every rank runs the same plan, so every rank has the same auxiliary losses, in name order.
-  std::vector<double> sums = {loss_sum, finite ? 0.0 : 1.0, flops};
+  std::vector<double> sums = {loss_sum, finite ? 0.0 : 1.0, flops, teacher_flops};
   for (const auto& [name, value] : aux_sums) sums.push_back(value);
   auto stats = torch::tensor(sums, torch::kFloat64);
   comm_->all_reduce(stats, dist::ReduceOp::kSum);
   result.loss = stats[0].item<double>() / global_count;
   result.skipped = stats[1].item<double>() > 0;
   result.forward_flops = stats[2].item<double>();
-  int64_t index = 3;
+  result.teacher_flops = stats[3].item<double>();
+  int64_t index = 4;
   for (const auto& [name, value] : aux_sums)
     result.aux_losses[name] = stats[index++].item<double>() / global_samples;
   // Tokens per layer summed over ranks, so every rank reports the global figure.
@@ -265,8 +303,11 @@ CheckpointMeta Trainer::resume(const std::string& file_or_dir) {
   const auto start = Clock::now();
   CheckpointMeta meta;
   const ResumeChoice choice = resolve_resume(file_or_dir, [&](const std::string& path) {
+    // A checkpoint saved after train.unfreeze_at holds the backbone's optimizer state.
+    set_backbone_frozen(optimizer_options_.backbone_frozen_at(read_checkpoint_meta(path).step));
     meta = read_checkpoint(path, *model_, optimizer_.get());
   });
+  rebuild_grad_sync();
   load_compression_state(meta.compression);
   if (comm_->is_root())
     for (const auto& rejected : choice.rejected)
@@ -477,7 +518,7 @@ TrainSummary Trainer::run() {
     const double seconds = seconds_since(step_start);  // includes waiting for data
     step_seconds += seconds;
     comm_seconds += r.comm_seconds;
-    summary.training_flops += r.forward_flops * compression::kTrainingFlopsPerForwardFlop;
+    summary.training_flops += r.training_flops();
     summary.skipped_steps += r.skipped ? 1 : 0;
     summary.final_loss = r.loss;
     ++summary.steps;

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "compression/flops.h"
 #include "compression/planner.h"
 #include "compression/token_evolution_monitor.h"
 #include "data/batch.h"
@@ -19,6 +20,7 @@
 #include "dist/grad_sync.h"
 #include "train/checkpoint.h"
 #include "train/checkpoint_policy.h"
+#include "train/distillation.h"
 #include "train/evaluate.h"
 #include "train/lr_schedule.h"
 #include "train/metrics.h"
@@ -54,7 +56,8 @@ struct TrainerOptions {
 struct StepResult {
   double loss = 0.0;           // global mean task loss of the step
   bool skipped = false;        // non-finite loss on some rank: no update on any rank
-  double forward_flops = 0.0;  // this rank's analytic forward FLOPs
+  double forward_flops = 0.0;  // analytic forward FLOPs of the global batch
+  double teacher_flops = 0.0;  // the distillation teacher's forward FLOPs (it runs no backward)
   std::vector<int64_t> tokens_per_layer;
   std::vector<bool> layers_run;  // the step's layer gates (false: the layer was skipped)
   // Auxiliary losses, global means (sum over all ranks / global sample count), unweighted.
@@ -64,6 +67,11 @@ struct StepResult {
   double seconds = 0.0;
   double comm_seconds = 0.0;             // blocked on gradient all-reduce (not hidden by backward)
   double comm_collective_seconds = 0.0;  // gradient all-reduce in flight, hidden or not
+
+  // Forward + backward of the model, plus the teacher's forward.
+  double training_flops() const {
+    return forward_flops * compression::kTrainingFlopsPerForwardFlop + teacher_flops;
+  }
 };
 
 struct TrainSummary {
@@ -96,6 +104,10 @@ class Trainer {
   // ranks, kept as EMAs, logged every train.log_every steps, saved in checkpoints.
   void set_monitor(std::shared_ptr<compression::TokenEvolutionMonitor> monitor) {
     monitor_ = std::move(monitor);
+  }
+  // Adds a frozen teacher's distillation losses to every training step (null = none).
+  void set_distillation(std::shared_ptr<Distillation> distillation) {
+    distillation_ = std::move(distillation);
   }
   // The state of every compression component across steps, by name (saved under /compression).
   std::map<std::string, torch::Tensor> compression_state() const;
@@ -147,6 +159,14 @@ class Trainer {
   void log(const JsonLine& line);
   // Collective: if writing the metrics log failed on rank 0, every rank throws dist::AgreedError.
   void throw_if_metrics_failed(bool failed_somewhere);
+  // Freezes or unfreezes the backbone (train.freeze / unfreeze_at): requires_grad, the optimizer's
+  // groups (keeping the moments of what trained), learning-rate multipliers and the parameters
+  // whose gradients are synchronised. Local; call rebuild_grad_sync() after it on every rank.
+  void set_backbone_frozen(bool frozen);
+  // Collective: gradient synchronisation over parameters_.
+  void rebuild_grad_sync();
+  // At train.unfreeze_at: unfreezes the backbone (collective) and logs it.
+  void unfreeze_if_due(int64_t step);
 
   std::shared_ptr<TransformerModel> model_;
   std::shared_ptr<data::Dataset> train_data_, eval_data_;
@@ -161,7 +181,9 @@ class Trainer {
   std::string metrics_error_;  // the first failed metrics write (rank 0), or empty
   std::shared_ptr<compression::Planner> planner_;
   std::shared_ptr<compression::TokenEvolutionMonitor> monitor_;
+  std::shared_ptr<Distillation> distillation_;
   std::vector<double> lr_scales_;  // per optimizer group
+  bool backbone_frozen_ = false;
   std::function<int()> pending_signal_;
   int64_t start_step_ = 0;
   double checkpoint_seconds_ = 0.0;

@@ -98,10 +98,18 @@ ModelOutput VisionTransformerImpl::forward(const torch::Tensor& images,
   for (int64_t layer = 0; layer < options.depth; ++layer) {
     BlockHook* hook = context.hook_for ? context.hook_for(layer) : nullptr;
     accounting.record(blocks[layer]->as<BlockImpl>()->forward(state, hook), batch);
+    if (hook) accounting.add_flops(hook->extra_forward_flops());
   }
   ModelOutput output;
-  auto cls = norm->forward(state.x.select(1, 0));  // [B, C]
-  output.logits = head->forward(cls);              // [B, classes]
+  torch::Tensor cls;  // [B, C]
+  if (context.final_tokens) {
+    output.final_state = state;
+    output.final_state.x = norm->forward(state.x);  // [B, N, C]
+    cls = output.final_state.x.select(1, 0);
+  } else {
+    cls = norm->forward(state.x.select(1, 0));
+  }
+  output.logits = head->forward(cls);  // [B, classes]
   accounting.add_flops(compression::linear_forward_flops(static_cast<double>(batch), options.dim,
                                                          options.num_classes));
   accounting.finish(output);

@@ -39,6 +39,30 @@ awk -v a="$acc" -v b="$eval_acc" 'BEGIN { d = a * 100 - b; exit !(d < 1e-3 && d 
 # Weights that do not fit the configured model are rejected with the name list.
 expect_exit 1 "mis-shaped" -- "$winnow" eval --weights "$run/model.h5" --model.dim 64
 
+# Fine-tuning a learned scorer on the dense weights: the backbone loads, the predictor starts
+# fresh, only it trains until train.unfreeze_at; inspect lists it apart; export drops or keeps it.
+tune=$work/tune
+"$winnow" train --data.synthetic images --data.synthetic_samples 1024 --model.dim 32 --model.depth 2 \
+  --model.heads 2 --model.patch 7 --train.steps 6 --train.global_batch 32 --optim.warmup_steps 1 \
+  --train.log_every 1 --init-from "$run/model.h5" --compress.criterion predictor \
+  --compress.strategy policy --compress.layers 1 --compress.keep 0.5 --train.freeze backbone \
+  --train.unfreeze_at 4 --optim.backbone_lr_scale 0.1 --train.run_dir "$tune" > "$work/tune.log" 2>&1 ||
+  { cat "$work/tune.log"; fail "fine-tuning a predictor with --init-from"; }
+grep -q "tensors not in the file: freshly initialised" "$work/tune.log" || fail "init-from did not report the fresh predictor: $(cat "$work/tune.log")"
+grep -q '"event":"unfreeze","step":4' "$tune/metrics.jsonl" || fail "no unfreeze event at step 4: $(cat "$tune/metrics.jsonl")"
+"$winnow" inspect "$tune/model.h5" > "$work/inspect_tune.log" 2>&1 || { cat "$work/inspect_tune.log"; fail "inspect of the fine-tuned model"; }
+grep -q "compression components (compress" "$work/inspect_tune.log" || fail "inspect does not list the components apart: $(cat "$work/inspect_tune.log")"
+"$winnow" export --format torchvision-vit "$tune/model.h5" --out "$work/tune_drop.pt" > "$work/export_drop.log" 2>&1 || { cat "$work/export_drop.log"; fail "export (drop)"; }
+"$winnow" export --format torchvision-vit "$tune/model.h5" --out "$work/tune_keep.pt" --components keep > "$work/export_keep.log" 2>&1 || { cat "$work/export_keep.log"; fail "export (keep)"; }
+drop=$(sed -n 's/.*wrote *\([0-9]*\) tensors.*/\1/p' "$work/export_drop.log")
+keep=$(sed -n 's/.*wrote *\([0-9]*\) tensors.*/\1/p' "$work/export_keep.log")
+components=$(grep -c "^  compress\." "$work/inspect_tune.log" || true)
+[ "$components" -gt 0 ] && [ "$keep" -eq $((drop + components)) ] ||
+  fail "export --components keep wrote $keep tensors, drop $drop, the model has $components component tensors"
+grep -q "dropped $components compression-component tensors" "$work/export_drop.log" || fail "export did not say it dropped the components: $(cat "$work/export_drop.log")"
+expect_exit 2 "--components" -- "$winnow" export --format torchvision-vit "$tune/model.h5" --out "$work/x.pt" --components maybe
+expect_exit 2 "unfreeze_at" -- "$winnow" train --data.synthetic images --train.unfreeze_at 5
+
 # Token reduction from the command line: random pruning at every block but the first halves the
 # tokens per layer; metrics record it; a bad method lists the known ones.
 "$winnow" train --data.synthetic images --data.synthetic_samples 256 --model.dim 32 --model.depth 3 \

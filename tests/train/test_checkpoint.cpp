@@ -399,7 +399,8 @@ Compression compression_for(TransformerModel& model) {
 // bits as 2k uninterrupted steps (parameters, optimizer state, compression state, and the logged
 // losses and statistics).
 void expect_bit_identical_resume(const std::string& prefix, bool compressed,
-                                 bool coschedule = false) {
+                                 bool coschedule = false,
+                                 const OptimizerOptions& optimizer = OptimizerOptions{}) {
   const int64_t k = 4;
   auto comm = dist::make_communicator("local");
   const auto run = [&](const std::string& name, int64_t stop_at, const std::string& resume) {
@@ -416,8 +417,7 @@ void expect_bit_identical_resume(const std::string& prefix, bool compressed,
     auto model = small_vit(compressed ? 4 : 2);
     Compression parts;
     if (compressed) parts = coschedule ? coschedule_for(*model) : compression_for(*model);
-    auto trainer =
-        std::make_unique<Trainer>(model, images(256), nullptr, comm, options, OptimizerOptions{});
+    auto trainer = std::make_unique<Trainer>(model, images(256), nullptr, comm, options, optimizer);
     trainer->set_planner(parts.planner);
     trainer->set_monitor(parts.monitor);
     if (!resume.empty()) trainer->resume(options.run_dir);
@@ -501,6 +501,20 @@ TEST(Resume, KStepsSaveResumeKStepsIsBitIdenticalToTwoK) {
 
 TEST(Resume, BitIdenticalWithGatesStatisticsAndALearnedScorer) {
   expect_bit_identical_resume("compressed_", /*compressed=*/true);
+}
+
+// Fine-tuning a learned scorer on a frozen backbone that unfreezes at train.unfreeze_at: resumed
+// before the unfreeze (step 6 of 8) and after it (step 2), the checkpoint restores the groups
+// and moments of what trained.
+TEST(Resume, BitIdenticalAcrossTheBackboneUnfreeze) {
+  for (const int64_t unfreeze_at : {2, 6}) {
+    OptimizerOptions optimizer;
+    optimizer.freeze = "backbone";
+    optimizer.unfreeze_at = unfreeze_at;
+    optimizer.backbone_lr_scale = 0.5;
+    expect_bit_identical_resume("unfreeze" + std::to_string(unfreeze_at) + "_",
+                                /*compressed=*/true, /*coschedule=*/false, optimizer);
+  }
 }
 
 TEST(Resume, BitIdenticalWithTheCoScheduler) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "compression/flops.h"
 #include "compression/planner.h"
 #include "compression/predictor_criterion.h"
 #include "tests/compression/fixture.h"
@@ -171,6 +172,30 @@ TEST(DynamicViTReference, ModelInferenceMatches) {
   expect_close(out.logits, entry(f, "eval_logits"), "inference logits");
   EXPECT_EQ(out.tokens_per_layer, (std::vector<int64_t>{2 * 197, 2 * 99, 2 * 99, 2 * 50}));
   EXPECT_TRUE(out.aux_losses.empty());
+}
+
+// The step's FLOPs count the predictors' four linear layers on every token they score (196
+// patches at layer 1, the 98 left at layer 3) besides the blocks, patch embedding and head.
+TEST(DynamicViTReference, PredictorFlopsAreCounted) {
+  const auto f = load_fixture("dynamicvit_model");
+  auto model = fixture_model(f);
+  torch::NoGradGuard no_grad;
+  const auto out =
+      run(*model.vit, *model.planner, fractional_images(2), entry(f, "sample_ids"), 0, 0, false);
+  const compression::BlockShape shape{16, 64};
+  const auto predictor = [](double tokens) {
+    return compression::linear_forward_flops(tokens, 16, 16) +
+           compression::linear_forward_flops(tokens, 16, 8) +
+           compression::linear_forward_flops(tokens, 8, 4) +
+           compression::linear_forward_flops(tokens, 4, 2);
+  };
+  const double expected = 2 * (compression::block_forward_flops(shape, 197, 197) +
+                               2 * compression::block_forward_flops(shape, 99, 99) +
+                               compression::block_forward_flops(shape, 50, 50)) +
+                          compression::linear_forward_flops(2 * 196, 256, 16) +
+                          compression::linear_forward_flops(2, 16, 5) + predictor(2 * 196) +
+                          predictor(2 * 98);
+  EXPECT_NEAR(out.forward_flops, expected, 1e-9 * expected);
 }
 
 // Training: keyed Gumbel decisions (the fixture's noise is ours, re-implemented in Python and

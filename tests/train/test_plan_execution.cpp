@@ -252,3 +252,52 @@ TEST(PlanExecution, FrozenBackboneTrainsOnlyTheComponents) {
   }
   EXPECT_EQ(trainer.optimizer().state().size(), 4u);  // the scorer's four tensors only
 }
+
+// train.unfreeze_at: the backbone joins the optimizer at that step, at optim.backbone_lr_scale,
+// and the scorer's moments carry over (their AdamW step count runs from step 0).
+TEST(PlanExecution, BackboneUnfreezesAtTheConfiguredStep) {
+  torch::manual_seed(6);
+  auto options = vit_options(3);
+  options.num_classes = 4;
+  auto vit = std::make_shared<VisionTransformerImpl>(options);
+  compression::StaticPlannerConfig config;
+  config.stages.push_back(stage("router", "linear", "mask", {1}, 0.5));
+  config.stages.back().reduction.straight_through = true;
+  auto planner =
+      std::make_shared<compression::StaticPlanner>(config, compression::ModelShape{3, 16, 4, 4});
+  vit->attach_compression(planner->parameters());
+  OptimizerOptions optimizer;
+  optimizer.freeze = "backbone";
+  optimizer.unfreeze_at = 3;
+  optimizer.backbone_lr_scale = 0.25;
+  Trainer trainer(vit, tiny::images(64), nullptr, dist::make_communicator("local"),
+                  tiny::quick_options(5, 16, 1, 1), optimizer);
+  trainer.set_planner(planner);
+  const auto batch = [](int64_t step) {
+    data::Batch b;
+    b.inputs = torch::randn({16, 1, 8, 8});
+    b.targets = torch::randint(0, 4, {16}, torch::kInt64);
+    b.sample_ids = torch::arange(16 * step, 16 * (step + 1), torch::kInt64);
+    b.global_position = 16 * step;
+    b.global_batch_size = 16;
+    return b;
+  };
+  for (int64_t step = 0; step < 3; ++step) trainer.train_step(batch(step), step);
+  EXPECT_TRUE(trainer.optimizer().param_groups()[0].params().empty());
+  const auto frozen = vit->named_parameters()["blocks.0.mlp.fc1.weight"].clone();
+  for (int64_t step = 3; step < 5; ++step) trainer.train_step(batch(step), step);
+  auto& groups = trainer.optimizer().param_groups();
+  ASSERT_EQ(groups.size(), 4u);
+  EXPECT_FALSE(groups[0].params().empty());
+  EXPECT_DOUBLE_EQ(groups[0].options().get_lr(), 0.25 * groups[2].options().get_lr());
+  const auto backbone = vit->named_parameters()["blocks.0.mlp.fc1.weight"];
+  EXPECT_TRUE(backbone.requires_grad());
+  EXPECT_FALSE(torch::equal(backbone, frozen));
+  const auto step_count = [&](const torch::Tensor& p) {
+    const auto& state =
+        trainer.optimizer().state().at(c10::guts::to_string(p.unsafeGetTensorImpl()));
+    return static_cast<const torch::optim::AdamWParamState&>(*state).step();
+  };
+  EXPECT_EQ(step_count(backbone), 2);
+  EXPECT_EQ(step_count(vit->named_parameters()["compress.router.1.score.weight"]), 5);
+}

@@ -32,7 +32,8 @@ std::unique_ptr<Trainer> train_steps(
     const std::shared_ptr<dist::Communicator>& comm, int64_t global_batch, int64_t steps,
     const std::shared_ptr<compression::Planner>& planner,
     const std::shared_ptr<compression::TokenEvolutionMonitor>& monitor = nullptr,
-    int64_t accumulation = 1) {
+    int64_t accumulation = 1, const OptimizerOptions* optimizer = nullptr,
+    const std::shared_ptr<Distillation>& distillation = nullptr) {
   TrainerOptions t;
   t.steps = steps;
   t.global_batch = global_batch;
@@ -40,11 +41,12 @@ std::unique_ptr<Trainer> train_steps(
   t.warmup_steps = 2;
   t.progress = false;
   t.bucket_mb = 1;  // the tiny models fit one bucket anyway; the bucket tests are in tests/dist
-  OptimizerOptions opt;
+  OptimizerOptions opt = optimizer ? *optimizer : OptimizerOptions{};
   opt.lr = 3e-3;
   auto trainer = std::make_unique<Trainer>(model, data, nullptr, comm, t, opt);
   trainer->set_planner(planner);
   trainer->set_monitor(monitor);
+  trainer->set_distillation(distillation);
   data::LoaderOptions lo;
   lo.global_batch_size = global_batch;
   lo.rank = comm->rank();
@@ -285,8 +287,20 @@ namespace {
 
 // A learned stage trained on every rank and in one process: the parameters (compress.* included)
 // match, and the stage's parameter `name` moved (it received synchronised gradients).
-void check_learned_stage(const compression::StaticPlannerConfig& config, const std::string& name) {
+// With `optimizer` (e.g. a frozen backbone) and `distill` (a frozen teacher of other weights) when
+// given.
+void check_learned_stage(const compression::StaticPlannerConfig& config, const std::string& name,
+                         const OptimizerOptions* optimizer = nullptr, bool distill = false) {
   const compression::ModelShape shape{2, 16, 4, 4};
+  const auto teacher = [&]() -> std::shared_ptr<Distillation> {
+    if (!distill) return nullptr;
+    torch::manual_seed(12);
+    auto model = tiny_vit();
+    model->to(torch::kFloat64);
+    DistillationOptions options;
+    options.teacher = "in memory";
+    return std::make_shared<Distillation>(model, options);
+  };
   auto make = [&] {
     torch::manual_seed(11);
     auto model = tiny_vit();
@@ -296,9 +310,11 @@ void check_learned_stage(const compression::StaticPlannerConfig& config, const s
     return std::make_pair(model, planner);
   };
   auto [distributed, distributed_planner] = make();
-  train_steps(distributed, tiny_images(), world_ptr(), 20, 5, distributed_planner);
+  train_steps(distributed, tiny_images(), world_ptr(), 20, 5, distributed_planner, nullptr, 1,
+              optimizer, teacher());
   auto [single, single_planner] = make();
-  train_steps(single, tiny_images(), dist::make_communicator("local"), 20, 5, single_planner);
+  train_steps(single, tiny_images(), dist::make_communicator("local"), 20, 5, single_planner,
+              nullptr, 1, optimizer, teacher());
   auto [initial, initial_planner] = make();
   expect_same_parameters(*distributed, *single, *initial);
   const auto named = distributed->named_parameters();
@@ -334,6 +350,23 @@ TEST(RankInvariance, PredictorMatchesOneProcess) {
   c.layers = {1};
   c.keep = {0.5};
   check_learned_stage(config, "compress.dyvit.1.out_conv.4.weight");
+}
+
+// Fine-tuning the predictor on a frozen backbone that unfreezes after 3 of 5 steps, distilled
+// from a frozen teacher (KL on logits, MSE on kept tokens): the same on any number of ranks.
+TEST(RankInvariance, DistilledPredictorOnAFrozenBackboneMatchesOneProcess) {
+  compression::StaticPlannerConfig config;
+  config.stages.push_back({"dyvit", {}});
+  auto& c = config.stages.back().reduction;
+  c.criterion = "predictor";
+  c.strategy = "policy";
+  c.layers = {1};
+  c.keep = {0.5};
+  OptimizerOptions optimizer;
+  optimizer.freeze = "backbone";
+  optimizer.unfreeze_at = 3;
+  optimizer.backbone_lr_scale = 0.5;
+  check_learned_stage(config, "compress.dyvit.1.out_conv.4.weight", &optimizer, /*distill=*/true);
 }
 
 namespace {
