@@ -6,12 +6,15 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "compression/token_state.h"
 
 namespace winnow::compression {
+
+class TokenSaliencyTable;
 
 // Attention extras a criterion reads. It mirrors train's AttentionRequest (compression does not
 // depend on train), so that the attention computes only what the active criterion asks for.
@@ -43,6 +46,7 @@ struct ScoreContext {
   torch::Tensor cls_row;     // [B, N]: attention of query 0 to every key, mean over heads
   torch::Tensor received;    // [B, N]: attention each key receives, mean over heads and queries
   torch::Tensor keys;        // [B, N, D]: attention keys averaged over heads
+  torch::Tensor token_ids;   // [B, T] int64: the input tokens of a text model (else undefined)
   AuxLosses* aux_losses = nullptr;  // where learned criteria add their losses (null: eval/none)
   bool training = false;  // a training step's forward: learned criteria may sample (Gumbel noise)
   // Fraction of the reducible tokens the plan means to be live (keep > 0) after this reduction,
@@ -92,6 +96,10 @@ class Criterion {
   virtual void create_parameters(torch::nn::Module& /*stage*/,
                                  const std::vector<int64_t>& /*layers*/, int64_t /*width*/) {}
   virtual bool learned() const { return false; }
+
+  // Running state that backward fills and the trainer folds in after each step (the saliency
+  // criterion's τ table, made by create_parameters); null for the other criteria.
+  virtual std::shared_ptr<TokenSaliencyTable> saliency_table() const { return nullptr; }
 };
 
 // Checks a context extra against the state: defined, `dims` dimensions, and leading sizes [B, N]
