@@ -18,16 +18,16 @@ constexpr int64_t kBatch = 3, kTokens = 6, kWidth = 4;
 
 // A tiny block y = x + tanh(x W) and a loss L = Σ y·R, in float64.
 struct TinyBlock {
-  torch::Tensor x, y, loss;
+  torch::Tensor x, y, readout, loss;
 };
 TinyBlock tiny_block(int64_t seed = 3) {
   torch::manual_seed(seed);
   const auto weight = torch::randn({kWidth, kWidth}, torch::kFloat64);
-  const auto readout = torch::randn({kBatch, kTokens, kWidth}, torch::kFloat64);
   TinyBlock block;
+  block.readout = torch::randn({kBatch, kTokens, kWidth}, torch::kFloat64);
   block.x = torch::randn({kBatch, kTokens, kWidth}, torch::kFloat64).requires_grad_(true);
   block.y = block.x + torch::tanh(torch::matmul(block.x, weight));
-  block.loss = (block.y * block.y * readout).sum();
+  block.loss = (block.y * block.y * block.readout).sum();
   return block;
 }
 
@@ -143,12 +143,14 @@ TEST(TokenSaliency, SplitBatchSumsAddUpToTheWholeBatch) {
   for (const auto& [begin, end] : {std::pair<int64_t, int64_t>{0, 1}, {1, kBatch}}) {
     auto part = tiny_block();
     TokenSaliencyTable table(table_options(kTokens), {1});
+    // This rank's samples only: its own loss on its slice of the batch.
     const auto x = part.x.slice(0, begin, end);
     const auto y = part.y.slice(0, begin, end);
     table.observe(1, x, y, {}, 1, table.keys_of(positions.slice(0, begin, end), {}));
-    part.loss.backward();
+    (y * y * part.readout.slice(0, begin, end)).sum().backward();
     halves += table.step_sums();
   }
+  EXPECT_EQ(one.step_sums().select(1, 1).sum().item<double>(), kBatch * (kTokens - 1));
   EXPECT_TRUE(torch::allclose(halves, one.step_sums(), 1e-14, 1e-14));
 }
 
