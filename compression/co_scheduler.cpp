@@ -95,6 +95,9 @@ CoScheduler::CoScheduler(const CoSchedulerConfig& config, const ModelShape& mode
     parameters_ = std::make_shared<torch::nn::Module>();
     parameters_->register_module("coschedule", module);
   }
+  TORCH_CHECK(!schedule.method().criterion().saliency_table(),
+              "coschedule.criterion: saliency needs its τ table updated after every step, which "
+              "the co-scheduler does not do; use it in a [compress] or [stage.NAME] section");
   method_ = schedule.shared_method();
   site_ = schedule.site();
   layers_.assign(static_cast<size_t>(model.depth), LayerCapacity{});

@@ -6,12 +6,15 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "compression/token_state.h"
 
 namespace winnow::compression {
+
+class TokenSaliencyTable;
 
 // Attention extras a criterion reads. It mirrors train's AttentionRequest (compression does not
 // depend on train), so that the attention computes only what the active criterion asks for.
@@ -43,6 +46,7 @@ struct ScoreContext {
   torch::Tensor cls_row;     // [B, N]: attention of query 0 to every key, mean over heads
   torch::Tensor received;    // [B, N]: attention each key receives, mean over heads and queries
   torch::Tensor keys;        // [B, N, D]: attention keys averaged over heads
+  torch::Tensor token_ids;   // [B, T] int64: the input tokens of a text model (else undefined)
   AuxLosses* aux_losses = nullptr;  // where learned criteria add their losses (null: eval/none)
   bool training = false;  // a training step's forward: learned criteria may sample (Gumbel noise)
   // Fraction of the reducible tokens the plan means to be live (keep > 0) after this reduction,
@@ -97,6 +101,10 @@ class Criterion {
   // the matmuls of a learned scorer, which the step's FLOPs count like a block's. Parameter-free
   // criteria return 0 (their few element-wise passes are not counted, like norms and softmax).
   virtual double score_flops(double /*tokens*/, int64_t /*width*/) const { return 0.0; }
+
+  // Running state that backward fills and the trainer folds in after each step (the saliency
+  // criterion's τ table, made by create_parameters); null for the other criteria.
+  virtual std::shared_ptr<TokenSaliencyTable> saliency_table() const { return nullptr; }
 };
 
 // Checks a context extra against the state: defined, `dims` dimensions, and leading sizes [B, N]

@@ -6,6 +6,7 @@
 #include "compression/norm_criteria.h"
 #include "compression/predictor_criterion.h"
 #include "compression/random_criterion.h"
+#include "compression/saliency_criterion.h"
 #include "compression/similarity_criterion.h"
 #include "compression/uniform_criterion.h"
 
@@ -36,6 +37,16 @@ const CriterionRegistry& criterion_registry() {
            [](const Options& o) { return std::make_unique<LinearCriterion>(o.z_loss()); }},
           {"predictor", "DynamicViT's learned keep/drop prediction module",
            [](const Options& o) { return std::make_unique<PredictorCriterion>(o.ratio_loss()); }},
+          {"saliency", "EMA of the Taylor skip saliency from backward, by position or token id",
+           [](const Options& o) {
+             SaliencyTableOptions table;
+             table.key = saliency_key_from_name(
+                 o.saliency_key() == "auto" ? "position" : o.saliency_key(), "saliency_key");
+             table.keys = o.saliency_keys();
+             table.decay = o.saliency_decay();
+             table.init = o.saliency_init();
+             return std::make_unique<SaliencyCriterion>(table, o.saliency_layer());
+           }},
       });
   return registry;
 }

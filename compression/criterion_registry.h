@@ -1,6 +1,7 @@
 // The registry of token criteria: an explicit list, one line per criterion.
 #pragma once
 
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,6 +20,15 @@ struct CriterionOptions {
   TORCH_ARG(double, z_loss) = 1e-3;
   // predictor: weight of the keep-ratio loss Σ_s (ρ_s − mean keep_s)² (DynamicViT's 2).
   TORCH_ARG(double, ratio_loss) = 2.0;
+  // saliency: what its table is keyed by (position | token; auto = position here, the planner
+  // resolves auto from the model), the table size (0 until the planner knows the model), the EMA
+  // decay, the score of keys never observed, and the block whose τ it reads (-1: each reducing
+  // layer its own).
+  TORCH_ARG(std::string, saliency_key) = "auto";
+  TORCH_ARG(int64_t, saliency_keys) = 0;
+  TORCH_ARG(double, saliency_decay) = 0.99;
+  TORCH_ARG(double, saliency_init) = std::numeric_limits<double>::infinity();
+  TORCH_ARG(int64_t, saliency_layer) = -1;
 };
 
 using CriterionRegistry = data::Registry<std::unique_ptr<Criterion>, const CriterionOptions&>;

@@ -13,6 +13,8 @@
 
 namespace winnow::compression {
 
+class TokenSaliencyTable;
+
 // Where in a block a reduction acts.
 enum class Site {
   kPreBlock,       // before the block (random, norm, uniform criteria; prune, pool, mask)
@@ -41,6 +43,9 @@ struct PlannedReduction {
 struct LayerPlan {
   LayerGate gate;
   std::vector<PlannedReduction> reductions;  // in execution order: pre, post-attention, around
+  // Tables that take this block's per-token Taylor saliency from the step's backward (training
+  // only); the block reports its input and output to each (TokenSaliencyTable::observe).
+  std::vector<std::shared_ptr<TokenSaliencyTable>> saliency;
 };
 
 struct Plan {

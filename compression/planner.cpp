@@ -17,6 +17,25 @@ bool valid_stage_name(const std::string& name) {
   return true;
 }
 
+// A saliency stage's table keys resolved against the model: auto is the token id for text models
+// (a vocabulary) and the position otherwise; the table has a slot per key.
+ReductionConfig with_saliency_table_size(ReductionConfig reduction, const ModelShape& model,
+                                         const std::string& prefix) {
+  if (reduction.criterion != "saliency") return reduction;
+  if (reduction.saliency_key == "auto")
+    reduction.saliency_key = model.vocab > 0 ? "token" : "position";
+  if (reduction.saliency_key == "token") {
+    TORCH_CHECK(model.vocab > 0, prefix,
+                ".saliency_key: token ids need a text model with a vocabulary; use position");
+    reduction.saliency_keys = model.vocab;
+  } else {
+    TORCH_CHECK(model.tokens > 0, prefix,
+                ".saliency_key: position keys need the model's token count");
+    reduction.saliency_keys = model.tokens;
+  }
+  return reduction;
+}
+
 }  // namespace
 
 StaticPlanner::StaticPlanner(const StaticPlannerConfig& config, const ModelShape& model)
@@ -30,8 +49,9 @@ StaticPlanner::StaticPlanner(const StaticPlannerConfig& config, const ModelShape
                 ".criterion: a stage needs a criterion (none is the dense model)");
     for (const auto& [other, unused] : stages_)
       TORCH_CHECK(other != stage.name, "compress.stages: stage '", stage.name, "' given twice");
-    stages_.emplace_back(stage.name, ReductionSchedule(stage.reduction, depth, model.grid_height,
-                                                       model.grid_width, prefix));
+    stages_.emplace_back(stage.name,
+                         ReductionSchedule(with_saliency_table_size(stage.reduction, model, prefix),
+                                           depth, model.grid_height, model.grid_width, prefix));
     auto module = std::make_shared<torch::nn::Module>();
     if (stages_.back().second.create_parameters(*module, model.width)) {
       if (!parameters_) parameters_ = std::make_shared<torch::nn::Module>();
@@ -89,7 +109,57 @@ Plan StaticPlanner::plan(int64_t step, bool training) const {
       }
     }
   }
+  // Saliency tables observe their source blocks at every training step, warmup included, so that
+  // the table is filled before the first reduction reads it.
+  if (training)
+    for (const auto& table : saliency_tables())
+      for (const int64_t layer : table->layers())
+        plan.layers[static_cast<size_t>(layer)].saliency.push_back(table);
   return plan;
+}
+
+std::vector<std::shared_ptr<TokenSaliencyTable>> StaticPlanner::saliency_tables() const {
+  std::vector<std::shared_ptr<TokenSaliencyTable>> tables;
+  for (const auto& [name, schedule] : stages_)
+    if (schedule.enabled())
+      if (auto table = schedule.method().criterion().saliency_table()) tables.push_back(table);
+  return tables;
+}
+
+std::map<std::string, torch::Tensor> StaticPlanner::state() const {
+  std::map<std::string, torch::Tensor> state;
+  for (const auto& [name, schedule] : stages_) {
+    if (!schedule.enabled()) continue;
+    const auto table = schedule.method().criterion().saliency_table();
+    if (!table) continue;
+    for (const auto& [entry, tensor] : table->state())
+      state["saliency." + name + "." + entry] = tensor;
+  }
+  return state;
+}
+
+void StaticPlanner::load_state(const std::map<std::string, torch::Tensor>& state) {
+  std::map<std::string, std::map<std::string, torch::Tensor>> by_stage;
+  for (const auto& [key, tensor] : state) {
+    const std::string prefix = "saliency.";
+    const auto dot = key.find('.', prefix.size());
+    TORCH_CHECK(key.rfind(prefix, 0) == 0 && dot != std::string::npos,
+                "static planner: unknown state entry '", key,
+                "' (expected saliency.<stage>.<entry>)");
+    by_stage[key.substr(prefix.size(), dot - prefix.size())][key.substr(dot + 1)] = tensor;
+  }
+  for (const auto& [name, schedule] : stages_) {
+    const auto table = schedule.enabled() ? schedule.method().criterion().saliency_table()
+                                          : std::shared_ptr<TokenSaliencyTable>();
+    const auto found = by_stage.find(name);
+    // A checkpoint of a run without this stage's table leaves the table fresh.
+    if (!table || found == by_stage.end()) continue;
+    table->load_state(found->second);
+    by_stage.erase(found);
+  }
+  TORCH_CHECK(by_stage.empty(), "static planner: the checkpoint has the saliency table of stage '",
+              by_stage.empty() ? "" : by_stage.begin()->first,
+              "', which this run does not have (or not with criterion saliency)");
 }
 
 std::string StaticPlanner::describe() const {

@@ -15,6 +15,7 @@
 #include "compression/layer_gate.h"
 #include "compression/plan.h"
 #include "compression/schedule.h"
+#include "compression/token_saliency.h"
 
 namespace winnow::compression {
 
@@ -29,6 +30,7 @@ struct ModelShape {
   int64_t mlp_hidden = 0;
   int64_t tokens = 0;
   int64_t protected_tokens = 0;
+  int64_t vocab = 0;  // text models: the vocabulary size (saliency tables keyed by token id)
 };
 
 class TokenEvolutionMonitor;
@@ -76,6 +78,11 @@ class Planner {
   // the Taylor saliency among them.
   virtual bool needs_statistics() const { return false; }
   virtual bool needs_taylor() const { return false; }
+  // Tables of per-token Taylor saliency that this step's backward fills (saliency criteria):
+  // after every training step the trainer sums each one's step_sums() over ranks and calls its
+  // update(), or discard_step() for a skipped step, in this order on every rank. Their state is
+  // part of state().
+  virtual std::vector<std::shared_ptr<TokenSaliencyTable>> saliency_tables() const { return {}; }
 };
 
 // A named stage of token reduction.
@@ -102,6 +109,10 @@ class StaticPlanner : public Planner {
   std::string describe() const override;
   bool active() const override;
   std::shared_ptr<torch::nn::Module> parameters() const override { return parameters_; }
+  // The saliency tables of the stages, as "saliency.<stage>.<entry>".
+  std::map<std::string, torch::Tensor> state() const override;
+  void load_state(const std::map<std::string, torch::Tensor>& state) override;
+  std::vector<std::shared_ptr<TokenSaliencyTable>> saliency_tables() const override;
 
   const std::vector<std::pair<std::string, ReductionSchedule>>& stages() const { return stages_; }
   const LayerGateSchedule& gates() const { return gates_; }

@@ -27,7 +27,12 @@ ReductionSchedule::ReductionSchedule(const ReductionConfig& c, int64_t depth, in
   criterion_options.grid_height(grid_height)
       .grid_width(grid_width)
       .z_loss(c.z_loss)
-      .ratio_loss(c.ratio_loss);
+      .ratio_loss(c.ratio_loss)
+      .saliency_key(c.saliency_key)
+      .saliency_keys(c.saliency_keys)
+      .saliency_decay(c.saliency_decay)
+      .saliency_init(c.saliency_init)
+      .saliency_layer(c.saliency_layer);
   StrategyOptions strategy_options;
   strategy_options.fuse(c.fuse)
       .descending_order(c.descending_order)
@@ -41,6 +46,15 @@ ReductionSchedule::ReductionSchedule(const ReductionConfig& c, int64_t depth, in
   TORCH_CHECK(c.window >= 0, prefix, ".window: expected >= 0 (0 = automatic), got ", c.window);
   TORCH_CHECK(c.z_loss >= 0, prefix, ".z_loss: expected >= 0, got ", c.z_loss);
   TORCH_CHECK(c.ratio_loss >= 0, prefix, ".ratio_loss: expected >= 0, got ", c.ratio_loss);
+  TORCH_CHECK(c.saliency_decay >= 0 && c.saliency_decay < 1, prefix,
+              ".saliency_decay: expected a value in [0, 1), got ", c.saliency_decay);
+  TORCH_CHECK(!std::isnan(c.saliency_init), prefix, ".saliency_init: expected a number, got nan");
+  TORCH_CHECK(c.saliency_layer >= -1 && c.saliency_layer < depth, prefix,
+              ".saliency_layer: expected -1 (each reducing layer's own block) or a layer in [0, ",
+              depth, "), got ", c.saliency_layer);
+  TORCH_CHECK(c.saliency_key == "auto" || c.saliency_key == "position" || c.saliency_key == "token",
+              prefix, ".saliency_key: expected auto, position or token, got '", c.saliency_key,
+              "'");
   method_ = std::make_shared<Method>(
       Method::make(c.criterion, c.strategy, criterion_options, strategy_options));
   // DynamicViT trains with its policy and evaluates by removing tokens.
@@ -142,9 +156,10 @@ std::string ReductionSchedule::describe() const {
 }
 
 bool ReductionSchedule::create_parameters(torch::nn::Module& stage, int64_t width) {
-  if (!enabled() || !method_->criterion().learned()) return false;
+  if (!enabled()) return false;
+  // Criteria with running state but no parameters (saliency) make their state here too.
   method_->create_parameters(stage, layers_, width);
-  return true;
+  return method_->criterion().learned();
 }
 
 }  // namespace winnow::compression

@@ -3,6 +3,7 @@
 // linear or cosine ramp). The static planner composes any number of stages into per-step Plans.
 #pragma once
 
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,6 +39,14 @@ struct ReductionConfig {
   // Evaluation: auto (route: dense; policy: prune; else same) | same | dense | a strategy name
   // (evaluate with that strategy instead, e.g. prune after training in mask mode).
   std::string eval = "auto";
+  // saliency: table keys (auto | position | token), EMA decay, score of keys never observed,
+  // source block (-1: each reducing layer's own), and table size (0: from the model, set by the
+  // planner).
+  std::string saliency_key = "auto";
+  double saliency_decay = 0.99;
+  double saliency_init = std::numeric_limits<double>::infinity();
+  int64_t saliency_layer = -1;
+  int64_t saliency_keys = 0;
 };
 
 class ReductionSchedule {

@@ -322,6 +322,15 @@ OptionList<StageSection> make_stage_options() {
            "linear: weight of the z-loss on its scores (>= 0)")
       .add("ratio_loss", WINNOW_FIELD(reduction.ratio_loss),
            "predictor: weight of DynamicViT's keep-ratio loss (>= 0)")
+      .add("saliency_key", WINNOW_FIELD(reduction.saliency_key),
+           "saliency: what the τ table is keyed by: position | token | auto (token ids for text "
+           "models, positions for images)")
+      .add("saliency_decay", WINNOW_FIELD(reduction.saliency_decay),
+           "saliency: EMA decay β of the τ table, in [0, 1) (Token Dropping: 0.995)")
+      .add("saliency_init", WINNOW_FIELD(reduction.saliency_init),
+           "saliency: score of keys never observed (inf: kept first)")
+      .add("saliency_layer", WINNOW_FIELD(reduction.saliency_layer),
+           "saliency: the block whose τ the table averages (-1: each reducing layer its own)")
       .add("warmup_steps", WINNOW_FIELD(reduction.warmup_steps), "training steps without reduction")
       .add("ramp_steps", WINNOW_FIELD(reduction.ramp_steps),
            "then keep goes from 1 to its target over this many steps")

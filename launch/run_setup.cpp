@@ -116,6 +116,7 @@ std::shared_ptr<compression::Planner> make_planner(const RunConfig& config,
   shape.mlp_hidden = static_cast<int64_t>(static_cast<double>(spec.dim) * spec.mlp_ratio);
   shape.protected_tokens = vit ? 1 : 0;  // the CLS token
   shape.tokens = vit ? shape.grid_height * shape.grid_width + 1 : spec.context;
+  shape.vocab = vit ? 0 : spec.vocab_size;
   const std::string planner = config.coschedule.planner.mode != "none" ? "coschedule" : "static";
   try {
     return planner_registry().create(planner, config, shape);

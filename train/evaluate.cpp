@@ -36,7 +36,8 @@ EvalResult evaluate_model(TransformerModel& model, const data::Dataset& dataset,
     context.sample_ids = batch.sample_ids;
     std::unique_ptr<PlanHooks> hooks;
     if (!plan.layers.empty()) {
-      hooks = std::make_unique<PlanHooks>(plan, options.seed, batch.sample_ids);
+      hooks = std::make_unique<PlanHooks>(plan, options.seed, batch.sample_ids, nullptr,
+                                          token_ids_of(batch.inputs));
       if (hooks->any()) context.hook_for = [&hooks](int64_t layer) { return (*hooks)(layer); };
     }
     auto output = model.forward(batch.inputs, context);

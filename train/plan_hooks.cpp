@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "compression/route.h"
+#include "compression/token_saliency.h"
 
 namespace winnow::train {
 namespace {
@@ -112,11 +113,18 @@ void LayerHook::after_block(const TokenState& input, const TokenState& output) {
   torch::Tensor x = input.x;  // [B, N, C]
   if (output.tokens() != input.tokens())
     x = align(input.x, slots_of_positions(input.positions(), output.positions()));
-  monitor_->observe(context_.layer, x, output.x, output.keep, output.protected_count);
+  if (monitor_) monitor_->observe(context_.layer, x, output.x, output.keep, output.protected_count);
+  for (const auto& table : plan_.saliency)
+    table->observe(context_.layer, x, output.x, output.keep, output.protected_count,
+                   table->keys_of(output.positions(), context_.token_ids));
+}
+
+torch::Tensor token_ids_of(const torch::Tensor& inputs) {
+  return inputs.defined() && !inputs.is_floating_point() ? inputs : torch::Tensor();
 }
 
 PlanHooks::PlanHooks(const compression::Plan& plan, uint64_t seed, const torch::Tensor& sample_ids,
-                     compression::TokenEvolutionMonitor* monitor) {
+                     compression::TokenEvolutionMonitor* monitor, const torch::Tensor& token_ids) {
   const auto depth = static_cast<int64_t>(plan.layers.size());
   hooks_.resize(static_cast<size_t>(depth));
   layers_run_.assign(static_cast<size_t>(depth), true);
@@ -144,12 +152,13 @@ PlanHooks::PlanHooks(const compression::Plan& plan, uint64_t seed, const torch::
     }
     const bool trivial =
         runs && layer_plan.reductions.empty() && layer_plan.gate.update_scale() == 1.0;
-    if (trivial && !observe) continue;
+    if (trivial && !observe && layer_plan.saliency.empty()) continue;
     compression::ScoreContext context;
     context.layer = layer;
     context.step = plan.step;
     context.seed = seed;
     context.sample_ids = sample_ids;
+    context.token_ids = token_ids;
     context.aux_losses = plan.training ? &aux_losses_ : nullptr;
     context.training = plan.training;
     hooks_[static_cast<size_t>(layer)] = std::make_unique<LayerHook>(

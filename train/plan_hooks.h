@@ -25,7 +25,7 @@ class LayerHook : public BlockHook {
                     const std::function<void(compression::TokenState&)>& block) override;
   AttentionRequest attention_request() const override;
   void post_attention(compression::TokenState& state, const AttentionOutput& attention) override;
-  bool observes() const override { return monitor_ != nullptr; }
+  bool observes() const override { return monitor_ != nullptr || !plan_.saliency.empty(); }
   void after_block(const compression::TokenState& input,
                    const compression::TokenState& output) override;
   double extra_forward_flops() const override { return scoring_flops_; }
@@ -45,13 +45,18 @@ class LayerHook : public BlockHook {
   double scoring_flops_ = 0.0;        // learned scorers' forward FLOPs in this block
 };
 
+// The input token ids of a text model's batch ([B, T] int64) for PlanHooks, undefined for images.
+torch::Tensor token_ids_of(const torch::Tensor& inputs);
+
 // The hooks of one forward pass, built from the step's plan.
 class PlanHooks {
  public:
   // `plan` must outlive the hooks. When plan.statistics, every block that runs reports its input
-  // and output to `monitor` (if given).
+  // and output to `monitor` (if given); blocks with saliency tables report to those. `token_ids`
+  // ([B, T] int64, text models; else undefined) reach criteria as ScoreContext::token_ids.
   PlanHooks(const compression::Plan& plan, uint64_t seed, const torch::Tensor& sample_ids,
-            compression::TokenEvolutionMonitor* monitor = nullptr);
+            compression::TokenEvolutionMonitor* monitor = nullptr,
+            const torch::Tensor& token_ids = torch::Tensor());
   BlockHook* operator()(int64_t layer) const { return hooks_[static_cast<size_t>(layer)].get(); }
   // Whether any layer has a hook (false: the forward pass runs dense).
   bool any() const { return any_; }

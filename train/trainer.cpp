@@ -198,15 +198,16 @@ StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
     context.step = step;
     context.seed = options_.seed;
     context.sample_ids = batch.sample_ids.slice(0, begin, end);
+    const auto inputs = batch.inputs.slice(0, begin, end);
     std::unique_ptr<PlanHooks> hooks;
     if (!plan.layers.empty()) {
-      hooks = std::make_unique<PlanHooks>(plan, options_.seed, context.sample_ids, monitor);
+      hooks = std::make_unique<PlanHooks>(plan, options_.seed, context.sample_ids, monitor,
+                                          token_ids_of(inputs));
       if (hooks->any()) context.hook_for = [&hooks](int64_t layer) { return (*hooks)(layer); };
       context.aux_losses = &hooks->aux_losses();
       result.layers_run = hooks->layers_run();
     }
     context.final_tokens = distillation_ != nullptr;
-    const auto inputs = batch.inputs.slice(0, begin, end);
     auto output = model_->forward(inputs, context);
     if (distillation_)
       teacher_flops += distillation_->add_losses(inputs, output, output.aux_losses);
@@ -270,6 +271,18 @@ StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
       monitor->discard_step();
     else
       monitor->update(evolution, step);
+  }
+  // Per-token saliency tables: Σ τ and counts per key summed over ranks, so every rank folds the
+  // same sums into the same table. τ is taken w.r.t. the summed loss (× global_count).
+  if (planner_) {
+    for (const auto& table : planner_->saliency_tables()) {
+      auto saliency = table->step_sums().clone();  // [layers, 2, keys]
+      comm_->all_reduce(saliency, dist::ReduceOp::kSum);
+      if (result.skipped)
+        table->discard_step();
+      else
+        table->update(saliency, global_count);
+    }
   }
   // Closed-loop planners decide from the statistics just reduced: the same on every rank.
   if (planner_ && !result.skipped) result.decisions = planner_->observe(step, monitor_.get());

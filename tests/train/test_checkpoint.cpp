@@ -395,11 +395,31 @@ Compression compression_for(TransformerModel& model) {
   return result;
 }
 
+// A saliency stage instead (prune at layers 2 and 3 by the τ table of block 1, filled from backward
+// from step 0): the table carries over the resume, and the pruning reads it.
+Compression saliency_for(TransformerModel& model) {
+  compression::StaticPlannerConfig config;
+  config.stages.push_back({"sal", {}});
+  auto& c = config.stages.back().reduction;
+  c.criterion = "saliency";
+  c.strategy = "prune";
+  c.layers = {2, 3};
+  c.keep = {0.5};
+  c.saliency_layer = 1;
+  c.saliency_decay = 0.5;
+  compression::ModelShape shape{model.depth(), 32, 4, 4};
+  shape.tokens = 17;
+  shape.protected_tokens = 1;
+  Compression result;
+  result.planner = std::make_shared<compression::StaticPlanner>(config, shape);
+  return result;
+}
+
 // The llm.c standard: k steps, save, a new process state, resume, k more steps gives the same
 // bits as 2k uninterrupted steps (parameters, optimizer state, compression state, and the logged
 // losses and statistics).
 void expect_bit_identical_resume(const std::string& prefix, bool compressed,
-                                 bool coschedule = false,
+                                 bool coschedule = false, bool saliency = false,
                                  const OptimizerOptions& optimizer = OptimizerOptions{}) {
   const int64_t k = 4;
   auto comm = dist::make_communicator("local");
@@ -416,7 +436,9 @@ void expect_bit_identical_resume(const std::string& prefix, bool compressed,
     }
     auto model = small_vit(compressed ? 4 : 2);
     Compression parts;
-    if (compressed) parts = coschedule ? coschedule_for(*model) : compression_for(*model);
+    if (compressed)
+      parts = coschedule ? coschedule_for(*model)
+                         : (saliency ? saliency_for(*model) : compression_for(*model));
     auto trainer = std::make_unique<Trainer>(model, images(256), nullptr, comm, options, optimizer);
     trainer->set_planner(parts.planner);
     trainer->set_monitor(parts.monitor);
@@ -468,10 +490,16 @@ void expect_bit_identical_resume(const std::string& prefix, bool compressed,
     // "match").
     for (const auto& line : straight_lines)
       EXPECT_EQ(line.find("\"loss\":null"), std::string::npos) << line;
-    EXPECT_NE(straight_lines.back().find("evolution_bi"), std::string::npos);
-    if (coschedule) {
+    if (saliency) {
+      // The saliency stage prunes layers 2 and 3 by the table (no monitor, no auxiliary loss).
+      EXPECT_NE(straight_lines.back().find("\"tokens_per_layer\":[272,272,144,80]"),
+                std::string::npos)
+          << straight_lines.back();
+    } else if (coschedule) {
+      EXPECT_NE(straight_lines.back().find("evolution_bi"), std::string::npos);
       EXPECT_NE(straight_lines.back().find("\"capacity\""), std::string::npos);
     } else {
+      EXPECT_NE(straight_lines.back().find("evolution_bi"), std::string::npos);
       EXPECT_NE(straight_lines.back().find("aux_score_z"), std::string::npos)
           << straight_lines.back();
       EXPECT_NE(straight_lines.back().find("layers_run"), std::string::npos);
@@ -513,12 +541,18 @@ TEST(Resume, BitIdenticalAcrossTheBackboneUnfreeze) {
     optimizer.unfreeze_at = unfreeze_at;
     optimizer.backbone_lr_scale = 0.5;
     expect_bit_identical_resume("unfreeze" + std::to_string(unfreeze_at) + "_",
-                                /*compressed=*/true, /*coschedule=*/false, optimizer);
+                                /*compressed=*/true, /*coschedule=*/false, /*saliency=*/false,
+                                optimizer);
   }
 }
 
 TEST(Resume, BitIdenticalWithTheCoScheduler) {
   expect_bit_identical_resume("coschedule_", /*compressed=*/true, /*coschedule=*/true);
+}
+
+TEST(Resume, BitIdenticalWithASaliencyTable) {
+  expect_bit_identical_resume("saliency_", /*compressed=*/true, /*coschedule=*/false,
+                              /*saliency=*/true);
 }
 
 // A learned component's parameters are model parameters under compress.*: in the checkpoint's

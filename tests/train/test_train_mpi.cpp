@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <functional>
 
 #include "compression/co_scheduler.h"
 #include "compression/planner.h"
@@ -543,4 +544,94 @@ TEST(ReplicaCheck, DriftedReplicaStopsEveryRankAtTheNextCheck) {
     EXPECT_NE(e.msg().find("after step 2: the replicas' parameters differ"), std::string::npos)
         << e.msg();
   }
+}
+
+namespace {
+
+// A saliency stage: its τ table is filled from each step's backward, summed over ranks, and read
+// by the next steps' reductions. Parameters and tables must be those of one process.
+void check_saliency_stage(const std::function<std::shared_ptr<TransformerModel>()>& make_model,
+                          const std::shared_ptr<data::Dataset>& data, int64_t global_batch,
+                          const compression::StaticPlannerConfig& config,
+                          const compression::ModelShape& shape, int64_t accumulation) {
+  struct Run {
+    std::shared_ptr<TransformerModel> model;
+    std::shared_ptr<compression::StaticPlanner> planner;
+  };
+  auto train_on = [&](const std::shared_ptr<dist::Communicator>& comm) {
+    torch::manual_seed(11);
+    Run run{make_model(), std::make_shared<compression::StaticPlanner>(config, shape)};
+    run.model->to(torch::kFloat64);
+    train_steps(run.model, data, comm, global_batch, 5, run.planner, nullptr, accumulation);
+    return run;
+  };
+  const Run distributed = train_on(world_ptr());
+  const Run single = train_on(dist::make_communicator("local"));
+  torch::manual_seed(11);
+  auto initial = make_model();
+  initial->to(torch::kFloat64);
+  expect_same_parameters(*distributed.model, *single.model, *initial);
+  const auto a = distributed.planner->saliency_tables().at(0);
+  const auto b = single.planner->saliency_tables().at(0);
+  EXPECT_EQ(a->updates(), 5);
+  for (const int64_t layer : a->layers()) {
+    const auto observed = a->observations(layer);
+    EXPECT_TRUE(torch::equal(observed, b->observations(layer))) << layer;
+    EXPECT_GT(observed.sum().item<int64_t>(), 0) << layer;
+    const auto seen = observed.gt(0);
+    const auto va = a->values(layer).masked_select(seen);
+    const auto vb = b->values(layer).masked_select(seen);
+    EXPECT_GT(vb.abs().max().item<double>(), 0) << layer;
+    EXPECT_LE((va - vb).abs().max().item<double>(), 1e-9 * vb.abs().max().item<double>()) << layer;
+  }
+}
+
+}  // namespace
+
+// ViT, keys by patch position; layer 1 prunes by its own block's table (dropped tokens get no τ)
+// and layer 2 too; two micro-batches per rank.
+TEST(RankInvariance, SaliencyPruningMatchesOneProcess) {
+  compression::StaticPlannerConfig config;
+  config.stages.push_back({"sal", {}});
+  auto& c = config.stages.back().reduction;
+  c.criterion = "saliency";
+  c.strategy = "prune";
+  c.layers = {1, 2};
+  c.keep = {0.5};
+  c.saliency_decay = 0.5;
+  compression::ModelShape shape{4, 16, 4, 4};
+  shape.tokens = 17;
+  shape.protected_tokens = 1;
+  check_saliency_stage(tiny_deep_vit, tiny_images(), 20, config, shape, 2);
+}
+
+// GPT, keys by token id (ScoreContext::token_ids from the batch); layer 1 routes by the table of
+// block 0 (a source layer that sees every token).
+TEST(RankInvariance, SaliencyRoutingByTokenIdMatchesOneProcess) {
+  data::SyntheticTokenOptions o;
+  o.num_windows = 128;
+  o.vocab_size = 16;
+  o.context_length = 8;
+  auto data = data::make_synthetic_token_dataset(o);
+  auto make = []() -> std::shared_ptr<TransformerModel> {
+    GptOptions g;
+    g.vocab_size = 16;
+    g.context = 8;
+    g.dim = 16;
+    g.depth = 2;
+    g.heads = 2;
+    return std::make_shared<GptImpl>(g);
+  };
+  compression::StaticPlannerConfig config;
+  config.stages.push_back({"sal", {}});
+  auto& c = config.stages.back().reduction;
+  c.criterion = "saliency";
+  c.strategy = "route";
+  c.layers = {1};
+  c.keep = {0.5};
+  c.saliency_layer = 0;
+  compression::ModelShape shape{2, 16, 0, 0};
+  shape.tokens = 8;
+  shape.vocab = 16;
+  check_saliency_stage(make, data, 12, config, shape, 1);
 }
