@@ -36,6 +36,17 @@ using AuxLosses = std::map<std::string, AuxLoss>;
 void add_aux_loss(AuxLosses& losses, const std::string& name, const torch::Tensor& sum,
                   double weight);
 
+// A named statistic a component reports during the forward pass (a router predictor's accuracy),
+// in training and evaluation, without entering the loss: a (sum, count) pair, so that the trainer
+// and the evaluation all-reduce both and report the global sum / count.
+struct AuxMetric {
+  double sum = 0.0;
+  double count = 0.0;
+};
+using AuxMetrics = std::map<std::string, AuxMetric>;
+// Adds (sum, count) into metrics[name].
+void add_aux_metric(AuxMetrics& metrics, const std::string& name, double sum, double count);
+
 // Everything a criterion may read besides the token state. Extras are undefined unless the
 // criterion's needs() asked for them.
 struct ScoreContext {
@@ -48,6 +59,7 @@ struct ScoreContext {
   torch::Tensor keys;        // [B, N, D]: attention keys averaged over heads
   torch::Tensor token_ids;   // [B, T] int64: the input tokens of a text model (else undefined)
   AuxLosses* aux_losses = nullptr;  // where learned criteria add their losses (null: eval/none)
+  AuxMetrics* metrics = nullptr;    // where components report statistics (null: none)
   bool training = false;  // a training step's forward: learned criteria may sample (Gumbel noise)
   // Fraction of the reducible tokens the plan means to be live (keep > 0) after this reduction,
   // for ratio losses: the product of the planned keep of this and the earlier length-keeping
@@ -84,10 +96,20 @@ class Criterion {
   // (strategy 'policy'); false when only their order means something.
   virtual bool scores_are_log_odds() const { return false; }
 
-  // Adds the criterion's auxiliary losses on the reduction its scores led to (`reduced`: the
-  // strategy's output, e.g. the cumulative keep policy). Method::apply calls it when
-  // context.aux_losses is set (training); most criteria add none.
+  // Adds the criterion's auxiliary losses (context.aux_losses, training) and metrics
+  // (context.metrics) on the reduction its scores led to (`reduced`: the strategy's output, e.g.
+  // the cumulative keep policy; for route strategies, the block's input with keep = 1 on the
+  // top-k tokens by score and 0 elsewhere). Method::apply calls it when context.aux_losses is
+  // set, the route path of the model when either is; most criteria add none.
   virtual void add_losses(const TokenState& /*reduced*/, const ScoreContext& /*context*/) const {}
+
+  // Causal routing (evaluation of a route stage with eval = causal): the log-odds that each
+  // token is among the top-k a routed block would choose, computed from that token alone, so that
+  // the decision at position t depends only on tokens <= t: [B, N]. Only criteria with
+  // predicts_routing() implement it; the others throw.
+  virtual torch::Tensor routing_log_odds(const TokenState& state,
+                                         const ScoreContext& context) const;
+  virtual bool predicts_routing() const { return false; }
 
   // Learned criteria own parameters (Δθ). create_parameters() makes them for each of `layers` in
   // a model of width `width`, as submodules of `stage` named by the layer index, so that they

@@ -7,6 +7,7 @@
 #include "compression/predictor_criterion.h"
 #include "compression/random_criterion.h"
 #include "compression/saliency_criterion.h"
+#include "compression/router_criterion.h"
 #include "compression/similarity_criterion.h"
 #include "compression/uniform_criterion.h"
 
@@ -47,6 +48,8 @@ const CriterionRegistry& criterion_registry() {
              table.init = o.saliency_init();
              return std::make_unique<SaliencyCriterion>(table, o.saliency_layer());
            }},
+          {"router", "Mixture-of-Depths' router wᵀx with its causal routing predictor",
+           [](const Options& o) { return std::make_unique<RouterCriterion>(o.predictor_loss()); }},
       });
   return registry;
 }

@@ -29,6 +29,8 @@ struct CriterionOptions {
   TORCH_ARG(double, saliency_decay) = 0.99;
   TORCH_ARG(double, saliency_init) = std::numeric_limits<double>::infinity();
   TORCH_ARG(int64_t, saliency_layer) = -1;
+  // router: weight of its causal predictor's BCE against the top-k membership.
+  TORCH_ARG(double, predictor_loss) = 1.0;
 };
 
 using CriterionRegistry = data::Registry<std::unique_ptr<Criterion>, const CriterionOptions&>;

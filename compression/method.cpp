@@ -29,6 +29,14 @@ void Method::set_eval_strategy(std::unique_ptr<Strategy> strategy) {
   eval_strategy_ = std::move(strategy);
 }
 
+void Method::set_causal_eval() {
+  TORCH_CHECK(eval_strategy().traits().wraps_block, "method: causal evaluation routes tokens ",
+              "around a block, so it needs a route strategy, got '", eval_strategy().name(), "'");
+  TORCH_CHECK(criterion_->predicts_routing(), "method: causal evaluation needs a criterion with ",
+              "a causal routing predictor (criterion 'router'), got '", criterion_->name(), "'");
+  causal_eval_ = true;
+}
+
 std::string Method::name() const {
   return criterion_->name() + "+" + strategy_->name();
 }

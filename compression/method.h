@@ -40,6 +40,12 @@ class Method {
   // The evaluation strategy: the one set, or the training one.
   const Strategy& eval_strategy() const { return eval_strategy_ ? *eval_strategy_ : *strategy_; }
 
+  // Causal evaluation of a route method (Mixture-of-Depths' decoding): outside training each
+  // token runs the block iff the criterion's routing_log_odds() > 0, instead of the top-k over
+  // the sequence. Needs a routing strategy and a criterion that predicts_routing().
+  void set_causal_eval();
+  bool causal_eval() const { return causal_eval_; }
+
   const Criterion& criterion() const { return *criterion_; }
   // See Criterion::create_parameters.
   void create_parameters(torch::nn::Module& stage, const std::vector<int64_t>& layers,
@@ -52,6 +58,7 @@ class Method {
   std::unique_ptr<Criterion> criterion_;
   std::unique_ptr<Strategy> strategy_;
   std::unique_ptr<Strategy> eval_strategy_;  // null: strategy_ in evaluation too
+  bool causal_eval_ = false;
 };
 
 }  // namespace winnow::compression

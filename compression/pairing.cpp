@@ -23,7 +23,8 @@ std::string pairing_problem(const Criterion& criterion, const Strategy& strategy
   if (for_training && criterion.learned() && !strategy.traits().scores_get_gradient) {
     return "criterion '" + criterion.name() + "' is learned, but strategy '" + strategy.name() +
            "' passes no gradient to its scores, so it would never train (use strategy 'mask' "
-           "with straight_through = true, or 'policy' with criterion 'predictor')";
+           "with straight_through = true, 'weighted_route' (Mixture-of-Depths), or 'policy' with "
+           "criterion 'predictor')";
   }
   return {};
 }

@@ -17,8 +17,10 @@ ReductionSchedule::ReductionSchedule(const ReductionConfig& c, int64_t depth, in
   const auto strategies = known_strategies();
   const bool eval_strategy =
       std::find(strategies.begin(), strategies.end(), c.eval) != strategies.end();
-  TORCH_CHECK(c.eval == "auto" || c.eval == "same" || c.eval == "dense" || eval_strategy, prefix,
-              ".eval: expected auto, same, dense or a strategy name, got '", c.eval, "'");
+  const bool causal_eval = c.eval == "causal";
+  TORCH_CHECK(
+      c.eval == "auto" || c.eval == "same" || c.eval == "dense" || causal_eval || eval_strategy,
+      prefix, ".eval: expected auto, same, dense, causal or a strategy name, got '", c.eval, "'");
   cosine_ = c.ramp == "cosine";
   keep_by_layer_.assign(static_cast<size_t>(depth), 1.0);
   if (c.criterion == "none") return;
@@ -32,7 +34,8 @@ ReductionSchedule::ReductionSchedule(const ReductionConfig& c, int64_t depth, in
       .saliency_keys(c.saliency_keys)
       .saliency_decay(c.saliency_decay)
       .saliency_init(c.saliency_init)
-      .saliency_layer(c.saliency_layer);
+      .saliency_layer(c.saliency_layer)
+      .predictor_loss(c.predictor_loss);
   StrategyOptions strategy_options;
   strategy_options.fuse(c.fuse)
       .descending_order(c.descending_order)
@@ -40,6 +43,9 @@ ReductionSchedule::ReductionSchedule(const ReductionConfig& c, int64_t depth, in
       .window(c.window)
       .straight_through(c.straight_through)
       .temperature(c.temperature)
+      .router_weight(c.router_weight)
+      .tanh_alpha(c.tanh_alpha)
+      .tanh_beta(c.tanh_beta)
       .grid_height(grid_height)
       .grid_width(grid_width);
   TORCH_CHECK(c.temperature > 0, prefix, ".temperature: expected > 0, got ", c.temperature);
@@ -55,6 +61,10 @@ ReductionSchedule::ReductionSchedule(const ReductionConfig& c, int64_t depth, in
   TORCH_CHECK(c.saliency_key == "auto" || c.saliency_key == "position" || c.saliency_key == "token",
               prefix, ".saliency_key: expected auto, position or token, got '", c.saliency_key,
               "'");
+  TORCH_CHECK(c.predictor_loss >= 0, prefix, ".predictor_loss: expected >= 0, got ",
+              c.predictor_loss);
+  TORCH_CHECK(c.router_weight == "sigmoid" || c.router_weight == "tanh", prefix,
+              ".router_weight: expected sigmoid or tanh, got '", c.router_weight, "'");
   method_ = std::make_shared<Method>(
       Method::make(c.criterion, c.strategy, criterion_options, strategy_options));
   // DynamicViT trains with its policy and evaluates by removing tokens.
@@ -63,6 +73,13 @@ ReductionSchedule::ReductionSchedule(const ReductionConfig& c, int64_t depth, in
   if (!eval_with.empty() && eval_with != c.strategy) {
     try {
       method_->set_eval_strategy(make_strategy(eval_with, strategy_options));
+    } catch (const c10::Error& error) {
+      TORCH_CHECK(false, prefix, ".eval: ", error.msg());
+    }
+  }
+  if (causal_eval) {
+    try {
+      method_->set_causal_eval();
     } catch (const c10::Error& error) {
       TORCH_CHECK(false, prefix, ".eval: ", error.msg());
     }
@@ -120,7 +137,10 @@ ReductionSchedule::ReductionSchedule(const ReductionConfig& c, int64_t depth, in
     TORCH_CHECK(keep > 0.0 && keep <= 1.0, prefix, ".keep: expected values in (0, 1], got ", keep);
     keep_by_layer_[static_cast<size_t>(layer)] = keep;
   }
-  reduce_in_eval_ = c.eval != "dense" && (c.eval != "auto" || !route);
+  // random-LTD evaluates dense; Mixture-of-Depths' weighted blocks evaluate with their router
+  // (a dense block would add unweighted updates the model never trained with).
+  const bool weighted = method_->strategy().traits().scales_update;
+  reduce_in_eval_ = c.eval != "dense" && (c.eval != "auto" || !route || weighted);
 }
 
 double ReductionSchedule::target_keep(int64_t layer) const {
@@ -148,6 +168,8 @@ std::string ReductionSchedule::describe() const {
     out << ", warmup " << warmup_steps_ << " + ramp " << ramp_steps_ << " steps";
   if (!reduce_in_eval_)
     out << ", dense eval";
+  else if (method_->causal_eval())
+    out << ", causal routing in eval";
   else if (&method_->eval_strategy() != &method_->strategy())
     out << ", " << method_->eval_strategy().name() << " in eval";
   else

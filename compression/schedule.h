@@ -33,11 +33,17 @@ struct ReductionConfig {
   double temperature = 1.0;       // mask: that sigmoid's temperature, in score units
   double z_loss = 1e-3;           // linear: weight of the z-loss on its scores
   double ratio_loss = 2.0;        // predictor: weight of DynamicViT's keep-ratio loss
-  int64_t warmup_steps = 0;       // steps without reduction
-  int64_t ramp_steps = 0;         // then keep goes from 1 to its target over this many steps
-  std::string ramp = "cosine";    // linear | cosine
+  double predictor_loss = 1.0;    // router: weight of its causal predictor's BCE
+  // weighted_route: the router weight on the update, sigmoid σ(r) or tanh α·tanh(r) + β.
+  std::string router_weight = "sigmoid";
+  double tanh_alpha = 0.2;  // p-MoD's tanh_0.2_1
+  double tanh_beta = 1.0;
+  int64_t warmup_steps = 0;     // steps without reduction
+  int64_t ramp_steps = 0;       // then keep goes from 1 to its target over this many steps
+  std::string ramp = "cosine";  // linear | cosine
   // Evaluation: auto (route: dense; policy: prune; else same) | same | dense | a strategy name
-  // (evaluate with that strategy instead, e.g. prune after training in mask mode).
+  // (evaluate with that strategy instead, e.g. prune after training in mask mode) | causal (route
+  // each token by the criterion's causal predictor, criterion router).
   std::string eval = "auto";
   // saliency: table keys (auto | position | token), EMA decay, score of keys never observed,
   // source block (-1: each reducing layer's own), and table size (0: from the model, set by the

@@ -28,6 +28,11 @@ struct StrategyOptions {
   TORCH_ARG(bool, straight_through) = false;
   // mask: temperature of that sigmoid, in score units.
   TORCH_ARG(double, temperature) = 1.0;
+  // weighted_route: the weight w(r) that scales a routed token's block update, from its router
+  // score r: "sigmoid" σ(r) (Mixture-of-Depths) or "tanh" α·tanh(r) + β (p-MoD's TanhNorm).
+  TORCH_ARG(std::string, router_weight) = "sigmoid";
+  TORCH_ARG(double, tanh_alpha) = 0.2;  // p-MoD's tanh_0.2_1
+  TORCH_ARG(double, tanh_beta) = 1.0;
 };
 
 // What a strategy reads and guarantees, for pairing rules, hooks and plans.
@@ -43,6 +48,9 @@ struct StrategyTraits {
   // True when the scores receive gradients (mask with straight_through), so a learned criterion
   // can be trained through this strategy.
   bool scores_get_gradient = false;
+  // True for weighted_route: the routed tokens' block update is scaled by the router weight of
+  // their score, x + w(r)·(block(x) − x), scattered back with weighted_route_scatter.
+  bool scales_update = false;
   // True when the strategy reads each score as the log-odds of keeping its token (policy), so it
   // pairs only with criteria whose scores_are_log_odds().
   bool needs_log_odds = false;

@@ -7,6 +7,7 @@
 #include "compression/pool.h"
 #include "compression/prune.h"
 #include "compression/route.h"
+#include "compression/weighted_route.h"
 
 namespace winnow::compression {
 
@@ -23,6 +24,9 @@ const StrategyRegistry& strategy_registry() {
            [](const Options& o) { return std::make_unique<PoolStrategy>(o); }},
           {"route", "the block runs on k tokens, the rest skip it (random-LTD)",
            [](const Options&) { return std::make_unique<RouteStrategy>(); }},
+          {"weighted_route",
+           "route with the update scaled by the router weight (Mixture-of-Depths)",
+           [](const Options& o) { return std::make_unique<WeightedRouteStrategy>(o); }},
           {"mask", "keep every token, mask the unselected ones out of attention",
            [](const Options& o) { return std::make_unique<MaskStrategy>(o); }},
           {"policy", "DynamicViT's training-mode keep/drop policy",

@@ -63,6 +63,8 @@ int eval_command(const Args& args) {
     std::cout << "  FLOPs       " << si(result.forward_flops_per_sample) << " per sample ("
               << result.forward_flops_per_sample / result.dense_forward_flops_per_sample
               << " of dense " << si(result.dense_forward_flops_per_sample) << ")\n";
+    for (const auto& [name, value] : result.metrics)
+      std::cout << "  " << name << " " << value << "\n";
     std::cout << "  time        " << result.seconds << " s" << std::endl;
   }
   return 0;

@@ -331,13 +331,24 @@ OptionList<StageSection> make_stage_options() {
            "saliency: score of keys never observed (inf: kept first)")
       .add("saliency_layer", WINNOW_FIELD(reduction.saliency_layer),
            "saliency: the block whose τ the table averages (-1: each reducing layer its own)")
+      .add("predictor_loss", WINNOW_FIELD(reduction.predictor_loss),
+           "router: weight of its causal predictor's BCE against the top-k membership (>= 0)")
+      .add("router_weight", WINNOW_FIELD(reduction.router_weight),
+           "weighted_route: the factor on a routed token's block update, sigmoid (σ(r), "
+           "Mixture-of-Depths) | tanh (α·tanh(r) + β, p-MoD's TanhNorm)")
+      .add("tanh_alpha", WINNOW_FIELD(reduction.tanh_alpha),
+           "weighted_route with router_weight = tanh: α (p-MoD: 0.2)")
+      .add("tanh_beta", WINNOW_FIELD(reduction.tanh_beta),
+           "weighted_route with router_weight = tanh: β (p-MoD: 1)")
       .add("warmup_steps", WINNOW_FIELD(reduction.warmup_steps), "training steps without reduction")
       .add("ramp_steps", WINNOW_FIELD(reduction.ramp_steps),
            "then keep goes from 1 to its target over this many steps")
       .add("ramp", WINNOW_FIELD(reduction.ramp), "linear | cosine")
       .add("eval", WINNOW_FIELD(reduction.eval),
            "evaluate with the method (same), without it (dense), with another strategy (a "
-           "strategy name, e.g. prune), or auto (route: dense, policy: prune, others: same)");
+           "strategy name, e.g. prune), by the router's causal predictor (causal: token t runs "
+           "the block iff σ(pred(x_t)) > 0.5), or auto (route: dense, policy: prune, others: "
+           "same)");
 }
 
 }  // namespace

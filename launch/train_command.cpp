@@ -292,6 +292,7 @@ int train_command(const Args& args) {
               .add("eval_loss", summary.eval.loss)
               .add("eval_accuracy", summary.eval.accuracy);
           if (model->task_units().perplexity) line.add("eval_perplexity", summary.eval.perplexity);
+          for (const auto& [name, value] : summary.eval.metrics) line.add("eval_" + name, value);
           data::write_file_atomically(config.train.run_dir + "/summary.json", line.str() + "\n");
         },
         [&](const std::string& reason) {

@@ -19,6 +19,7 @@ EvalResult evaluate_model(TransformerModel& model, const data::Dataset& dataset,
       options.max_samples > 0 ? std::min(options.max_samples, dataset.size()) : dataset.size();
   const int64_t rank = comm.rank(), world = comm.world_size();
   double loss_sum = 0.0, correct = 0.0, count = 0.0, flops = 0.0;
+  compression::AuxMetrics metric_sums;  // name -> this rank's (sum, count)
   const compression::Plan plan = options.planner
                                      ? options.planner->plan(options.step, /*training=*/false)
                                      : compression::Plan{};
@@ -41,12 +42,30 @@ EvalResult evaluate_model(TransformerModel& model, const data::Dataset& dataset,
       if (hooks->any()) context.hook_for = [&hooks](int64_t layer) { return (*hooks)(layer); };
     }
     auto output = model.forward(batch.inputs, context);
+    if (hooks)
+      for (const auto& [name, metric] : hooks->metrics())
+        compression::add_aux_metric(metric_sums, name, metric.sum, metric.count);
     loss_sum += model.loss_sum(output, batch.targets).item<double>();
     correct += output.logits.argmax(-1).eq(batch.targets).sum().item<double>();
     count += static_cast<double>(batch.targets.numel());
     flops += output.forward_flops;
   }
-  auto sums = torch::tensor({loss_sum, correct, count, flops}, torch::kFloat64);
+  // Every rank runs the same plan, so every rank that evaluated a sample reports the same metric
+  // names; a rank with no sample at all cannot, and the ranks would reduce different lengths.
+  auto entries = torch::tensor(
+      {static_cast<int64_t>(metric_sums.size()), -static_cast<int64_t>(metric_sums.size())},
+      torch::kInt64);
+  comm.all_reduce(entries, dist::ReduceOp::kMax);
+  TORCH_CHECK(entries[0].item<int64_t>() == -entries[1].item<int64_t>(),
+              "evaluation: some ranks reported plan metrics and others none (", metric_sums.size(),
+              " here); give each rank at least one evaluation sample (", total, " samples on ",
+              world, " ranks)");
+  std::vector<double> values = {loss_sum, correct, count, flops};
+  for (const auto& [name, metric] : metric_sums) {
+    values.push_back(metric.sum);
+    values.push_back(metric.count);
+  }
+  auto sums = torch::tensor(values, torch::kFloat64);
   comm.all_reduce(sums, dist::ReduceOp::kSum);
   EvalResult result;
   const double global_count = sums[2].item<double>();
@@ -56,6 +75,11 @@ EvalResult evaluate_model(TransformerModel& model, const data::Dataset& dataset,
   result.perplexity = std::exp(result.loss);
   result.forward_flops_per_sample = total > 0 ? sums[3].item<double>() / total : 0.0;
   result.dense_forward_flops_per_sample = model.dense_forward_flops_per_sample();
+  int64_t index = 4;
+  for (const auto& [name, metric] : metric_sums) {
+    const double sum = sums[index++].item<double>(), metric_count = sums[index++].item<double>();
+    result.metrics[name] = metric_count > 0 ? sum / metric_count : NAN;
+  }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }

@@ -1,7 +1,9 @@
 // Evaluation of a model on a whole dataset, sliced over ranks: top-1 accuracy and mean loss.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <string>
 
 #include "compression/planner.h"
 #include "data/dataset.h"
@@ -20,6 +22,9 @@ struct EvalResult {
   // same model's without reduction.
   double forward_flops_per_sample = 0.0;
   double dense_forward_flops_per_sample = 0.0;
+  // Statistics the plan's components reported (e.g. router_predictor_accuracy), global
+  // sum / count.
+  std::map<std::string, double> metrics;
 };
 
 struct EvalOptions {

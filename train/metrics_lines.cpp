@@ -26,6 +26,7 @@ JsonLine step_metrics_line(int64_t step, const StepResult& r, double lr, double 
     line.add("layers_run", gates);
   }
   for (const auto& [name, value] : r.aux_losses) line.add("aux_" + name, value);
+  for (const auto& [name, value] : r.metrics) line.add(name, value);
   if (planner) {
     const auto capacities = planner->capacities();
     if (!capacities.empty()) line.add("capacity", capacities);
@@ -79,6 +80,7 @@ JsonLine eval_metrics_line(int64_t step, const EvalResult& eval, const TaskUnits
       .add("samples", eval.samples);
   line.add(units.accuracy_metric, eval.accuracy);
   if (units.perplexity) line.add("perplexity", eval.perplexity);
+  for (const auto& [name, value] : eval.metrics) line.add(name, value);
   line.add("eval_seconds", eval.seconds);
   return line;
 }
@@ -91,6 +93,7 @@ std::string eval_progress_line(int64_t step, const EvalResult& eval, const TaskU
     text << "  perplexity " << eval.perplexity;
   else
     text << "  accuracy " << 100.0 * eval.accuracy << "%";
+  for (const auto& [name, value] : eval.metrics) text << "  " << name << " " << value;
   return text.str();
 }
 

@@ -5,6 +5,7 @@
 
 #include "compression/route.h"
 #include "compression/token_saliency.h"
+#include "compression/weighted_route.h"
 
 namespace winnow::train {
 namespace {
@@ -66,15 +67,61 @@ void LayerHook::around_block(TokenState& state, const std::function<void(TokenSt
     if (reduction.site == Site::kPreBlock) apply(reduction, state);
     if (reduction.site == Site::kAroundBlock) route = &reduction;
   }
-  if (!route || route->is_identity(state.reducible())) {
+  if (!route) {
     block(state);
     return;
   }
-  count_scoring(route->method->criterion(), state);
-  auto scores = route->method->criterion().score(state, context_);  // [B, N]
-  auto routed = compression::route_gather(state, scores, route->keep_of(state.reducible()));
+  const auto& method = *route->method;
+  const auto& criterion = method.criterion();
+  const auto& strategy = context_.training ? method.strategy() : method.eval_strategy();
+  const bool weighted = strategy.traits().scales_update;
+  // Mixture-of-Depths routes exactly ⌊c·S⌋ tokens; random-LTD's route keeps EViT's count.
+  const int64_t keep = weighted && route->keep_count < 0 && route->remove_count < 0 &&
+                               route->keep < 1.0 && state.reducible() > 0
+                           ? compression::router_capacity(route->keep, state.reducible())
+                           : route->keep_of(state.reducible());
+  if (keep >= state.reducible()) {
+    block(state);
+    return;
+  }
+  count_scoring(criterion, state);
+  const auto scores = criterion.score(state, context_);  // [B, N]
+  compression::RoutedTokens routed;
+  torch::Tensor active;  // [B, M] bool, causal routing only
+  const bool causal = !context_.training && method.causal_eval();
+  if (causal) {
+    auto causal_routed =
+        compression::causal_route_gather(state, criterion.routing_log_odds(state, context_));
+    routed = std::move(causal_routed.routed);
+    active = causal_routed.active;
+    if (context_.metrics && state.reducible() > 0)
+      compression::add_aux_metric(*context_.metrics, "causal_routed_fraction",
+                                  active.slice(1, state.protected_count).sum().item<double>(),
+                                  static_cast<double>(state.batch() * state.reducible()));
+  } else {
+    routed = compression::route_gather(state, scores, keep);
+  }
+  // The criterion's losses and metrics read the top-k membership of the block's input.
+  if (context_.aux_losses || context_.metrics) {
+    TokenState membership = state;
+    const auto top = causal ? compression::route_gather(state, scores, keep).indices
+                            : routed.indices;  // [B, P + K]
+    membership.keep =
+        torch::zeros({state.batch(), state.tokens()}, state.x.options()).scatter_(1, top, 1.0);
+    criterion.add_losses(membership, context_);
+  }
+  if (routed.indices.size(1) == 0) return;            // no token of the batch runs the block
+  const torch::Tensor routed_input = routed.state.x;  // [B, M, C]
   block(routed.state);
-  state = compression::route_scatter(state, routed.state, routed.indices);
+  if (weighted) {
+    const auto weights = compression::routed_update_weights(
+        scores, routed.indices, state.protected_count, strategy.options());
+    state = compression::weighted_route_scatter(state, routed_input, routed.state, routed.indices,
+                                                weights, active);
+  } else {
+    TORCH_CHECK(!causal, "plan: causal routing scatters through weighted_route_scatter");
+    state = compression::route_scatter(state, routed.state, routed.indices);
+  }
 }
 
 AttentionRequest LayerHook::attention_request() const {
@@ -160,6 +207,7 @@ PlanHooks::PlanHooks(const compression::Plan& plan, uint64_t seed, const torch::
     context.sample_ids = sample_ids;
     context.token_ids = token_ids;
     context.aux_losses = plan.training ? &aux_losses_ : nullptr;
+    context.metrics = &metrics_;
     context.training = plan.training;
     hooks_[static_cast<size_t>(layer)] = std::make_unique<LayerHook>(
         layer_plan, std::move(context), runs, observe ? monitor : nullptr, std::move(planned_keep));

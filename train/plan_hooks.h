@@ -62,6 +62,8 @@ class PlanHooks {
   bool any() const { return any_; }
   // Losses the plan's learned components added during the forward pass.
   compression::AuxLosses& aux_losses() { return aux_losses_; }
+  // Statistics the plan's components reported during the forward pass (this rank's sums).
+  const compression::AuxMetrics& metrics() const { return metrics_; }
   // Whether each layer runs this step (false: gated off).
   const std::vector<bool>& layers_run() const { return layers_run_; }
 
@@ -69,6 +71,7 @@ class PlanHooks {
   std::vector<std::unique_ptr<LayerHook>> hooks_;
   std::vector<bool> layers_run_;
   compression::AuxLosses aux_losses_;
+  compression::AuxMetrics metrics_;
   bool any_ = false;
 };
 

@@ -187,6 +187,7 @@ StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
 
   double loss_sum = 0.0, flops = 0.0, teacher_flops = 0.0;
   std::map<std::string, double> aux_sums;  // name -> this rank's sum, unweighted
+  compression::AuxMetrics metric_sums;     // name -> this rank's (sum, count)
   bool finite = true, prepared_last = false;
   const int64_t local = batch.size();
   for (int64_t micro = 0; micro < options_.accumulation; ++micro) {
@@ -211,6 +212,9 @@ StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
     auto output = model_->forward(inputs, context);
     if (distillation_)
       teacher_flops += distillation_->add_losses(inputs, output, output.aux_losses);
+    if (hooks)
+      for (const auto& [name, metric] : hooks->metrics())
+        compression::add_aux_metric(metric_sums, name, metric.sum, metric.count);
     auto targets = batch.targets.slice(0, begin, end);
     auto loss = model_->loss_sum(output, targets);
     const double value = loss.item<double>();
@@ -246,6 +250,10 @@ StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
   // Every rank runs the same plan, so every rank has the same auxiliary losses, in name order.
   std::vector<double> sums = {loss_sum, finite ? 0.0 : 1.0, flops, teacher_flops};
   for (const auto& [name, value] : aux_sums) sums.push_back(value);
+  for (const auto& [name, metric] : metric_sums) {
+    sums.push_back(metric.sum);
+    sums.push_back(metric.count);
+  }
   auto stats = torch::tensor(sums, torch::kFloat64);
   comm_->all_reduce(stats, dist::ReduceOp::kSum);
   result.loss = stats[0].item<double>() / global_count;
@@ -255,6 +263,10 @@ StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
   int64_t index = 4;
   for (const auto& [name, value] : aux_sums)
     result.aux_losses[name] = stats[index++].item<double>() / global_samples;
+  for (const auto& [name, metric] : metric_sums) {
+    const double sum = stats[index++].item<double>(), count = stats[index++].item<double>();
+    result.metrics[name] = count > 0 ? sum / count : NAN;
+  }
   // Tokens per layer summed over ranks, so every rank reports the global figure.
   if (!result.tokens_per_layer.empty() || model_->depth() > 0) {
     result.tokens_per_layer.resize(static_cast<size_t>(model_->depth()), 0);

@@ -62,6 +62,8 @@ struct StepResult {
   std::vector<bool> layers_run;  // the step's layer gates (false: the layer was skipped)
   // Auxiliary losses, global means (sum over all ranks / global sample count), unweighted.
   std::map<std::string, double> aux_losses;
+  // Statistics the plan's components reported (compression::AuxMetric), global sum / count.
+  std::map<std::string, double> metrics;
   // The planner's decisions after this step (capacity changes of a closed-loop planner).
   std::vector<compression::PlannerDecision> decisions;
   double seconds = 0.0;

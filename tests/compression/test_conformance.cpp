@@ -35,6 +35,9 @@ std::vector<Variant> variants_of(const std::string& strategy) {
   if (strategy == "mask") {
     variants.push_back({"straight_through", StrategyOptions().straight_through(true)});
   }
+  if (strategy == "weighted_route") {
+    variants.push_back({"tanh", StrategyOptions().router_weight("tanh")});
+  }
   return variants;
 }
 
@@ -364,8 +367,10 @@ TEST(Pairing, RejectedPairsAreDocumented) {
                                       pair.criterion != "cls_attention" &&
                                       pair.criterion != "attention_received";
     const bool learned_without_gradient =
-        (pair.criterion == "linear" || pair.criterion == "predictor") &&
-        !(pair.strategy == "mask" && pair.options.straight_through()) && pair.strategy != "policy";
+        (pair.criterion == "linear" || pair.criterion == "predictor" ||
+         pair.criterion == "router") &&
+        !(pair.strategy == "mask" && pair.options.straight_through()) &&
+        pair.strategy != "policy" && pair.strategy != "weighted_route";
     const bool policy_without_log_odds = pair.strategy == "policy" && pair.criterion != "predictor";
     EXPECT_TRUE(merge_without_metric || fuse_without_weights || learned_without_gradient ||
                 policy_without_log_odds)

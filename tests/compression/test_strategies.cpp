@@ -232,7 +232,8 @@ TEST(Mask, StraightThroughIsHardForwardAndDifferentiable) {
 }
 
 TEST(StrategyRegistry, ExplicitListAndUnknownNames) {
-  const std::vector<std::string> expected{"prune", "merge", "pool", "route", "mask", "policy"};
+  const std::vector<std::string> expected{"prune",          "merge", "pool",  "route",
+                                          "weighted_route", "mask",  "policy"};
   EXPECT_EQ(known_strategies(), expected);
   for (const auto& name : expected) EXPECT_EQ(make_strategy(name)->name(), name);
   try {

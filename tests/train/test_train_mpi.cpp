@@ -370,6 +370,51 @@ TEST(RankInvariance, DistilledPredictorOnAFrozenBackboneMatchesOneProcess) {
   check_learned_stage(config, "compress.dyvit.1.out_conv.4.weight", &optimizer, /*distill=*/true);
 }
 
+// Mixture-of-Depths on a GPT (criterion router, strategy weighted_route): each sample's top-k by
+// the router, the update scaled by σ(r), and the causal predictor's BCE; the router and the
+// predictor train identically on any number of ranks.
+TEST(RankInvariance, MixtureOfDepthsRouterMatchesOneProcess) {
+  compression::StaticPlannerConfig config;
+  config.stages.push_back({"mod", {}});
+  auto& c = config.stages.back().reduction;
+  c.criterion = "router";
+  c.strategy = "weighted_route";
+  c.layers = {1};
+  c.keep = {0.25};
+  data::SyntheticTokenOptions o;
+  o.num_windows = 128;
+  o.vocab_size = 16;
+  o.context_length = 8;
+  auto data = data::make_synthetic_token_dataset(o);
+  auto make = [&] {
+    torch::manual_seed(11);
+    GptOptions g;
+    g.vocab_size = 16;
+    g.context = 8;
+    g.dim = 16;
+    g.depth = 2;
+    g.heads = 2;
+    auto model = std::make_shared<GptImpl>(g);
+    auto planner =
+        std::make_shared<compression::StaticPlanner>(config, compression::ModelShape{2, 16, 0, 0});
+    model->attach_compression(planner->parameters());
+    model->to(torch::kFloat64);
+    return std::make_pair(model, planner);
+  };
+  auto [distributed, distributed_planner] = make();
+  train_steps(distributed, data, world_ptr(), 12, 5, distributed_planner);
+  auto [single, single_planner] = make();
+  train_steps(single, data, dist::make_communicator("local"), 12, 5, single_planner);
+  auto [initial, initial_planner] = make();
+  expect_same_parameters(*distributed, *single, *initial);
+  const auto named = distributed->named_parameters();
+  for (const char* name : {"compress.mod.1.router.weight", "compress.mod.1.predictor.fc1.weight"}) {
+    ASSERT_NE(named.find(name), nullptr) << name;
+    const auto moved = (named[name] - initial->named_parameters()[name]).abs().max().item<double>();
+    EXPECT_GT(moved, 1e-6) << name << " did not train";
+  }
+}
+
 namespace {
 
 // Skips the whole block for the samples `runs` marks false (a rank-divergent layer skip). A batch
