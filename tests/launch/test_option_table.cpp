@@ -4,6 +4,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -30,7 +31,8 @@ RunConfig parse(const std::vector<std::string>& args) {
 }
 
 // A value of the same type as `text` (an option's default) that differs from it: booleans
-// flipped, integers moved, doubles given a value that needs all 17 digits, other text extended.
+// flipped, integers moved, doubles (infinite ones too) given a value that needs all 17 digits,
+// other text extended.
 std::string other_value(const std::string& text) {
   if (text == "true") return "false";
   if (text == "false") return "true";
@@ -38,7 +40,8 @@ std::string other_value(const std::string& text) {
   const long long integer = std::strtoll(text.c_str(), &end, 10);
   if (!text.empty() && *end == '\0') return std::to_string(integer + 3);
   const double real = std::strtod(text.c_str(), &end);
-  if (!text.empty() && *end == '\0') return real_text(real + 1.0 / 3.0);
+  if (!text.empty() && *end == '\0')
+    return real_text(std::isfinite(real) ? real + 1.0 / 3.0 : -1.0 / 3.0);
   return text + "x";
 }
 
