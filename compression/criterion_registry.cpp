@@ -60,10 +60,12 @@ const CriterionRegistry& criterion_registry() {
            }},
           {"router", "Mixture-of-Depths' router wᵀx with its causal routing predictor",
            [](const Options& o) {
-             return std::make_unique<RouterCriterion>(
-                 o.predictor_loss(),
-                 RouterSaliencyTarget{o.router_saliency_loss(), saliency_table_options(o),
-                                      o.saliency_layer()});
+             RouterLosses losses;
+             losses.predictor = o.predictor_loss();
+             losses.topk = o.router_topk_loss();
+             losses.saliency = {o.router_saliency_loss(), saliency_table_options(o),
+                                o.saliency_layer()};
+             return std::make_unique<RouterCriterion>(losses);
            }},
       });
   return registry;

@@ -25,11 +25,12 @@ void RouterCriterion::create_parameters(torch::nn::Module& stage,
     TORCH_CHECK(!layers_.count(layer), "router criterion: layer ", layer, " given twice");
     layers_.emplace(layer, stage.register_module(std::to_string(layer), RouterLayer(width)));
   }
-  if (saliency_.loss > 0) {
+  if (losses_.saliency.loss > 0) {
     TORCH_CHECK(!table_, "router criterion: its saliency table was already made");
     table_ = std::make_shared<TokenSaliencyTable>(
-        saliency_.table,
-        saliency_.source_layer >= 0 ? std::vector<int64_t>{saliency_.source_layer} : layers);
+        losses_.saliency.table, losses_.saliency.source_layer >= 0
+                                    ? std::vector<int64_t>{losses_.saliency.source_layer}
+                                    : layers);
   }
 }
 
@@ -70,9 +71,15 @@ void RouterCriterion::add_losses(const TokenState& reduced, const ScoreContext& 
   const int64_t protect = reduced.protected_count;
   const auto logits = routing_log_odds(reduced, context).slice(1, protect);  // [B, R]
   const auto membership = reduced.keep.detach().slice(1, protect);           // [B, R]
-  if (context.aux_losses && predictor_loss_ > 0)
+  if (context.aux_losses && losses_.predictor > 0)
     add_aux_loss(*context.aux_losses, "router_predictor", route_predictor_loss(logits, membership),
-                 predictor_loss_);
+                 losses_.predictor);
+  if (context.aux_losses && losses_.topk > 0) {
+    const auto router_logits =
+        layer(context.layer)->router->forward(reduced.x).squeeze(-1).slice(1, protect);  // [B, R]
+    add_aux_loss(*context.aux_losses, "router_topk",
+                 route_predictor_loss(router_logits, membership), losses_.topk);
+  }
   if (context.metrics)
     add_aux_metric(*context.metrics, "router_predictor_accuracy",
                    route_predictor_correct(logits, membership),
@@ -84,7 +91,8 @@ void RouterCriterion::add_saliency_loss(const TokenState& reduced, const ScoreCo
                                         const torch::Tensor& membership) const {  // [B, R]
   const int64_t protect = reduced.protected_count;
   const int64_t capacity = static_cast<int64_t>(std::llround(membership[0].sum().item<double>()));
-  const int64_t row = saliency_.source_layer >= 0 ? saliency_.source_layer : context.layer;
+  const int64_t row =
+      losses_.saliency.source_layer >= 0 ? losses_.saliency.source_layer : context.layer;
   const auto keys = table_->keys_of(reduced.positions(), context.token_ids);  // [B, N]
   // The top-C by table value; unseen keys (init +∞) first, ties to the lower index.
   const auto target = saliency_top_k_membership(table_->lookup(row, keys), protect, capacity)
@@ -95,7 +103,7 @@ void RouterCriterion::add_saliency_loss(const TokenState& reduced, const ScoreCo
         layer(context.layer)->router->forward(reduced.x.detach()).squeeze(-1).slice(1, protect);
     // The same Σ-over-samples mean BCE as the predictor's (route_predictor_loss).
     add_aux_loss(*context.aux_losses, "router_saliency", route_predictor_loss(logits, target),
-                 saliency_.loss);
+                 losses_.saliency.loss);
   }
   if (context.metrics)
     add_aux_metric(

@@ -35,12 +35,20 @@ struct RouterSaliencyTarget {
   int64_t source_layer = -1;
 };
 
+// The router's auxiliary losses.
+struct RouterLosses {
+  // Weight of "router_predictor", the causal predictor's BCE (0 = the predictor is not trained;
+  // eval = causal then routes by an untrained predictor).
+  double predictor = 1.0;
+  // Weight of "router_topk", MoD's other causal fix: a BCE with the router's own logits against
+  // their top-C membership, so that σ(r) > ½ comes to mean "routed" (0 = off).
+  double topk = 0.0;
+  RouterSaliencyTarget saliency;  // "router_saliency" (off unless saliency.loss > 0)
+};
+
 class RouterCriterion : public Criterion {
  public:
-  // predictor_loss: weight of the auxiliary loss "router_predictor" (0 = the predictor is not
-  // trained; eval = causal then routes by an untrained predictor).
-  explicit RouterCriterion(double predictor_loss = 1.0, RouterSaliencyTarget saliency = {})
-      : predictor_loss_(predictor_loss), saliency_(saliency) {}
+  explicit RouterCriterion(RouterLosses losses = {}) : losses_(std::move(losses)) {}
   std::string name() const override { return "router"; }
   // r = wᵀx for every token, protected ones included (strategies ignore those): [B, N].
   torch::Tensor score(const TokenState& state, const ScoreContext& context) const override;
@@ -51,10 +59,13 @@ class RouterCriterion : public Criterion {
   // `reduced` is the block's input with keep = the top-C membership (route strategies). Adds
   // "router_predictor" = Σ over samples of the mean BCE of the predictor over the reducible
   // tokens (training), and the metric "router_predictor_accuracy" (training and evaluation).
-  // With saliency supervision also "router_saliency" = Σ over samples of the mean BCE of σ(r)
-  // (r on stop-gradient tokens: it trains w only) against the top-C by table value (training),
-  // and the metric "router_saliency_agreement" = the fraction of the routed tokens that are in
-  // the saliency top-C.
+  // With losses.topk > 0 also "router_topk" = Σ over samples of the mean BCE of σ(r) against the
+  // top-C membership (r on the tokens as they are: it reaches w and the blocks below, as the
+  // paper's auxiliary loss is part of the objective). With saliency supervision also
+  // "router_saliency" = Σ over samples of the mean BCE of σ(r) (r on stop-gradient tokens: it
+  // trains w only) against the top-C by table value (training), and the metric
+  // "router_saliency_agreement" = the fraction of the routed tokens that are in the saliency
+  // top-C.
   void add_losses(const TokenState& reduced, const ScoreContext& context) const override;
   // Also makes the saliency table (one row per routed layer, or the source layer) when
   // supervised.
@@ -73,8 +84,7 @@ class RouterCriterion : public Criterion {
   void add_saliency_loss(const TokenState& reduced, const ScoreContext& context,
                          const torch::Tensor& membership) const;
 
-  double predictor_loss_;
-  RouterSaliencyTarget saliency_;
+  RouterLosses losses_;
   std::map<int64_t, RouterLayer> layers_;      // by layer
   std::shared_ptr<TokenSaliencyTable> table_;  // null unless saliency_.loss > 0
 };

@@ -36,6 +36,7 @@ ReductionSchedule::ReductionSchedule(const ReductionConfig& c, int64_t depth, in
       .saliency_init(c.saliency_init)
       .saliency_layer(c.saliency_layer)
       .predictor_loss(c.predictor_loss)
+      .router_topk_loss(c.router_topk_loss)
       .router_saliency_loss(c.router_saliency_loss);
   StrategyOptions strategy_options;
   strategy_options.fuse(c.fuse)
@@ -64,6 +65,11 @@ ReductionSchedule::ReductionSchedule(const ReductionConfig& c, int64_t depth, in
               "'");
   TORCH_CHECK(c.predictor_loss >= 0, prefix, ".predictor_loss: expected >= 0, got ",
               c.predictor_loss);
+  TORCH_CHECK(c.router_topk_loss >= 0, prefix, ".router_topk_loss: expected >= 0, got ",
+              c.router_topk_loss);
+  TORCH_CHECK(c.router_topk_loss == 0 || c.criterion == "router", prefix,
+              ".router_topk_loss: only the router criterion has it, the criterion is '",
+              c.criterion, "'");
   TORCH_CHECK(c.router_saliency_loss >= 0, prefix, ".router_saliency_loss: expected >= 0, got ",
               c.router_saliency_loss);
   TORCH_CHECK(c.router_saliency_loss == 0 || c.criterion == "router", prefix,

@@ -34,6 +34,7 @@ struct ReductionConfig {
   double z_loss = 1e-3;           // linear: weight of the z-loss on its scores
   double ratio_loss = 2.0;        // predictor: weight of DynamicViT's keep-ratio loss
   double predictor_loss = 1.0;    // router: weight of its causal predictor's BCE
+  double router_topk_loss = 0.0;  // router: weight of MoD's BCE of σ(r) toward its own top-k
   // router: weight of its BCE toward the top-k by the saliency table (0 = off; saliency_* below
   // describe the table).
   double router_saliency_loss = 0.0;

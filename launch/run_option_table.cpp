@@ -333,6 +333,9 @@ OptionList<StageSection> make_stage_options() {
            "saliency: the block whose τ the table averages (-1: each reducing layer its own)")
       .add("predictor_loss", WINNOW_FIELD(reduction.predictor_loss),
            "router: weight of its causal predictor's BCE against the top-k membership (>= 0)")
+      .add("router_topk_loss", WINNOW_FIELD(reduction.router_topk_loss),
+           "router: weight of Mixture-of-Depths' auxiliary BCE of σ(r) against the router's own "
+           "top-k membership, so that σ(r) > 0.5 comes to mean routed (0 = off, >= 0)")
       .add("router_saliency_loss", WINNOW_FIELD(reduction.router_saliency_loss),
            "router: weight of a BCE between σ(r) and the top-k membership by the EMA of the "
            "Taylor skip saliency (the saliency_* options describe that table; 0 = off, >= 0)")

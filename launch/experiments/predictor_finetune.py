@@ -30,8 +30,16 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MPI = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-np", "2",
-       "-x", "OMP_NUM_THREADS=1"]
+
+
+def launcher(ranks):
+    """mpirun for ranks > 1; one process with two threads otherwise (a rank waiting in an
+    all-reduce spins, so on a machine shared with other work one process trains faster; N ranks
+    train exactly like one)."""
+    if ranks == 1:
+        return [], ["--dist.threads", "2"]
+    return ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-np",
+            str(ranks), "-x", "OMP_NUM_THREADS=1"], []
 
 
 def run(command, log):
@@ -89,15 +97,19 @@ def main():
     parser.add_argument("--unfreeze-at", type=int, default=0)
     parser.add_argument("--backbone-lr-scale", type=float, default=0.01)
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--ranks", type=int, default=2, help="MPI ranks of the training runs")
+    parser.add_argument("--config", default=os.path.join(ROOT, "launch/configs/vit-fashion-mnist.ini"),
+                        help="the dense model's config (default: the 87%% config)")
     args = parser.parse_args()
+    mpi, threads = launcher(args.ranks)
     os.makedirs(args.out, exist_ok=True)
-    config = os.path.join(ROOT, "launch/configs/vit-fashion-mnist.ini")
+    config = args.config
 
     dense = args.dense or os.path.join(args.out, "dense/model.h5")
     if not os.path.exists(dense):
-        print("== dense (the 87% config)")
-        run(MPI + [args.winnow, "train", "--config", config, "--train.run_dir",
-                   os.path.join(args.out, "dense")], os.path.join(args.out, "dense.log"))
+        print(f"== dense ({os.path.relpath(config, ROOT)})")
+        run(mpi + [args.winnow, "train", "--config", config, "--train.run_dir",
+                   os.path.join(args.out, "dense")] + threads, os.path.join(args.out, "dense.log"))
 
     rows = []
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -110,14 +122,15 @@ def main():
         weights = os.path.join(args.out, name, "model.h5")
         if not os.path.exists(weights):
             print(f"== fine-tune predictor, seed {seed}")
-            command = MPI + [
+            command = mpi + [
                 args.winnow, "train", "--config", config, "--init-from", dense,
                 "--compress.criterion", "predictor", "--compress.strategy", "policy",
                 "--compress.layers", args.layers, "--compress.keep", str(args.keep),
                 "--train.freeze", "backbone", "--train.steps", str(args.steps),
                 "--optim.lr", str(args.lr), "--optim.warmup_steps", str(args.steps // 10),
                 "--train.eval_every", "0", "--train.seed", str(seed),
-                "--distill.teacher", dense, "--train.run_dir", os.path.join(args.out, name)]
+                "--distill.teacher", dense, "--train.run_dir", os.path.join(args.out, name)
+            ] + threads
             if args.unfreeze_at:
                 command += ["--train.unfreeze_at", str(args.unfreeze_at),
                             "--optim.backbone_lr_scale", str(args.backbone_lr_scale)]

@@ -196,10 +196,10 @@ TEST(Router, PredictorLossReachesOnlyThePredictor) {
 // τ table. r = [1, 0.5, 2, −0.5] routes tokens 0 and 2 (C = 2); the table ranks positions 1 and 3
 // highest, so the target is [0, 1, 0, 1] and no routed token agrees with it.
 TEST(Router, SaliencyLossIsTheBceTowardTheTopCByTheTable) {
-  RouterSaliencyTarget target;
-  target.loss = 0.5;
-  target.table.keys = 4;
-  RouterCriterion criterion(/*predictor_loss=*/1.0, target);
+  RouterLosses weights;
+  weights.saliency.loss = 0.5;
+  weights.saliency.table.keys = 4;
+  RouterCriterion criterion(weights);
   torch::nn::Module stage;
   criterion.create_parameters(stage, {0}, 2);
   {
@@ -236,6 +236,45 @@ TEST(Router, SaliencyLossIsTheBceTowardTheTopCByTheTable) {
   EXPECT_FALSE(state.x.grad().defined());
   EXPECT_TRUE(criterion.layer(0)->router->weight.grad().defined());
   EXPECT_FALSE(criterion.layer(0)->predictor->fc1->weight.grad().defined());
+}
+
+// MoD's other causal fix: a BCE with the router's own logits against their top-C membership. It
+// is part of the objective: it reaches w and the tokens (the blocks below), not the predictor.
+TEST(Router, TopkLossIsTheRoutersOwnBceAgainstItsMembership) {
+  RouterLosses weights;
+  weights.topk = 0.25;
+  RouterCriterion criterion(weights);
+  torch::nn::Module stage;
+  criterion.create_parameters(stage, {0}, 2);
+  {
+    torch::NoGradGuard no_grad;
+    criterion.layer(0)->router->weight.copy_(torch::tensor({1.0, 0.5}).view({1, 2}));
+  }
+  auto state = four_tokens();
+  state.x.requires_grad_(true);
+  TokenState membership = state;
+  membership.keep = torch::tensor({{1.0, 0.0, 1.0, 0.0}});
+  AuxLosses losses;
+  ScoreContext context;
+  context.aux_losses = &losses;
+  criterion.add_losses(membership, context);
+  ASSERT_EQ(losses.count("router_topk"), 1u);
+  EXPECT_DOUBLE_EQ(losses.at("router_topk").weight, 0.25);
+  // r = [1, 0.5, 2, −0.5] against [1, 0, 1, 0].
+  const double expected = 0.25 * (std::log1p(std::exp(-1.0)) + std::log1p(std::exp(0.5)) +
+                                  std::log1p(std::exp(-2.0)) + std::log1p(std::exp(-0.5)));
+  EXPECT_NEAR(losses.at("router_topk").sum.item<double>(), expected, 1e-6);
+  losses.at("router_topk").sum.backward();
+  EXPECT_TRUE(state.x.grad().defined());
+  EXPECT_TRUE(criterion.layer(0)->router->weight.grad().defined());
+  EXPECT_FALSE(criterion.layer(0)->predictor->fc1->weight.grad().defined());
+  // Off by default.
+  HandRouter plain({1.0, 0.5});
+  AuxLosses none;
+  context.aux_losses = &none;
+  plain.criterion.add_losses(membership, context);
+  EXPECT_EQ(none.count("router_topk"), 0u);
+  EXPECT_EQ(none.count("router_predictor"), 1u);
 }
 
 // Without a weight there is no table and no loss; the option belongs to the router alone.
