@@ -85,7 +85,12 @@ int64_t AllocationCounter::reset_peak() {
   return now;
 }
 
+bool AllocationCounter::installed() {
+  return counter != nullptr;
+}
+
 void AllocationCounter::add(int64_t bytes) {
+  allocations_.fetch_add(1, std::memory_order_relaxed);
   const int64_t now = current_.fetch_add(bytes, std::memory_order_relaxed) + bytes;
   int64_t peak = peak_.load(std::memory_order_relaxed);
   while (now > peak && !peak_.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {

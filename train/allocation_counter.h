@@ -26,9 +26,13 @@ class AllocationCounter {
   // Bytes of counted storage alive now, and the most alive at once since the last reset_peak().
   int64_t current_bytes() const { return current_.load(std::memory_order_relaxed); }
   int64_t peak_bytes() const { return peak_.load(std::memory_order_relaxed); }
+  // Counted allocations since the counter was installed (how many buffers, not bytes).
+  int64_t allocations() const { return allocations_.load(std::memory_order_relaxed); }
   // Starts a new peak at the bytes alive now, and returns them.
   int64_t reset_peak();
 
+  // Whether instance() has installed the counting allocator (benchmarks time allocations before).
+  static bool installed();
   // Called by the counting allocator; `bytes` is the requested size (the header not included).
   void add(int64_t bytes);
   void remove(int64_t bytes) { current_.fetch_sub(bytes, std::memory_order_relaxed); }
@@ -40,6 +44,7 @@ class AllocationCounter {
   AllocationCounter() = default;
   std::atomic<int64_t> current_{0};
   std::atomic<int64_t> peak_{0};
+  std::atomic<int64_t> allocations_{0};
 };
 
 // While alive, CPU tensor storage allocated on this thread is counted by AllocationCounter
