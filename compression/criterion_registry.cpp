@@ -6,12 +6,27 @@
 #include "compression/norm_criteria.h"
 #include "compression/predictor_criterion.h"
 #include "compression/random_criterion.h"
-#include "compression/saliency_criterion.h"
 #include "compression/router_criterion.h"
+#include "compression/saliency_criterion.h"
 #include "compression/similarity_criterion.h"
 #include "compression/uniform_criterion.h"
 
 namespace winnow::compression {
+
+namespace {
+
+// The saliency table the options describe (keys "auto" = position until the planner resolves it).
+SaliencyTableOptions saliency_table_options(const CriterionOptions& o) {
+  SaliencyTableOptions table;
+  table.key = saliency_key_from_name(o.saliency_key() == "auto" ? "position" : o.saliency_key(),
+                                     "saliency_key");
+  table.keys = o.saliency_keys();
+  table.decay = o.saliency_decay();
+  table.init = o.saliency_init();
+  return table;
+}
+
+}  // namespace
 
 const CriterionRegistry& criterion_registry() {
   using Options = CriterionOptions;
@@ -40,16 +55,16 @@ const CriterionRegistry& criterion_registry() {
            [](const Options& o) { return std::make_unique<PredictorCriterion>(o.ratio_loss()); }},
           {"saliency", "EMA of the Taylor skip saliency from backward, by position or token id",
            [](const Options& o) {
-             SaliencyTableOptions table;
-             table.key = saliency_key_from_name(
-                 o.saliency_key() == "auto" ? "position" : o.saliency_key(), "saliency_key");
-             table.keys = o.saliency_keys();
-             table.decay = o.saliency_decay();
-             table.init = o.saliency_init();
-             return std::make_unique<SaliencyCriterion>(table, o.saliency_layer());
+             return std::make_unique<SaliencyCriterion>(saliency_table_options(o),
+                                                        o.saliency_layer());
            }},
           {"router", "Mixture-of-Depths' router wᵀx with its causal routing predictor",
-           [](const Options& o) { return std::make_unique<RouterCriterion>(o.predictor_loss()); }},
+           [](const Options& o) {
+             return std::make_unique<RouterCriterion>(
+                 o.predictor_loss(),
+                 RouterSaliencyTarget{o.router_saliency_loss(), saliency_table_options(o),
+                                      o.saliency_layer()});
+           }},
       });
   return registry;
 }

@@ -31,6 +31,9 @@ struct CriterionOptions {
   TORCH_ARG(int64_t, saliency_layer) = -1;
   // router: weight of its causal predictor's BCE against the top-k membership.
   TORCH_ARG(double, predictor_loss) = 1.0;
+  // router: weight of the BCE between σ(r) and the top-k membership by the saliency table (the
+  // saliency_* options describe the table); 0 = no table, no loss.
+  TORCH_ARG(double, router_saliency_loss) = 0.0;
 };
 
 using CriterionRegistry = data::Registry<std::unique_ptr<Criterion>, const CriterionOptions&>;

@@ -17,11 +17,13 @@ bool valid_stage_name(const std::string& name) {
   return true;
 }
 
-// A saliency stage's table keys resolved against the model: auto is the token id for text models
-// (a vocabulary) and the position otherwise; the table has a slot per key.
+// A saliency stage's (or a saliency-supervised router's) table keys resolved against the model:
+// auto is the token id for text models (a vocabulary) and the position otherwise; the table has a
+// slot per key.
 ReductionConfig with_saliency_table_size(ReductionConfig reduction, const ModelShape& model,
                                          const std::string& prefix) {
-  if (reduction.criterion != "saliency") return reduction;
+  const bool router_table = reduction.criterion == "router" && reduction.router_saliency_loss > 0;
+  if (reduction.criterion != "saliency" && !router_table) return reduction;
   if (reduction.saliency_key == "auto")
     reduction.saliency_key = model.vocab > 0 ? "token" : "position";
   if (reduction.saliency_key == "token") {

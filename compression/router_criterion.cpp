@@ -1,6 +1,7 @@
 // The Mixture-of-Depths router and its causal predictor as a learned criterion.
 #include "compression/router_criterion.h"
 
+#include <cmath>
 #include <string>
 
 #include "compression/flops.h"
@@ -23,6 +24,12 @@ void RouterCriterion::create_parameters(torch::nn::Module& stage,
   for (int64_t layer : layers) {
     TORCH_CHECK(!layers_.count(layer), "router criterion: layer ", layer, " given twice");
     layers_.emplace(layer, stage.register_module(std::to_string(layer), RouterLayer(width)));
+  }
+  if (saliency_.loss > 0) {
+    TORCH_CHECK(!table_, "router criterion: its saliency table was already made");
+    table_ = std::make_shared<TokenSaliencyTable>(
+        saliency_.table,
+        saliency_.source_layer >= 0 ? std::vector<int64_t>{saliency_.source_layer} : layers);
   }
 }
 
@@ -70,6 +77,31 @@ void RouterCriterion::add_losses(const TokenState& reduced, const ScoreContext& 
     add_aux_metric(*context.metrics, "router_predictor_accuracy",
                    route_predictor_correct(logits, membership),
                    static_cast<double>(membership.numel()));
+  if (table_) add_saliency_loss(reduced, context, membership);
+}
+
+void RouterCriterion::add_saliency_loss(const TokenState& reduced, const ScoreContext& context,
+                                        const torch::Tensor& membership) const {  // [B, R]
+  const int64_t protect = reduced.protected_count;
+  const int64_t capacity = static_cast<int64_t>(std::llround(membership[0].sum().item<double>()));
+  const int64_t row = saliency_.source_layer >= 0 ? saliency_.source_layer : context.layer;
+  const auto keys = table_->keys_of(reduced.positions(), context.token_ids);  // [B, N]
+  // The top-C by table value; unseen keys (init +∞) first, ties to the lower index.
+  const auto target = saliency_top_k_membership(table_->lookup(row, keys), protect, capacity)
+                          .slice(1, protect)
+                          .to(reduced.x.device());  // [B, R]
+  if (context.aux_losses) {
+    const auto logits =
+        layer(context.layer)->router->forward(reduced.x.detach()).squeeze(-1).slice(1, protect);
+    // The same Σ-over-samples mean BCE as the predictor's (route_predictor_loss).
+    add_aux_loss(*context.aux_losses, "router_saliency", route_predictor_loss(logits, target),
+                 saliency_.loss);
+  }
+  if (context.metrics)
+    add_aux_metric(
+        *context.metrics, "router_saliency_agreement",
+        (membership > 0.5).logical_and(target.to(membership.device()) > 0.5).sum().item<double>(),
+        static_cast<double>(capacity * membership.size(0)));
 }
 
 }  // namespace winnow::compression

@@ -35,7 +35,8 @@ ReductionSchedule::ReductionSchedule(const ReductionConfig& c, int64_t depth, in
       .saliency_decay(c.saliency_decay)
       .saliency_init(c.saliency_init)
       .saliency_layer(c.saliency_layer)
-      .predictor_loss(c.predictor_loss);
+      .predictor_loss(c.predictor_loss)
+      .router_saliency_loss(c.router_saliency_loss);
   StrategyOptions strategy_options;
   strategy_options.fuse(c.fuse)
       .descending_order(c.descending_order)
@@ -63,6 +64,11 @@ ReductionSchedule::ReductionSchedule(const ReductionConfig& c, int64_t depth, in
               "'");
   TORCH_CHECK(c.predictor_loss >= 0, prefix, ".predictor_loss: expected >= 0, got ",
               c.predictor_loss);
+  TORCH_CHECK(c.router_saliency_loss >= 0, prefix, ".router_saliency_loss: expected >= 0, got ",
+              c.router_saliency_loss);
+  TORCH_CHECK(c.router_saliency_loss == 0 || c.criterion == "router", prefix,
+              ".router_saliency_loss: only the router criterion has it, the criterion is '",
+              c.criterion, "'");
   TORCH_CHECK(c.router_weight == "sigmoid" || c.router_weight == "tanh", prefix,
               ".router_weight: expected sigmoid or tanh, got '", c.router_weight, "'");
   method_ = std::make_shared<Method>(

@@ -34,6 +34,9 @@ struct ReductionConfig {
   double z_loss = 1e-3;           // linear: weight of the z-loss on its scores
   double ratio_loss = 2.0;        // predictor: weight of DynamicViT's keep-ratio loss
   double predictor_loss = 1.0;    // router: weight of its causal predictor's BCE
+  // router: weight of its BCE toward the top-k by the saliency table (0 = off; saliency_* below
+  // describe the table).
+  double router_saliency_loss = 0.0;
   // weighted_route: the router weight on the update, sigmoid σ(r) or tanh α·tanh(r) + β.
   std::string router_weight = "sigmoid";
   double tanh_alpha = 0.2;  // p-MoD's tanh_0.2_1

@@ -163,11 +163,14 @@ void TokenSaliencyTable::observe(int64_t layer, const torch::Tensor& x, const to
                 "token saliency: a block output was modified in place after its saliency hook "
                 "was registered; τ would use the wrong values");
     const auto tau = token_taylor_saliency(input, output, grad).to(torch::kCPU);  // [B, N]
-    // A token whose gradient is exactly zero did not reach the loss (a later layer dropped it):
-    // it was not observed, rather than observed unimportant (τ = 0 would lock it out for good).
-    const auto reached = counted & grad.detach().ne(0).any(-1).to(torch::kCPU);  // [B, N]
-    const auto values = tau.masked_select(reached);                               // [M]
-    const auto reached_keys = key.masked_select(reached);                         // [M]
+    // A token whose gradient is exactly zero did not reach the loss (a later layer dropped it),
+    // and one whose output equals its input skipped the block (a route left it on the residual
+    // stream): neither was observed, rather than observed unimportant (τ = 0 would lock it out
+    // for good).
+    const auto ran = output.ne(input).any(-1).to(torch::kCPU);                         // [B, N]
+    const auto reached = counted & ran & grad.detach().ne(0).any(-1).to(torch::kCPU);  // [B, N]
+    const auto values = tau.masked_select(reached);                                    // [M]
+    const auto reached_keys = key.masked_select(reached);                              // [M]
     sums.select(0, 0).index_add_(0, reached_keys, values);
     sums.select(0, 1).index_add_(0, reached_keys, torch::ones_like(values));
   });

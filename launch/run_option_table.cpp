@@ -341,6 +341,9 @@ OptionList<StageSection> make_stage_options() {
            "saliency: the block whose τ the table averages (-1: each reducing layer its own)")
       .add("predictor_loss", WINNOW_FIELD(reduction.predictor_loss),
            "router: weight of its causal predictor's BCE against the top-k membership (>= 0)")
+      .add("router_saliency_loss", WINNOW_FIELD(reduction.router_saliency_loss),
+           "router: weight of a BCE between σ(r) and the top-k membership by the EMA of the "
+           "Taylor skip saliency (the saliency_* options describe that table; 0 = off, >= 0)")
       .add("router_weight", WINNOW_FIELD(reduction.router_weight),
            "weighted_route: the factor on a routed token's block update, sigmoid (σ(r), "
            "Mixture-of-Depths) | tanh (α·tanh(r) + β, p-MoD's TanhNorm)")

@@ -192,6 +192,70 @@ TEST(Router, PredictorLossReachesOnlyThePredictor) {
   EXPECT_EQ(metrics.at("router_predictor_accuracy").count, 4.0);
 }
 
+// Saliency supervision (co_compression.md §7.6 point 5): a BCE between σ(r) and the top-C by the
+// τ table. r = [1, 0.5, 2, −0.5] routes tokens 0 and 2 (C = 2); the table ranks positions 1 and 3
+// highest, so the target is [0, 1, 0, 1] and no routed token agrees with it.
+TEST(Router, SaliencyLossIsTheBceTowardTheTopCByTheTable) {
+  RouterSaliencyTarget target;
+  target.loss = 0.5;
+  target.table.keys = 4;
+  RouterCriterion criterion(/*predictor_loss=*/1.0, target);
+  torch::nn::Module stage;
+  criterion.create_parameters(stage, {0}, 2);
+  {
+    torch::NoGradGuard no_grad;
+    criterion.layer(0)->router->weight.copy_(torch::tensor({1.0, 0.5}).view({1, 2}));
+  }
+  auto table = criterion.saliency_table();
+  ASSERT_NE(table, nullptr);
+  EXPECT_EQ(table->layers(), std::vector<int64_t>{0});
+  const auto tau = torch::tensor({0.1, 5.0, 0.2, 3.0}, torch::kFloat64);
+  table->update(torch::stack({tau, torch::ones(4, torch::kFloat64)}).unsqueeze(0), 1.0);
+
+  auto state = four_tokens();
+  state.x.requires_grad_(true);
+  TokenState membership = state;
+  membership.keep = torch::tensor({{1.0, 0.0, 1.0, 0.0}});
+  AuxLosses losses;
+  AuxMetrics metrics;
+  ScoreContext context;
+  context.aux_losses = &losses;
+  context.metrics = &metrics;
+  criterion.add_losses(membership, context);
+  ASSERT_EQ(losses.count("router_saliency"), 1u);
+  EXPECT_DOUBLE_EQ(losses.at("router_saliency").weight, 0.5);
+  // BCE(σ(r), 0) = log(1 + e^r), BCE(σ(r), 1) = log(1 + e^{−r}).
+  const double expected = 0.25 * (std::log1p(std::exp(1.0)) + std::log1p(std::exp(-0.5)) +
+                                  std::log1p(std::exp(2.0)) + std::log1p(std::exp(0.5)));
+  EXPECT_NEAR(losses.at("router_saliency").sum.item<double>(), expected, 1e-6);
+  ASSERT_EQ(metrics.count("router_saliency_agreement"), 1u);
+  EXPECT_EQ(metrics.at("router_saliency_agreement").sum, 0.0);
+  EXPECT_EQ(metrics.at("router_saliency_agreement").count, 2.0);
+  // It trains the router's w only: not the tokens, not the predictor.
+  losses.at("router_saliency").sum.backward();
+  EXPECT_FALSE(state.x.grad().defined());
+  EXPECT_TRUE(criterion.layer(0)->router->weight.grad().defined());
+  EXPECT_FALSE(criterion.layer(0)->predictor->fc1->weight.grad().defined());
+}
+
+// Without a weight there is no table and no loss; the option belongs to the router alone.
+TEST(Router, SaliencyLossIsOffByDefaultAndRouterOnly) {
+  HandRouter hand({1.0, 0.5});
+  EXPECT_EQ(hand.criterion.saliency_table(), nullptr);
+  ReductionConfig c;
+  c.criterion = "norm";
+  c.strategy = "route";
+  c.layers = {1};
+  c.keep = {0.5};
+  c.router_saliency_loss = 1.0;
+  try {
+    ReductionSchedule(c, 4);
+    FAIL() << "router_saliency_loss with criterion norm was accepted";
+  } catch (const c10::Error& error) {
+    EXPECT_NE(error.msg().find("router_saliency_loss"), std::string::npos) << error.msg();
+  }
+}
+
 TEST(Router, PredictorLossIsTheMeanBceSummedOverSamples) {
   const auto logits = torch::tensor({{0.0, 2.0}, {-1.0, 1.0}});
   const auto membership = torch::tensor({{1.0, 0.0}, {0.0, 1.0}});

@@ -120,6 +120,26 @@ TEST(TokenSaliency, TokensThatDidNotReachTheLossAreNotObserved) {
   EXPECT_GT(table.values(0)[1].item<double>(), 0);
 }
 
+// A route leaves the tokens it did not choose on the residual stream (y = x): they skipped the
+// block, so they are not observed (τ would be 0 and lock them out, as above).
+TEST(TokenSaliency, TokensThatSkippedTheBlockAreNotObserved) {
+  torch::manual_seed(5);
+  const auto weight = torch::randn({kWidth, kWidth}, torch::kFloat64);
+  const auto x = torch::randn({kBatch, kTokens, kWidth}, torch::kFloat64).requires_grad_(true);
+  // Tokens 0 and 2 run the block; the others ride the residual.
+  auto routed = torch::zeros({1, kTokens, 1}, torch::kFloat64);
+  routed[0][0][0] = 1.0;
+  routed[0][2][0] = 1.0;
+  const auto y = x + routed * torch::tanh(torch::matmul(x, weight));
+  TokenSaliencyTable table(table_options(kTokens), {0});
+  table.observe(0, x, y, {}, /*protected_count=*/0,
+                table.keys_of(torch::arange(kTokens).expand({kBatch, kTokens}), {}));
+  (y * y).sum().backward();
+  const auto counts = table.step_sums()[0][1];  // [keys]
+  for (int64_t k = 0; k < kTokens; ++k)
+    EXPECT_EQ(counts[k].item<double>(), k == 0 || k == 2 ? kBatch : 0) << k;
+}
+
 // v_k ← τ̄_k at the first observation, then β·v_k + (1 − β)·τ̄_k; keys not observed in a step keep
 // their value; keys never observed score init; non-finite means leave the key alone.
 TEST(TokenSaliency, EmaUpdateByHand) {

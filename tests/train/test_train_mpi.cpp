@@ -373,7 +373,12 @@ TEST(RankInvariance, DistilledPredictorOnAFrozenBackboneMatchesOneProcess) {
 // Mixture-of-Depths on a GPT (criterion router, strategy weighted_route): each sample's top-k by
 // the router, the update scaled by σ(r), and the causal predictor's BCE; the router and the
 // predictor train identically on any number of ranks.
-TEST(RankInvariance, MixtureOfDepthsRouterMatchesOneProcess) {
+namespace {
+
+// A 2-block GPT with a Mixture-of-Depths router at block 1 (capacity 0.25), 12 steps on N ranks
+// against one process; router_saliency_loss > 0 adds the τ-table supervision (keys: token ids),
+// whose tables must then agree too.
+void check_mixture_of_depths(double router_saliency_loss) {
   compression::StaticPlannerConfig config;
   config.stages.push_back({"mod", {}});
   auto& c = config.stages.back().reduction;
@@ -381,6 +386,7 @@ TEST(RankInvariance, MixtureOfDepthsRouterMatchesOneProcess) {
   c.strategy = "weighted_route";
   c.layers = {1};
   c.keep = {0.25};
+  c.router_saliency_loss = router_saliency_loss;
   data::SyntheticTokenOptions o;
   o.num_windows = 128;
   o.vocab_size = 16;
@@ -395,8 +401,8 @@ TEST(RankInvariance, MixtureOfDepthsRouterMatchesOneProcess) {
     g.depth = 2;
     g.heads = 2;
     auto model = std::make_shared<GptImpl>(g);
-    auto planner =
-        std::make_shared<compression::StaticPlanner>(config, compression::ModelShape{2, 16, 0, 0});
+    auto planner = std::make_shared<compression::StaticPlanner>(
+        config, compression::ModelShape{2, 16, 0, 0, 0, 8, 0, 16});
     model->attach_compression(planner->parameters());
     model->to(torch::kFloat64);
     return std::make_pair(model, planner);
@@ -413,6 +419,25 @@ TEST(RankInvariance, MixtureOfDepthsRouterMatchesOneProcess) {
     const auto moved = (named[name] - initial->named_parameters()[name]).abs().max().item<double>();
     EXPECT_GT(moved, 1e-6) << name << " did not train";
   }
+  if (router_saliency_loss > 0) {
+    const auto tables = distributed_planner->saliency_tables();
+    ASSERT_EQ(tables.size(), 1u);
+    const auto one = single_planner->saliency_tables().at(0);
+    EXPECT_GT(tables[0]->updates(), 0);
+    EXPECT_GT(tables[0]->observations(1).sum().item<int64_t>(), 0);
+    EXPECT_TRUE(torch::allclose(tables[0]->values(1), one->values(1), 1e-9, 1e-12))
+        << tables[0]->values(1) << one->values(1);
+  }
+}
+
+}  // namespace
+
+TEST(RankInvariance, MixtureOfDepthsRouterMatchesOneProcess) {
+  check_mixture_of_depths(0.0);
+}
+
+TEST(RankInvariance, SaliencySupervisedRouterMatchesOneProcess) {
+  check_mixture_of_depths(0.5);
 }
 
 namespace {
