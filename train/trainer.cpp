@@ -589,11 +589,8 @@ TrainSummary Trainer::run() {
   if (summary.last_step == options_.steps && !summary.stopped_early &&
       options_.inference_rounds > 0) {
     summary.inference = measure_inference();
-    if (summary.inference.measured()) {
+    if (summary.inference.measured())
       log(inference_metrics_line(summary.last_step - 1, summary.inference));
-      progress.message(inference_speed_line(summary.inference, model_->task_units(),
-                                            summary.eval.flops_speedup()));
-    }
   }
   // Lines written after the last decision (the final checkpoint's) must have reached the disk.
   auto metrics_failed = torch::tensor({metrics_error_.empty() ? 0.0 : 1.0}, torch::kFloat64);

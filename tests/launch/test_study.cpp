@@ -197,7 +197,10 @@ TEST(StudyReport, GroupsOverSeedsWithMeanAndSampleStd) {
   std::vector<CellResult> results;
   for (size_t i = 0; i < 4; ++i) {
     CellResult r = cell_group(cells[i], true);
-    r.summary = {"eval_accuracy", accuracy[i], 1e9 * static_cast<double>(i + 1), 10.0};
+    r.summary.metric = "eval_accuracy";
+    r.summary.metric_value = accuracy[i];
+    r.summary.training_flops = 1e9 * static_cast<double>(i + 1);
+    r.summary.train_seconds = 10.0;
     results.push_back(r);
   }
   EXPECT_EQ(results[0].group, "tome,keep=0.5");
