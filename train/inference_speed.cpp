@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <sstream>
@@ -197,8 +198,8 @@ std::string inference_speed_line(const InferenceSpeed& speed, const TaskUnits& u
        << speed.rounds << " rounds of " << speed.batch << " samples, range " << rate(speed.plan.min)
        << "-" << rate(speed.plan.max) << ") vs dense " << rate(speed.dense.median) << " "
        << units.throughput_unit << " (range " << rate(speed.dense.min) << "-"
-       << rate(speed.dense.max) << "): " << ratio(speed.speedup) << "x (FLOPs "
-       << ratio(flops_ratio) << "x)";
+       << rate(speed.dense.max) << "): " << ratio(speed.speedup) << "x";
+  if (std::isfinite(flops_ratio)) line << " (FLOPs " << ratio(flops_ratio) << "x)";
   return line.str();
 }
 

@@ -83,7 +83,7 @@ InferenceSpeed measure_inference_speed(TransformerModel& model, const data::Data
 // The line `winnow eval` prints, e.g. "inference: 1234 img/s (median of 5 rounds of 64 samples,
 // range 1200-1250) vs dense 800 img/s (range 790-810): 1.54x (FLOPs 1.67x)", in the model's
 // throughput unit (images or tokens per second); `flops_ratio` is the dense over the planned
-// forward FLOPs.
+// forward FLOPs (the part in parentheses is left out when it is NaN: no evaluation).
 std::string inference_speed_line(const InferenceSpeed& speed, const TaskUnits& units,
                                  double flops_ratio);
 

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -154,6 +155,11 @@ TEST(InferenceSpeed, EvalLineGivesThroughputRangeAndRatios) {
       inference_speed_line(speed, {"tok/s", 16, "sequences", "next_token_accuracy", true}, 1.0),
       "inference: 19744 tok/s (median of 5 rounds of 64 samples, range 19200-20000) vs "
       "dense 12800 tok/s (range 12640-12960): 1.54x (FLOPs 1.00x)");
+  // Without an evaluation there is no FLOPs ratio.
+  EXPECT_EQ(inference_speed_line(speed, {"img/s", 1, "images", "accuracy", false},
+                                 std::numeric_limits<double>::quiet_NaN()),
+            "inference: 1234 img/s (median of 5 rounds of 64 samples, range 1200-1250) vs dense "
+            "800 img/s (range 790-810): 1.54x");
   speed.plan.median = speed.plan.min = speed.plan.max = 0.5;  // slow: 3 significant digits
   EXPECT_EQ(
       inference_speed_line(speed, {"img/s", 1, "images", "accuracy", false}, 1.0).substr(0, 21),
