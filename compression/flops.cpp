@@ -6,9 +6,12 @@ namespace winnow::compression {
 double attention_forward_flops(const BlockShape& shape, double tokens, double keys) {
   const double c = static_cast<double>(shape.width);
   const double qkv = 2.0 * tokens * c * 3.0 * c;
-  const double attention = 2.0 * 2.0 * tokens * keys * c;
   const double proj = 2.0 * tokens * c * c;
-  return qkv + attention + proj;
+  return qkv + attention_core_forward_flops(shape, tokens, keys) + proj;
+}
+
+double attention_core_forward_flops(const BlockShape& shape, double tokens, double keys) {
+  return 2.0 * 2.0 * tokens * keys * static_cast<double>(shape.width);
 }
 
 double mlp_forward_flops(const BlockShape& shape, double tokens) {

@@ -21,6 +21,9 @@ double block_forward_flops(const BlockShape& shape, double tokens, double keys);
 // blocks whose MLP sees fewer tokens than their attention (a merge or prune after attention).
 double attention_forward_flops(const BlockShape& shape, double tokens, double keys);
 double mlp_forward_flops(const BlockShape& shape, double tokens);
+// The part of attention that grows with tokens × keys: the scores Q·Kᵀ and the weighted sum A·V,
+// 2·2·N·K·C. Keeping m of n tokens scales it by m²/n² (the rest of the block by m/n).
+double attention_core_forward_flops(const BlockShape& shape, double tokens, double keys);
 
 // Forward FLOPs of a linear map applied to `rows` rows: 2·rows·in·out.
 double linear_forward_flops(double rows, int64_t in_features, int64_t out_features);

@@ -12,6 +12,7 @@
 #include "launch/config.h"
 #include "launch/run_setup.h"
 #include "launch/system_info.h"
+#include "train/allocation_counter.h"
 #include "train/trainer.h"
 
 namespace winnow::launch {
@@ -47,6 +48,41 @@ double matmul_gflops(int64_t m, int64_t k, int64_t n, int repeats) {
     rates.push_back(flops * static_cast<double>(count) / elapsed / 1e9);
   }
   return median(rates);
+}
+
+// Nanoseconds per allocation and free of a `bytes`-byte CPU tensor: the median of `repeats` runs
+// of `count` each.
+double allocation_ns(int64_t bytes, int64_t count, int repeats) {
+  std::vector<double> runs;
+  for (int r = 0; r < repeats; ++r) {
+    const auto start = Clock::now();
+    for (int64_t i = 0; i < count; ++i) torch::empty({bytes}, torch::kUInt8);
+    runs.push_back(1e9 * std::chrono::duration<double>(Clock::now() - start).count() /
+                   static_cast<double>(count));
+  }
+  return median(runs);
+}
+
+// What the counting allocator (train/allocation_counter.h) adds to an allocation: timed with
+// LibTorch's allocator before it is installed, then installed (uncounted and counted).
+struct AllocatorCost {
+  double default_ns = 0.0, uncounted_ns = 0.0, counted_ns = 0.0;
+  bool measured = false;  // false when something installed it before the benchmark could time
+};
+
+AllocatorCost allocator_cost() {
+  constexpr int64_t kBytes = 64 * 1024, kCount = 200000;
+  AllocatorCost cost;
+  if (train::AllocationCounter::installed()) return cost;
+  cost.default_ns = allocation_ns(kBytes, kCount, 5);
+  train::AllocationCounter::instance();
+  cost.uncounted_ns = allocation_ns(kBytes, kCount, 5);
+  {
+    train::CountAllocations counting;
+    cost.counted_ns = allocation_ns(kBytes, kCount, 5);
+  }
+  cost.measured = true;
+  return cost;
 }
 
 }  // namespace
@@ -85,6 +121,7 @@ int bench_command(const Args& args) {
   const int64_t hidden =
       static_cast<int64_t>(static_cast<double>(config.model.dim) * config.model.mlp_ratio);
   const double matmul_model_shape = matmul_gflops(rows, config.model.dim, hidden, 3);
+  const AllocatorCost allocation = allocator_cost();
 
   config.train.run_dir.clear();
   config.train.progress = false;
@@ -101,10 +138,12 @@ int bench_command(const Args& args) {
   data::Loader loader(data.train, loader_options);
 
   std::vector<double> step_seconds, comm_seconds;
-  double flops_per_step = 0.0;
+  double flops_per_step = 0.0, allocations_per_step = 0.0;
+  int64_t peak_activation_bytes = 0;
   for (int64_t step = 0; step < warmup + steps; ++step) {
     auto batch = loader.next();
     comm->barrier();
+    const int64_t allocations = train::AllocationCounter::instance().allocations();
     const auto start = Clock::now();
     auto r = trainer.train_step(batch, step);
     comm->barrier();
@@ -113,6 +152,9 @@ int bench_command(const Args& args) {
       step_seconds.push_back(seconds);
       comm_seconds.push_back(r.comm_seconds);
       flops_per_step = r.forward_flops * compression::kTrainingFlopsPerForwardFlop;
+      allocations_per_step =
+          static_cast<double>(train::AllocationCounter::instance().allocations() - allocations);
+      peak_activation_bytes = r.peak_activation_bytes;
     }
   }
   const double matmul_after = matmul_gflops(matmul_size, matmul_size, matmul_size, 3);
@@ -141,7 +183,21 @@ int bench_command(const Args& args) {
               << ", " << config.model.dim << "] x [" << config.model.dim << ", " << hidden << "])\n"
               << "  efficiency                " << 100.0 * achieved / matmul_rate
               << " % of the square matmul rate, " << 100.0 * achieved / matmul_model_shape
-              << " % of the model-shape matmul rate" << std::endl;
+              << " % of the model-shape matmul rate\n"
+              << "  peak activations per step " << si(static_cast<double>(peak_activation_bytes))
+              << "B (measured, largest rank)\n";
+    if (allocation.measured) {
+      // The counter's cost per step: its extra time per allocation times the step's allocations.
+      const double extra_ns = allocation.counted_ns - allocation.default_ns;
+      std::cout << "  allocation counter        " << extra_ns
+                << " ns per 64 KiB allocation (LibTorch " << allocation.default_ns
+                << " ns, installed " << allocation.uncounted_ns << ", counted "
+                << allocation.counted_ns << "); " << allocations_per_step
+                << " allocations per step: "
+                << 100.0 * extra_ns * 1e-9 * allocations_per_step / step_time
+                << " % of the step time\n";
+    }
+    std::cout << std::flush;
     if (reference_blas_loaded())
       std::cout
           << "  warning: the reference BLAS is loaded; install libopenblas0-openmp (~40x faster)\n";

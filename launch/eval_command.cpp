@@ -5,6 +5,7 @@
 #include "launch/config.h"
 #include "launch/run_setup.h"
 #include "train/evaluate.h"
+#include "train/inference_speed.h"
 #include "train/model_weights.h"
 
 namespace winnow::launch {
@@ -50,6 +51,12 @@ int eval_command(const Args& args) {
   options.seed = config.train.seed;
   options.planner = compression.planner.get();
   auto result = train::evaluate_model(*model, *data.eval, *comm, options);
+  train::InferenceSpeedOptions inference;
+  inference.batch = config.train.inference_batch;
+  inference.rounds = config.train.inference_rounds;
+  inference.seed = config.train.seed;
+  inference.planner = compression.planner.get();
+  const auto speed = train::measure_inference_speed(*model, *data.eval, *comm, inference);
   if (comm->is_root()) {
     std::cout << "eval " << data.eval->describe() << "\n  plan        "
               << compression.planner->plan(0, /*training=*/false).describe() << "\n  samples     "
@@ -65,7 +72,12 @@ int eval_command(const Args& args) {
               << " of dense " << si(result.dense_forward_flops_per_sample) << ")\n";
     for (const auto& [name, value] : result.metrics)
       std::cout << "  " << name << " " << value << "\n";
-    std::cout << "  time        " << result.seconds << " s" << std::endl;
+    std::cout << "  time        " << result.seconds << " s\n";
+    if (speed.measured())
+      std::cout << "  "
+                << train::inference_speed_line(speed, model->task_units(), result.flops_speedup())
+                << "\n";
+    std::cout << std::flush;
   }
   return 0;
 }

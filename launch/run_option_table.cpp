@@ -87,6 +87,14 @@ std::vector<OptionSection<RunConfig>> make_run_option_sections() {
                 "samples per evaluation batch over all ranks (>= 1)")
            .add("eval_max_samples", WINNOW_FIELD(train.eval_max_samples),
                 "evaluate on at most this many samples (0 = all)")
+           .add("inference_batch", WINNOW_FIELD(train.inference_batch),
+                "samples per timed forward pass over all ranks when measuring inference "
+                "throughput after training and in `winnow eval` (>= 1)",
+                at_least(1))
+           .add("inference_rounds", WINNOW_FIELD(train.inference_rounds),
+                "timed rounds of inference throughput, evaluation plan against dense, "
+                "alternating, after one warm-up round (0 = no measurement)",
+                at_least(0, " (0 = off)"))
            .add("log_every", WINNOW_FIELD(train.log_every),
                 "steps between metrics lines and (off a terminal) progress lines (>= 1)")
            .add("seed", WINNOW_FIELD(train.seed),

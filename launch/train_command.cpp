@@ -18,6 +18,7 @@
 #include "train/checkpoint.h"
 #include "train/checkpoint_directory.h"
 #include "train/metrics.h"
+#include "train/metrics_lines.h"
 #include "train/model_weights.h"
 #include "train/root_work.h"
 #include "train/trainer.h"
@@ -249,6 +250,13 @@ int train_command(const Args& args) {
                 << 100.0 * summary.checkpoint_seconds /
                        std::max(1e-9, summary.train_seconds + summary.checkpoint_seconds)
                 << "% of training time), newest " << summary.last_checkpoint << "\n";
+    std::cout << "  peak activations " << si(static_cast<double>(summary.peak_activation_bytes))
+              << "B (largest step, forward + backward, above the bytes live at its start)\n";
+    if (summary.inference.measured())
+      std::cout << "  "
+                << train::inference_speed_line(summary.inference, units,
+                                               summary.eval.flops_speedup())
+                << "\n";
     if (data.eval) {
       if (units.perplexity) {
         std::cout << "  eval loss      " << summary.eval.loss << " (perplexity "
@@ -293,6 +301,7 @@ int train_command(const Args& args) {
               .add("eval_accuracy", summary.eval.accuracy);
           if (model->task_units().perplexity) line.add("eval_perplexity", summary.eval.perplexity);
           for (const auto& [name, value] : summary.eval.metrics) line.add("eval_" + name, value);
+          train::add_run_measurements(line, summary);
           data::write_file_atomically(config.train.run_dir + "/summary.json", line.str() + "\n");
         },
         [&](const std::string& reason) {

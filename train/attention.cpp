@@ -3,6 +3,7 @@
 
 #include "train/batched_matmul.h"
 
+#include <chrono>
 #include <cmath>
 #include <limits>
 
@@ -68,6 +69,8 @@ AttentionOutput MultiHeadAttentionImpl::forward(const torch::Tensor& x,
   // [B, N, 3C] -> [3, B, H, N, D]
   auto packed = qkv->forward(x).view({batch, tokens, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});
   auto q = packed[0], k = packed[1], v = packed[2];  // each [B, H, N, D]
+  const auto core_start = request.core_seconds ? std::chrono::steady_clock::now()
+                                               : std::chrono::steady_clock::time_point{};
 
   // Additive bias over keys, broadcast to [B, 1|N, N, N] as needed.
   torch::Tensor bias;
@@ -128,6 +131,9 @@ AttentionOutput MultiHeadAttentionImpl::forward(const torch::Tensor& x,
   } else if (request.cls_row) {
     result.cls_row = cls_attention_row(q, k, bias);  // beside the fused kernel, O(N·d)
   }
+  if (request.core_seconds)
+    result.core_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - core_start).count();
   if (request.mean_keys) result.mean_keys = k.mean(1);  // [B, N, D]
 
   // [B, H, N, D] -> [B, N, C]

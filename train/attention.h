@@ -21,6 +21,8 @@ struct AttentionRequest {
   bool cls_row = false;        // [B, N]: attention of query 0 to every key, mean over heads
   bool received = false;       // [B, N]: mean attention each key receives (over heads, queries)
   bool mean_keys = false;      // [B, N, D]: keys averaged over heads (ToMe's similarity metric)
+  // Wall time of the core (bias and masks, scores, softmax, weighted sum), for measurements.
+  bool core_seconds = false;
 };
 
 struct AttentionInputs {
@@ -43,6 +45,7 @@ struct AttentionOutput {
   torch::Tensor cls_row;        // [B, N] when requested
   torch::Tensor received;       // [B, N] when requested
   torch::Tensor mean_keys;      // [B, N, D] when requested
+  double core_seconds = 0.0;    // when requested
 };
 
 class MultiHeadAttentionImpl : public torch::nn::Module {

@@ -1,7 +1,20 @@
 // Pre-LN transformer block with token-reduction sites.
 #include "train/block.h"
 
+#include <chrono>
+
 namespace winnow::train {
+namespace {
+
+// Adds, per original position, the samples in which it is a live token of `state`.
+void count_positions(const compression::TokenState& state, torch::Tensor& counts) {
+  const auto positions = state.positions().reshape({-1});  // [B·N]
+  auto live = torch::ones({positions.numel()}, counts.options());
+  if (state.keep.defined()) live = state.keep.reshape({-1}).gt(0).to(counts.scalar_type());
+  counts.index_add_(0, positions.to(counts.device()), live);
+}
+
+}  // namespace
 
 MlpImpl::MlpImpl(int64_t dim, int64_t hidden) {
   TORCH_CHECK(hidden > 0, "mlp: expected a hidden width > 0, got ", hidden);
@@ -26,7 +39,8 @@ BlockImpl::BlockImpl(const BlockOptions& options_) : options(options_) {
   mlp = register_module("mlp", Mlp(options.dim(), options.mlp_hidden()));
 }
 
-BlockTokens BlockImpl::forward(compression::TokenState& state, BlockHook* hook) {
+BlockTokens BlockImpl::forward(compression::TokenState& state, BlockHook* hook,
+                               BlockMeasurement* measurement) {
   BlockTokens tokens;
   if (hook && !hook->runs()) return tokens;
   const double scale = hook ? hook->update_scale() : 1.0;
@@ -43,9 +57,21 @@ BlockTokens BlockImpl::forward(compression::TokenState& state, BlockHook* hook) 
     else
       inputs.key_keep = s.keep;
     inputs.positions = s.pos;
-    const AttentionRequest request = hook ? hook->attention_request() : AttentionRequest{};
+    AttentionRequest request = hook ? hook->attention_request() : AttentionRequest{};
     tokens.attention = s.batch() * s.tokens();
-    AttentionOutput attention = attn->forward(norm1->forward(s.x), inputs, request);
+    AttentionOutput attention;
+    if (measurement) {
+      if (measurement->position_counts.defined()) count_positions(s, measurement->position_counts);
+      request.core_seconds = true;
+      const auto normed = norm1->forward(s.x);
+      const auto start = std::chrono::steady_clock::now();
+      attention = attn->forward(normed, inputs, request);
+      measurement->attention_seconds +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      measurement->attention_core_seconds += attention.core_seconds;
+    } else {
+      attention = attn->forward(norm1->forward(s.x), inputs, request);
+    }
     s.x = s.x + scaled(attention.out);
     if (hook) hook->post_attention(s, attention);
     tokens.mlp = s.batch() * s.tokens();

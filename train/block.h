@@ -71,14 +71,28 @@ struct BlockTokens {
   int64_t mlp = 0;
 };
 
+// What a block measures when asked, accumulated over the forward passes it is given to
+// (inference measurements, train/inference_speed.h). Ordinary passes give none and pay nothing.
+struct BlockMeasurement {
+  // Wall time of the attention module (qkv, scores, softmax, weighted sum, proj), and of its core
+  // (bias and masks, scores, softmax, weighted sum: the part that grows with tokens × keys).
+  double attention_seconds = 0.0;
+  double attention_core_seconds = 0.0;
+  // [positions] float64, sized by the caller: how often each original position entered the
+  // block's attention (a token masked out, keep = 0, does not count). Undefined: not counted.
+  torch::Tensor position_counts;
+};
+
 class BlockImpl : public torch::nn::Module {
  public:
   explicit BlockImpl(const BlockOptions& options);
 
   // Runs the block on `state` in place, calling the hook (if any) at its sites. Attention sees
   // log(size) as key bias (proportional attention), keep as key mask, pos for causal masks. A
-  // gated-off block returns zero tokens and leaves the state unchanged.
-  BlockTokens forward(compression::TokenState& state, BlockHook* hook = nullptr);
+  // gated-off block returns zero tokens and leaves the state unchanged. With a measurement, the
+  // block adds its attention's times and the positions it attended over to it.
+  BlockTokens forward(compression::TokenState& state, BlockHook* hook = nullptr,
+                      BlockMeasurement* measurement = nullptr);
 
   BlockOptions options;
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};

@@ -1,6 +1,7 @@
 // Evaluation of a model on a whole dataset, sliced over ranks: top-1 accuracy and mean loss.
 #pragma once
 
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -25,6 +26,12 @@ struct EvalResult {
   // Statistics the plan's components reported (e.g. router_predictor_accuracy), global
   // sum / count.
   std::map<std::string, double> metrics;
+
+  // Dense over planned forward FLOPs per sample (the FLOPs speedup); NaN without an evaluation.
+  double flops_speedup() const {
+    return forward_flops_per_sample > 0 ? dense_forward_flops_per_sample / forward_flops_per_sample
+                                        : std::numeric_limits<double>::quiet_NaN();
+  }
 };
 
 struct EvalOptions {

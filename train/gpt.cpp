@@ -52,7 +52,8 @@ ModelOutput GptImpl::forward(const torch::Tensor& tokens, const ForwardContext& 
   LayerAccounting accounting(block_options(), options.depth);
   for (int64_t layer = 0; layer < options.depth; ++layer) {
     BlockHook* hook = context.hook_for ? context.hook_for(layer) : nullptr;
-    accounting.record(blocks[layer]->as<BlockImpl>()->forward(state, hook), batch);
+    accounting.record(
+        blocks[layer]->as<BlockImpl>()->forward(state, hook, context.measurement(layer)), batch);
     if (hook) accounting.add_flops(hook->extra_forward_flops());
   }
   TORCH_CHECK(state.tokens() == length,

@@ -20,7 +20,8 @@ JsonLine step_metrics_line(int64_t step, const StepResult& r, double lr, double 
       .add("comm_seconds", r.comm_seconds)
       .add("samples_per_second", samples_per_second)
       .add("train_flops", r.training_flops())
-      .add("tokens_per_layer", r.tokens_per_layer);
+      .add("tokens_per_layer", r.tokens_per_layer)
+      .add("peak_activation_bytes", r.peak_activation_bytes);
   if (!r.layers_run.empty()) {
     std::vector<int64_t> gates(r.layers_run.begin(), r.layers_run.end());
     line.add("layers_run", gates);
@@ -99,6 +100,46 @@ std::string eval_progress_line(int64_t step, const EvalResult& eval, const TaskU
 
 std::string skipped_step_progress_line(int64_t step) {
   return "step " + std::to_string(step + 1) + ": non-finite loss on some rank; update skipped";
+}
+
+void add_inference_fields(JsonLine& line, const InferenceSpeed& speed) {
+  line.add("inference_samples_per_second", speed.plan.median)
+      .add("inference_samples_per_second_min", speed.plan.min)
+      .add("inference_samples_per_second_max", speed.plan.max)
+      .add("dense_inference_samples_per_second", speed.dense.median)
+      .add("dense_inference_samples_per_second_min", speed.dense.min)
+      .add("dense_inference_samples_per_second_max", speed.dense.max)
+      .add("inference_speedup", speed.speedup)
+      .add("inference_batch", speed.batch)
+      .add("inference_rounds", speed.rounds);
+  for (const auto& [prefix, layers] :
+       {std::make_pair(std::string(), &speed.plan_layers),
+        std::make_pair(std::string("dense_"), &speed.dense_layers)}) {
+    line.add(prefix + "attention_flops_per_layer", layers->attention_flops)
+        .add(prefix + "attention_core_flops_per_layer", layers->attention_core_flops)
+        .add(prefix + "attention_seconds_per_layer", layers->attention_seconds)
+        .add(prefix + "attention_core_seconds_per_layer", layers->attention_core_seconds);
+  }
+  const int64_t depth = static_cast<int64_t>(speed.plan_layers.tokens.size());
+  line.add("kept_tokens_per_layer", speed.plan_layers.tokens)
+      .add("dense_tokens", speed.positions)
+      .add("kept_position_fraction", speed.kept_position_fraction)
+      .add("kept_position_shape", std::vector<int64_t>{depth, speed.positions});
+  if (speed.patch_grid.first > 0)
+    line.add("patch_grid", std::vector<int64_t>{speed.patch_grid.first, speed.patch_grid.second});
+}
+
+JsonLine inference_metrics_line(int64_t step, const InferenceSpeed& speed) {
+  JsonLine line;
+  line.add("event", "inference").add("step", step + 1);
+  add_inference_fields(line, speed);
+  return line;
+}
+
+void add_run_measurements(JsonLine& line, const TrainSummary& summary) {
+  line.add("peak_activation_bytes", summary.peak_activation_bytes);
+  if (summary.eval.samples > 0) line.add("inference_flops_speedup", summary.eval.flops_speedup());
+  if (summary.inference.measured()) add_inference_fields(line, summary.inference);
 }
 
 }  // namespace winnow::train

@@ -10,6 +10,7 @@
 #include "compression/planner.h"
 #include "compression/token_evolution_monitor.h"
 #include "train/evaluate.h"
+#include "train/inference_speed.h"
 #include "train/metrics.h"
 #include "train/model.h"
 #include "train/trainer.h"
@@ -38,5 +39,21 @@ std::string eval_progress_line(int64_t step, const EvalResult& eval, const TaskU
 
 // "step N: non-finite loss on some rank; update skipped".
 std::string skipped_step_progress_line(int64_t step);
+
+// Adds the fields of an inference measurement (docs/training.md, "Measurements"):
+// inference_samples_per_second (median over rounds) with _min and _max, the same for
+// dense_inference_samples_per_second, inference_speedup, inference_batch, inference_rounds, and
+// per layer (per sample) kept_tokens_per_layer, attention_flops_per_layer,
+// attention_core_flops_per_layer, attention_seconds_per_layer, attention_core_seconds_per_layer,
+// each but the first also as dense_<name> for the dense passes, dense_tokens (the tokens of a
+// layer without reduction), and kept_position_fraction
+// (layers × positions, row-major) with kept_position_shape and, for images, patch_grid.
+void add_inference_fields(JsonLine& line, const InferenceSpeed& speed);
+// {"event":"inference"}: the measurement after step `step` (0-based), add_inference_fields.
+JsonLine inference_metrics_line(int64_t step, const InferenceSpeed& speed);
+// The measurements of a finished run for summary.json: peak_activation_bytes, the FLOPs speedup
+// of the evaluation plan (inference_flops_speedup, with an evaluation) and, when measured,
+// add_inference_fields.
+void add_run_measurements(JsonLine& line, const TrainSummary& summary);
 
 }  // namespace winnow::train

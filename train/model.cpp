@@ -40,16 +40,24 @@ LayerAccounting::LayerAccounting(const BlockOptions& block, int64_t depth)
 
 void LayerAccounting::record(const BlockTokens& tokens, int64_t batch) {
   tokens_.push_back(tokens.attention);
+  attention_flops_.push_back(0.0);
+  attention_core_flops_.push_back(0.0);
   if (batch == 0) return;
   const compression::BlockShape shape{width_, mlp_hidden_};
   const double per_sample = static_cast<double>(tokens.attention) / static_cast<double>(batch);
-  block_flops_ += static_cast<double>(batch) *
-                      compression::attention_forward_flops(shape, per_sample, per_sample) +
+  const double samples = static_cast<double>(batch);
+  attention_flops_.back() =
+      samples * compression::attention_forward_flops(shape, per_sample, per_sample);
+  attention_core_flops_.back() =
+      samples * compression::attention_core_forward_flops(shape, per_sample, per_sample);
+  block_flops_ += attention_flops_.back() +
                   compression::mlp_forward_flops(shape, static_cast<double>(tokens.mlp));
 }
 
 void LayerAccounting::finish(ModelOutput& output) const {
   output.tokens_per_layer = tokens_;
+  output.attention_flops_per_layer = attention_flops_;
+  output.attention_core_flops_per_layer = attention_core_flops_;
   output.forward_flops = block_flops_ + extra_flops_;
 }
 

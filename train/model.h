@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "compression/criterion.h"
@@ -26,6 +27,17 @@ struct ForwardContext {
   compression::AuxLosses* aux_losses = nullptr;
   // Also return the final, normalised token features (ModelOutput::final_state; distillation).
   bool final_tokens = false;
+  // Per layer, what each block measures (attention times, attended positions); null = nothing
+  // measured, the ordinary case. Sized to the model's depth by the caller.
+  std::vector<BlockMeasurement>* block_measurements = nullptr;
+
+  BlockMeasurement* measurement(int64_t layer) const {
+    if (block_measurements == nullptr) return nullptr;
+    TORCH_CHECK(layer < static_cast<int64_t>(block_measurements->size()),
+                "forward: block_measurements has ", block_measurements->size(),
+                " entries, expected one per layer (layer ", layer, ")");
+    return &(*block_measurements)[static_cast<size_t>(layer)];
+  }
 };
 
 struct ModelOutput {
@@ -34,6 +46,10 @@ struct ModelOutput {
   std::vector<int64_t> tokens_per_layer;
   // Analytic forward FLOPs of this batch from the actual token counts.
   double forward_flops = 0.0;
+  // The part of them in each block's attention (qkv, scores, weighted sum, proj), and in its core
+  // (scores and weighted sum, compression::attention_core_forward_flops), this batch.
+  std::vector<double> attention_flops_per_layer;
+  std::vector<double> attention_core_flops_per_layer;
   // Auxiliary losses of learned components (sums over this batch's samples; the trainer divides
   // by the global sample count and adds them with their weights).
   compression::AuxLosses aux_losses;
@@ -73,6 +89,9 @@ class TransformerModel : public torch::nn::Module {
   virtual int64_t dense_tokens() const = 0;
   // Analytic forward FLOPs of one sample with no token reduction.
   virtual double dense_forward_flops_per_sample() const = 0;
+  // The patch grid (rows, columns) of an image model's tokens after the protected CLS token, at
+  // original positions 1..rows·columns; {0, 0} for sequences.
+  virtual std::pair<int64_t, int64_t> patch_grid() const { return {0, 0}; }
   // Parameters that get no weight decay: norms, biases, embeddings (and CLS / position tokens).
   virtual bool exempt_from_weight_decay(const std::string& name, const torch::Tensor& p) const;
   // Registers the parameters of learned compression components (a Planner's parameters()) as
@@ -94,6 +113,7 @@ class LayerAccounting {
  private:
   int64_t width_, mlp_hidden_;
   std::vector<int64_t> tokens_;
+  std::vector<double> attention_flops_, attention_core_flops_;
   double block_flops_ = 0.0, extra_flops_ = 0.0;
 };
 

@@ -14,6 +14,7 @@
 #include "data/error_text.h"
 #include "data/loader.h"
 #include "dist/agreed_error.h"
+#include "train/allocation_counter.h"
 #include "train/checkpoint_directory.h"
 #include "train/metrics_lines.h"
 #include "train/plan_hooks.h"
@@ -69,6 +70,10 @@ void TrainerOptions::validate(int world_size) const {
   TORCH_CHECK(bucket_mb >= 1, "dist.bucket_mb: expected >= 1, got ", bucket_mb);
   TORCH_CHECK(replica_check_every >= 0, "dist.check_every: expected >= 0 (0 = never), got ",
               replica_check_every);
+  InferenceSpeedOptions inference;
+  inference.batch = inference_batch;
+  inference.rounds = inference_rounds;
+  inference.validate();
 }
 
 Trainer::Trainer(std::shared_ptr<TransformerModel> model, std::shared_ptr<data::Dataset> train_data,
@@ -190,6 +195,8 @@ StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
   compression::AuxMetrics metric_sums;     // name -> this rank's (sum, count)
   bool finite = true, prepared_last = false;
   const int64_t local = batch.size();
+  // Counts the tensor storage this thread allocates until the gradients are synchronised.
+  auto peak = std::make_unique<PeakAllocation>();
   for (int64_t micro = 0; micro < options_.accumulation; ++micro) {
     const auto [begin, end] =
         rank_share(local, static_cast<int>(micro), static_cast<int>(options_.accumulation));
@@ -245,6 +252,8 @@ StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
   const dist::GradSyncStats& sync = grad_sync_->finish();
   result.comm_seconds = sync.exposed_seconds;
   result.comm_collective_seconds = sync.collective_seconds;
+  const double peak_bytes = static_cast<double>(peak->bytes());
+  peak.reset();
 
   // Lockstep: every rank learns whether any rank saw a non-finite loss, and the global sums.
   // Every rank runs the same plan, so every rank has the same auxiliary losses, in name order.
@@ -254,6 +263,10 @@ StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
     sums.push_back(metric.sum);
     sums.push_back(metric.count);
   }
+  // Each rank's peak in its own slot, so that the sum holds every rank's (the max is taken below).
+  const size_t peak_slots = sums.size();
+  sums.resize(peak_slots + static_cast<size_t>(comm_->world_size()), 0.0);
+  sums[peak_slots + static_cast<size_t>(comm_->rank())] = peak_bytes;
   auto stats = torch::tensor(sums, torch::kFloat64);
   comm_->all_reduce(stats, dist::ReduceOp::kSum);
   result.loss = stats[0].item<double>() / global_count;
@@ -267,6 +280,9 @@ StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
     const double sum = stats[index++].item<double>(), count = stats[index++].item<double>();
     result.metrics[name] = count > 0 ? sum / count : NAN;
   }
+  for (int r = 0; r < comm_->world_size(); ++r)
+    result.peak_activation_bytes =
+        std::max(result.peak_activation_bytes, static_cast<int64_t>(stats[index++].item<double>()));
   // Tokens per layer summed over ranks, so every rank reports the global figure.
   if (!result.tokens_per_layer.empty() || model_->depth() > 0) {
     result.tokens_per_layer.resize(static_cast<size_t>(model_->depth()), 0);
@@ -320,6 +336,19 @@ EvalResult Trainer::evaluate() {
   eval_options.seed = options_.seed;
   eval_options.planner = planner_.get();
   auto result = evaluate_model(*model_, *eval_data_, *comm_, eval_options);
+  model_->train();
+  return result;
+}
+
+InferenceSpeed Trainer::measure_inference() {
+  const auto& data = eval_data_ ? eval_data_ : train_data_;
+  if (!data || options_.inference_rounds == 0) return {};
+  InferenceSpeedOptions inference;
+  inference.batch = options_.inference_batch;
+  inference.rounds = options_.inference_rounds;
+  inference.seed = options_.seed;
+  inference.planner = planner_.get();
+  auto result = measure_inference_speed(*model_, *data, *comm_, inference);
   model_->train();
   return result;
 }
@@ -546,6 +575,8 @@ TrainSummary Trainer::run() {
     summary.training_flops += r.training_flops();
     summary.skipped_steps += r.skipped ? 1 : 0;
     summary.final_loss = r.loss;
+    summary.peak_activation_bytes =
+        std::max(summary.peak_activation_bytes, r.peak_activation_bytes);
     ++summary.steps;
     summary.last_step = step + 1;
 
@@ -555,6 +586,12 @@ TrainSummary Trainer::run() {
     if (checkpoint_and_stop_after(step, checkpoints, summary, progress)) break;
   }
   progress.finish();
+  if (summary.last_step == options_.steps && !summary.stopped_early &&
+      options_.inference_rounds > 0) {
+    summary.inference = measure_inference();
+    if (summary.inference.measured())
+      log(inference_metrics_line(summary.last_step - 1, summary.inference));
+  }
   // Lines written after the last decision (the final checkpoint's) must have reached the disk.
   auto metrics_failed = torch::tensor({metrics_error_.empty() ? 0.0 : 1.0}, torch::kFloat64);
   comm_->all_reduce(metrics_failed, dist::ReduceOp::kMax);

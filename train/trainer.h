@@ -22,6 +22,7 @@
 #include "train/checkpoint_policy.h"
 #include "train/distillation.h"
 #include "train/evaluate.h"
+#include "train/inference_speed.h"
 #include "train/lr_schedule.h"
 #include "train/metrics.h"
 #include "train/model.h"
@@ -48,6 +49,10 @@ struct TrainerOptions {
   bool progress = true;        // print progress (rank 0 only)
   bool progress_live = false;  // one line rewritten in place (a terminal) instead of plain lines
   int64_t stop_at = 0;         // stop (and save) after this many completed steps; 0 = train.steps
+  // After the last step: inference throughput of the evaluation plan against dense, in
+  // alternating rounds of this many global samples (train/inference_speed.h); 0 rounds = off.
+  int64_t inference_batch = 64;
+  int64_t inference_rounds = 5;
   CheckpointOptions checkpoint;
 
   void validate(int world_size) const;
@@ -69,6 +74,9 @@ struct StepResult {
   double seconds = 0.0;
   double comm_seconds = 0.0;             // blocked on gradient all-reduce (not hidden by backward)
   double comm_collective_seconds = 0.0;  // gradient all-reduce in flight, hidden or not
+  // Peak bytes of CPU tensor storage allocated during forward and backward above those alive at
+  // the step's start (train/allocation_counter.h), the largest over ranks.
+  int64_t peak_activation_bytes = 0;
 
   // Forward + backward of the model, plus the teacher's forward.
   double training_flops() const {
@@ -84,6 +92,10 @@ struct TrainSummary {
   double final_loss = 0.0;
   double comm_fraction = 0.0;  // share of step time blocked waiting on gradient all-reduce
   EvalResult eval;
+  // The largest StepResult::peak_activation_bytes of the steps this run trained.
+  int64_t peak_activation_bytes = 0;
+  // Measured after the last step (unmeasured when the run stopped early or inference_rounds = 0).
+  InferenceSpeed inference;
   int64_t last_step = 0;            // steps completed when run() returned
   int stop_signal = 0;              // the signal that stopped the run early (0 = none)
   bool stopped_early = false;       // by a signal or train.stop_at, before train.steps
@@ -135,6 +147,9 @@ class Trainer {
   // One optimizer step on this rank's slice of a global batch.
   StepResult train_step(const data::Batch& batch, int64_t step);
   EvalResult evaluate();
+  // Collective: inference throughput of the evaluation plan against dense on the evaluation set
+  // (the training set without one), as train.inference_batch / train.inference_rounds say.
+  InferenceSpeed measure_inference();
 
   TransformerModel& model() { return *model_; }
   torch::optim::AdamW& optimizer() { return *optimizer_; }

@@ -97,7 +97,8 @@ ModelOutput VisionTransformerImpl::forward(const torch::Tensor& images,
       options.image_channels * options.patch * options.patch, options.dim));
   for (int64_t layer = 0; layer < options.depth; ++layer) {
     BlockHook* hook = context.hook_for ? context.hook_for(layer) : nullptr;
-    accounting.record(blocks[layer]->as<BlockImpl>()->forward(state, hook), batch);
+    accounting.record(
+        blocks[layer]->as<BlockImpl>()->forward(state, hook, context.measurement(layer)), batch);
     if (hook) accounting.add_flops(hook->extra_forward_flops());
   }
   ModelOutput output;

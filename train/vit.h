@@ -50,6 +50,9 @@ class VisionTransformerImpl : public TransformerModel {
   TaskUnits task_units() const override { return {"img/s", 1, "images", "accuracy", false}; }
   int64_t depth() const override { return options.depth; }
   int64_t dense_tokens() const override { return options.patches() + 1; }
+  std::pair<int64_t, int64_t> patch_grid() const override {
+    return {options.image_height / options.patch, options.image_width / options.patch};
+  }
   double dense_forward_flops_per_sample() const override;
 
   VitOptions options;

@@ -33,6 +33,16 @@ awk -v a="$acc" 'BEGIN { exit !(a > 0.5) }' || fail "synthetic accuracy $acc <= 
 # eval reads the stored config and weights and reproduces the accuracy.
 "$winnow" eval --weights "$run/model.h5" > "$work/eval.log" 2>&1 || { cat "$work/eval.log"; fail "eval"; }
 grep -q "accuracy" "$work/eval.log" || fail "eval printed no accuracy"
+# Measurements: inference throughput against dense (2 ranks) and the peak activation memory.
+grep -Eq "inference: [0-9.e+]+ img/s \(median of 5 rounds of 64 samples, range .*\) vs dense [0-9.e+]+ img/s \(range .*\): [0-9.]+x \(FLOPs 1.00x\)" \
+  "$work/eval.log" || fail "eval printed no inference throughput line: $(cat "$work/eval.log")"
+grep -q "inference: .* img/s" "$work/train.log" || fail "training printed no inference throughput line"
+for key in peak_activation_bytes inference_samples_per_second dense_inference_samples_per_second \
+    inference_speedup attention_core_seconds_per_layer kept_position_fraction; do
+  grep -q "\"$key\":" "$run/summary.json" || fail "summary.json lacks $key: $(cat "$run/summary.json")"
+done
+grep -q '"event":"step".*"peak_activation_bytes":[1-9]' "$run/metrics.jsonl" ||
+  fail "metrics.jsonl step lines lack a positive peak_activation_bytes"
 eval_acc=$(sed -n 's/.*accuracy *\([0-9.]*\)%.*/\1/p' "$work/eval.log")
 awk -v a="$acc" -v b="$eval_acc" 'BEGIN { d = a * 100 - b; exit !(d < 1e-3 && d > -1e-3) }' ||
   fail "eval accuracy $eval_acc% differs from the training run's $acc"
@@ -123,7 +133,9 @@ grep -q "120 documents" "$work/prep.log" || fail "prepare text: expected 120 doc
   { cat "$work/gpt.log"; fail "gpt training"; }
 ppl=$(sed -n 's/.*"eval_perplexity":\([0-9.]*\).*/\1/p' "$work/gpt/summary.json")
 awk -v p="$ppl" 'BEGIN { exit !(p > 1 && p < 64) }' || fail "gpt perplexity $ppl not below 64 (of a 256-byte vocabulary)"
-"$winnow" eval --weights "$work/gpt/model.h5" | grep -q "perplexity" || fail "gpt eval printed no perplexity"
+"$winnow" eval --weights "$work/gpt/model.h5" > "$work/gpt_eval.log" 2>&1 || { cat "$work/gpt_eval.log"; fail "gpt eval"; }
+grep -q "perplexity" "$work/gpt_eval.log" || fail "gpt eval printed no perplexity"
+grep -q "inference: .* tok/s (median of" "$work/gpt_eval.log" || fail "gpt eval printed no tok/s line: $(cat "$work/gpt_eval.log")"
 # A text file is not image data: the model kind must fit.
 expect_exit 1 "images need model.kind=vit" -- "$winnow" train --data.train "$work/text/train.h5" --model.kind vit
 echo "cli_e2e: all checks passed"

@@ -112,8 +112,18 @@ head -1 "$dir/report.csv" | grep -q "^group,model.patch,seeds,metric,metric_mean
   fail "report.csv header: $(cat "$dir/report.csv")"
 grep -q "^patch=7,7,2,eval_accuracy," "$dir/report.csv" || fail "report.csv row: $(cat "$dir/report.csv")"
 grep -q "^| patch=7 | 2 | [0-9.]* ± [0-9.]* |" "$dir/report.md" || fail "report.md: $(cat "$dir/report.md")"
+# Measured per run: inference throughput and peak activation memory (numbers, not nan), and the
+# per-layer kept tokens and positions (dense: everything kept; 16 patches + CLS, 2 layers).
+grep -q "^patch=7,7,2,eval_accuracy,\([^,]*,\)\{6\}[0-9][^,]*,[^,]*,[0-9]" "$dir/report.csv" ||
+  fail "report.csv lacks the inference throughput: $(cat "$dir/report.csv")"
+[ "$(cat "$dir/report_layers.csv")" = "$(printf 'group,layer,kept_token_fraction\npatch=7,0,1\npatch=7,1,1')" ] ||
+  fail "report_layers.csv: $(cat "$dir/report_layers.csv")"
+[ "$(grep -c '^patch=7,' "$dir/report_positions.csv")" -eq 34 ] ||
+  fail "report_positions.csv: expected 2 layers x 17 positions: $(cat "$dir/report_positions.csv")"
 if python3 -c 'import matplotlib' 2>/dev/null || /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
-  for f in report_flops.png report_flops.svg report_time.png report_time.svg; do
+  for f in report_flops.png report_flops.svg report_time.png report_time.svg \
+      report_inference.png report_inference.svg report_kept_tokens.png report_kept_tokens.svg \
+      report_kept_positions.png report_kept_positions.svg; do
     [ -s "$dir/$f" ] || fail "matplotlib is installed but $f is missing: $(cat "$work/report.log")"
   done
 else

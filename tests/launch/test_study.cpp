@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -196,7 +197,10 @@ TEST(StudyReport, GroupsOverSeedsWithMeanAndSampleStd) {
   std::vector<CellResult> results;
   for (size_t i = 0; i < 4; ++i) {
     CellResult r = cell_group(cells[i], true);
-    r.summary = {"eval_accuracy", accuracy[i], 1e9 * static_cast<double>(i + 1), 10.0};
+    r.summary.metric = "eval_accuracy";
+    r.summary.metric_value = accuracy[i];
+    r.summary.training_flops = 1e9 * static_cast<double>(i + 1);
+    r.summary.train_seconds = 10.0;
     results.push_back(r);
   }
   EXPECT_EQ(results[0].group, "tome,keep=0.5");
@@ -225,4 +229,72 @@ TEST(StudyReport, GroupsOverSeedsWithMeanAndSampleStd) {
 
   results.back().summary.metric = "eval_loss";
   EXPECT_THROW(aggregate(results), std::runtime_error);
+}
+
+TEST(StudyReport, MeasurementsAreAggregatedOverSeeds) {
+  auto study = parse_study_file(
+      "[study]\nconfig = b.ini\n[grid]\ncompress.keep = 0.5\ntrain.seed = 0 1\n", "s.ini");
+  const auto cells = expand_cells(study);
+  ASSERT_EQ(cells.size(), 2u);
+  // Two seeds of a ViT with 2 layers on a 2x2 patch grid (5 tokens): throughput 100 and 140
+  // samples/s (mean 120, std 28.28), speedups 1.2 and 1.4, peak 1 and 3 MiB (mean 2, std 1.41);
+  // layer 1 keeps 3 and 2 tokens (fractions 0.6 and 0.4: mean 0.5).
+  const char* summaries[] = {
+      "{\"train_seconds\":1,\"training_flops\":2,\"eval_accuracy\":0.5,\"eval_loss\":1,"
+      "\"peak_activation_bytes\":1048576,\"inference_samples_per_second\":100,"
+      "\"dense_inference_samples_per_second\":80,\"inference_speedup\":1.2,"
+      "\"dense_tokens\":5,\"kept_tokens_per_layer\":[5,3],\"patch_grid\":[2,2],"
+      "\"kept_position_fraction\":[1,1,1,1,1, 1,1,0,0.5,0.5]}",
+      "{\"train_seconds\":1,\"training_flops\":2,\"eval_accuracy\":0.7,\"eval_loss\":1,"
+      "\"peak_activation_bytes\":3145728,\"inference_samples_per_second\":140,"
+      "\"dense_inference_samples_per_second\":100,\"inference_speedup\":1.4,"
+      "\"dense_tokens\":5,\"kept_tokens_per_layer\":[5,2],\"patch_grid\":[2,2],"
+      "\"kept_position_fraction\":[1,1,1,1,1, 1,0,0,0.5,0.5]}"};
+  std::vector<CellResult> results;
+  for (size_t i = 0; i < 2; ++i) {
+    CellResult r = cell_group(cells[i], false);
+    r.summary =
+        read_run_summary(write_file("measured" + std::to_string(i) + ".json", summaries[i]));
+    results.push_back(r);
+  }
+  EXPECT_EQ(results[0].summary.kept_token_fraction, (std::vector<double>{1.0, 0.6}));
+  const auto groups = aggregate(results);
+  ASSERT_EQ(groups.size(), 1u);
+  const auto& g = groups[0];
+  EXPECT_DOUBLE_EQ(g.inference_samples_per_second.mean, 120.0);
+  EXPECT_NEAR(g.inference_samples_per_second.std, 28.2842712474619, 1e-9);
+  EXPECT_DOUBLE_EQ(g.dense_inference_samples_per_second.mean, 90.0);
+  EXPECT_NEAR(g.inference_speedup.mean, 1.3, 1e-12);
+  EXPECT_DOUBLE_EQ(g.peak_activation_bytes.mean, 2097152.0);
+  EXPECT_NEAR(g.peak_activation_bytes.std, 1048576.0 * std::sqrt(2.0), 1e-6);
+  ASSERT_EQ(g.kept_token_fraction.size(), 2u);
+  EXPECT_DOUBLE_EQ(g.kept_token_fraction[1], 0.5);
+  EXPECT_EQ(g.kept_position_fraction, (std::vector<double>{1, 1, 1, 1, 1, 1, 0.5, 0, 0.5, 0.5}));
+
+  std::ostringstream csv, markdown, layers, positions;
+  write_report_csv(groups, csv);
+  write_report_markdown(groups, markdown);
+  write_layers_csv(groups, layers);
+  write_positions_csv(groups, positions);
+  EXPECT_THAT(csv.str(), HasSubstr(",inference_samples_per_second_mean,"
+                                   "inference_samples_per_second_std,"));
+  EXPECT_THAT(csv.str(), HasSubstr(",120,28.2843,90,14.1421,1.3,0.141421,2.09715e+06,"));
+  EXPECT_THAT(markdown.str(),
+              HasSubstr("| 120.0 ± 28.3 | 90.0 ± 14.1 | 1.30 ± 0.14 | 2.00 ± 1.41 |"));
+  EXPECT_EQ(layers.str(), "group,layer,kept_token_fraction\nkeep=0.5,0,1\nkeep=0.5,1,0.5\n");
+  // Position 0 is the CLS token; 1..4 lie on the 2x2 grid row by row.
+  EXPECT_THAT(positions.str(), HasSubstr("\nkeep=0.5,1,0,,,1\n"));
+  EXPECT_THAT(positions.str(), HasSubstr("\nkeep=0.5,1,2,0,1,0\n"));
+  EXPECT_THAT(positions.str(), HasSubstr("\nkeep=0.5,1,4,1,1,0.5\n"));
+
+  // A summary from before the measurements: n/a in the table, no per-layer rows.
+  results[1].summary = read_run_summary(write_file("old.json",
+                                                   "{\"train_seconds\":1,\"training_flops\":2,"
+                                                   "\"eval_accuracy\":0.7,\"eval_loss\":1}"));
+  const auto mixed = aggregate(results);
+  EXPECT_TRUE(std::isnan(mixed[0].inference_samples_per_second.mean));
+  EXPECT_TRUE(mixed[0].kept_token_fraction.empty());
+  std::ostringstream mixed_markdown;
+  write_report_markdown(mixed, mixed_markdown);
+  EXPECT_THAT(mixed_markdown.str(), HasSubstr("| n/a | n/a | n/a | n/a |"));
 }
