@@ -6,9 +6,10 @@
 #include "compression/norm_criteria.h"
 #include "compression/predictor_criterion.h"
 #include "compression/random_criterion.h"
-#include "compression/saliency_criterion.h"
 #include "compression/router_criterion.h"
+#include "compression/saliency_criterion.h"
 #include "compression/similarity_criterion.h"
+#include "compression/threshold_criterion.h"
 #include "compression/uniform_criterion.h"
 
 namespace winnow::compression {
@@ -50,6 +51,13 @@ const CriterionRegistry& criterion_registry() {
            }},
           {"router", "Mixture-of-Depths' router wᵀx with its causal routing predictor",
            [](const Options& o) { return std::make_unique<RouterCriterion>(o.predictor_loss()); }},
+          {"threshold", "LTMP's learned per-layer threshold on a base criterion's scores",
+           [](const Options& o) -> std::unique_ptr<Criterion> {
+             TORCH_CHECK(o.threshold_base() != "threshold",
+                         "threshold_base: expected a parameter-free criterion, got 'threshold'");
+             return std::make_unique<ThresholdCriterion>(make_criterion(o.threshold_base(), o),
+                                                         o.threshold_init());
+           }},
       });
   return registry;
 }

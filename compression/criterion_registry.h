@@ -31,6 +31,10 @@ struct CriterionOptions {
   TORCH_ARG(int64_t, saliency_layer) = -1;
   // router: weight of its causal predictor's BCE against the top-k membership.
   TORCH_ARG(double, predictor_loss) = 1.0;
+  // threshold: the parameter-free criterion whose scores the learned thresholds cut (LTMP:
+  // attention received), and θ at creation (LTMP's pruning thresholds start at 0).
+  TORCH_ARG(std::string, threshold_base) = "attention_received";
+  TORCH_ARG(double, threshold_init) = 0.0;
 };
 
 using CriterionRegistry = data::Registry<std::unique_ptr<Criterion>, const CriterionOptions&>;

@@ -34,6 +34,10 @@ struct ReductionConfig {
   double z_loss = 1e-3;           // linear: weight of the z-loss on its scores
   double ratio_loss = 2.0;        // predictor: weight of DynamicViT's keep-ratio loss
   double predictor_loss = 1.0;    // router: weight of its causal predictor's BCE
+  // threshold: the parameter-free criterion whose scores the learned thresholds cut, and θ at
+  // creation.
+  std::string threshold_base = "attention_received";
+  double threshold_init = 0.0;
   // weighted_route: the router weight on the update, sigmoid σ(r) or tanh α·tanh(r) + β.
   std::string router_weight = "sigmoid";
   double tanh_alpha = 0.2;  // p-MoD's tanh_0.2_1
@@ -69,6 +73,9 @@ class ReductionSchedule {
   const Method& method() const { return *method_; }
   std::shared_ptr<const Method> shared_method() const { return method_; }
   const std::vector<int64_t>& layers() const { return layers_; }
+  // Whether the criterion's scores decide each sample's count (learned thresholds): the planned
+  // reductions then carry keep_count 0, which the strategies that read decisions ignore.
+  bool decides_count() const { return enabled() && method_->criterion().decides_count(); }
   // Keep fraction at `layer` for training step `step`; 1 = the layer does not reduce.
   double keep_at(int64_t layer, int64_t step) const;
   // The same at the end of the ramp (evaluation).

@@ -45,10 +45,12 @@ BlockTokens BlockImpl::forward(compression::TokenState& state, BlockHook* hook) 
     inputs.positions = s.pos;
     const AttentionRequest request = hook ? hook->attention_request() : AttentionRequest{};
     tokens.attention = s.batch() * s.tokens();
+    if (s.keep.defined()) tokens.attention_live = s.keep.sum(1);
     AttentionOutput attention = attn->forward(norm1->forward(s.x), inputs, request);
     s.x = s.x + scaled(attention.out);
     if (hook) hook->post_attention(s, attention);
     tokens.mlp = s.batch() * s.tokens();
+    if (s.keep.defined()) tokens.mlp_live = s.keep.sum(1);
     s.x = s.x + scaled(mlp->forward(norm2->forward(s.x)));
     if (hook && hook->observes()) hook->after_block(input, s);
   };

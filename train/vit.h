@@ -51,6 +51,7 @@ class VisionTransformerImpl : public TransformerModel {
   int64_t depth() const override { return options.depth; }
   int64_t dense_tokens() const override { return options.patches() + 1; }
   double dense_forward_flops_per_sample() const override;
+  double dense_block_flops_per_sample() const override;
 
   VitOptions options;
   PatchEmbed patch_embed{nullptr};
