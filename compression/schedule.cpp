@@ -71,21 +71,22 @@ ReductionSchedule::ReductionSchedule(const ReductionConfig& c, int64_t depth, in
       Method::make(c.criterion, c.strategy, criterion_options, strategy_options));
   // Learned thresholds decide each sample's count by the sign of their scores (the margin s − θ):
   // only strategies that read scores as decisions apply them, and there is no keep to ramp to.
-  const bool decides_count = method_->criterion().decides_count();
-  TORCH_CHECK(!decides_count || method_->strategy().traits().needs_log_odds, prefix,
+  const bool count_by_scores = method_->criterion().decides_count();
+  TORCH_CHECK(!count_by_scores || method_->strategy().traits().needs_log_odds, prefix,
               ".strategy: criterion '", c.criterion,
               "' decides each sample's count by the sign of its scores, so it trains with "
               "strategy 'policy' (or evaluates with 'threshold_prune'), got '",
               c.strategy, "'");
-  TORCH_CHECK(!decides_count || c.ramp_steps == 0, prefix, ".ramp_steps: criterion '", c.criterion,
-              "' has no keep to ramp to (its thresholds are learned); use ", prefix,
+  TORCH_CHECK(!count_by_scores || c.ramp_steps == 0, prefix, ".ramp_steps: criterion '",
+              c.criterion, "' has no keep to ramp to (its thresholds are learned); use ", prefix,
               ".warmup_steps, got ", c.ramp_steps);
   // DynamicViT trains with its policy and evaluates by removing tokens (the top-k, or for
   // learned thresholds each sample's tokens above its threshold).
-  const std::string eval_with = eval_strategy ? c.eval
-                                              : (c.eval == "auto" && c.strategy == "policy"
-                                                     ? (decides_count ? "threshold_prune" : "prune")
-                                                     : "");
+  const std::string eval_with = eval_strategy
+                                    ? c.eval
+                                    : (c.eval == "auto" && c.strategy == "policy"
+                                           ? (count_by_scores ? "threshold_prune" : "prune")
+                                           : "");
   if (!eval_with.empty() && eval_with != c.strategy) {
     try {
       method_->set_eval_strategy(make_strategy(eval_with, strategy_options));
@@ -152,7 +153,7 @@ ReductionSchedule::ReductionSchedule(const ReductionConfig& c, int64_t depth, in
     }
     TORCH_CHECK(keep > 0.0 && keep <= 1.0, prefix, ".keep: expected values in (0, 1], got ", keep);
     // 0: no planned fraction, the layer reduces by its scores (decides_count).
-    keep_by_layer_[static_cast<size_t>(layer)] = decides_count ? 0.0 : keep;
+    keep_by_layer_[static_cast<size_t>(layer)] = count_by_scores ? 0.0 : keep;
   }
   // random-LTD evaluates dense; Mixture-of-Depths' weighted blocks evaluate with their router
   // (a dense block would add unweighted updates the model never trained with).
