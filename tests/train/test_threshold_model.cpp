@@ -237,3 +237,24 @@ TEST(ThresholdModel, ThresholdsHaveTheirOwnOptimizerGroup) {
   EXPECT_TRUE(is_threshold_parameter("compress.by_norm.1.threshold"));
   EXPECT_FALSE(is_threshold_parameter("blocks.0.threshold"));
 }
+
+// With a key mask (mask strategy, threshold_prune's padding) the attention received is averaged
+// over the live queries only: the masked tokens are as if removed.
+TEST(ThresholdModel, AttentionReceivedCountsOnlyLiveQueries) {
+  torch::manual_seed(3);
+  MultiHeadAttention attn(AttentionOptions(8, 2));
+  attn->to(torch::kFloat64);
+  const auto x = torch::randn({1, 5, 8}, torch::kFloat64);
+  AttentionInputs inputs;
+  inputs.key_keep = torch::tensor({{1.0, 1.0, 0.0, 1.0, 0.0}}, torch::kFloat64);
+  AttentionRequest request;
+  request.probabilities = request.received = true;
+  const auto out = attn->forward(x, inputs, request);
+  const auto live = torch::tensor({0, 1, 3}, torch::kInt64);
+  const auto expected = out.probabilities.index_select(2, live).mean({1, 2});  // [1, 5]
+  EXPECT_TRUE(torch::allclose(out.received, expected, 1e-12, 1e-12));
+  EXPECT_EQ(out.received[0][2].item<double>(), 0.0);  // a masked key receives nothing
+  // The live tokens alone give the same received attention.
+  const auto alone = attn->forward(x.index_select(1, live), {}, request);
+  EXPECT_TRUE(torch::allclose(alone.received, out.received.index_select(1, live), 1e-12, 1e-12));
+}
