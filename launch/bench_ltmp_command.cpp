@@ -123,10 +123,14 @@ int bench_ltmp_command(const Args& args) {
   const compression::Plan dense_plan;
   std::vector<InferenceVariant> variants = {
       {"dense",
-       [&](const data::Batch& b) { return forward(*model, dense_plan, b.inputs, b.sample_ids); }},
+       [&](const data::Batch& b) { return forward(*model, dense_plan, b.inputs, b.sample_ids); },
+       {}},
       {"padded batch",
-       [&](const data::Batch& b) { return forward(*model, plan, b.inputs, b.sample_ids); }},
-      {"per sample (batch 1)", [&](const data::Batch& b) { return per_sample(*model, plan, b); }},
+       [&](const data::Batch& b) { return forward(*model, plan, b.inputs, b.sample_ids); },
+       {}},
+      {"per sample (batch 1)",
+       [&](const data::Batch& b) { return per_sample(*model, plan, b); },
+       {}},
   };
   const int64_t batches = std::max<int64_t>(1, data.eval->size() / batch_size);
   auto batch_at = [&](int64_t round) {
