@@ -45,7 +45,10 @@ torch::Tensor ThresholdCriterion::threshold(int64_t layer) const {
 
 torch::Tensor ThresholdCriterion::score(const TokenState& state,
                                         const ScoreContext& context) const {
-  const auto base_scores = base_->score(state, context);  // [B, N]
+  // Detached: the masks' gradients (task and FLOPs loss) train θ, not the attention that produced
+  // the scores (LTMP trains θ alone; jointly trained, the backbone would learn to game the
+  // criterion, with gradients scaled by 1/τ).
+  const auto base_scores = base_->score(state, context).detach();  // [B, N]
   return base_scores - threshold(context.layer).to(base_scores.scalar_type());
 }
 
