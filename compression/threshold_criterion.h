@@ -20,7 +20,7 @@ TORCH_MODULE(Threshold);
 
 // Learned Threshold token reduction (Bonnaerens & Dambre, TMLR 2023; Mxbonn/ltmp 1a9c055,
 // ltmp/timm/threshold_masking.py ThresholdMasker, lt_pruning.py). The score is the margin
-//   m_i = s_i − θ_l                       s: the base criterion's score (LTMP: attention received)
+//   m_i = sg(s_i) − θ_l                   s: the base criterion's score (LTMP: attention received)
 // so m_i ≥ 0 keeps token i. With strategy 'policy' (training) the keep mask is
 // [m ≥ 0] + σ(m/τ) − sg(σ(m/τ)), LTMP's straight-through σ((s − θ)/τ), and θ_l receives the
 // gradient of σ; with 'threshold_prune' (inference) the tokens with m < 0 are removed. The margin
