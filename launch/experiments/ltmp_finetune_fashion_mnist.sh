@@ -9,7 +9,7 @@
 # Goal (issue 10), stated before running: the reached ratio within ±0.02 of 0.6; accuracy reported
 # next to the dense model's either way (docs/results.md, "Learned thresholds").
 #   launch/experiments/ltmp_finetune_fashion_mnist.sh
-#   SEEDS="0" STEPS=30 launch/experiments/ltmp_finetune_fashion_mnist.sh   # a quick look
+#   SEEDS="0" STEPS=30 THRESHOLD_LR=0.0003 launch/experiments/ltmp_finetune_fashion_mnist.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -18,7 +18,8 @@ out=${OUT:-runs/ltmp-finetune-fashion-mnist}
 ranks=${RANKS:-2}
 seeds=${SEEDS:-0 1 2}
 dense_steps=${DENSE_STEPS:-120}
-steps=${STEPS:-60}
+steps=${STEPS:-100}
+threshold_lr=${THRESHOLD_LR:-0.001}
 run() { mpirun --allow-run-as-root --oversubscribe -np "$ranks" --bind-to none -x OMP_NUM_THREADS=1 \
   "$winnow" train --config launch/configs/demo.ini --train.eval_every 0 --train.log_every 10 \
   --dist.threads 1 "$@"; }
@@ -35,7 +36,7 @@ for seed in $seeds; do
     --optim.warmup_steps $((steps / 10)) --train.seed "$seed" \
     --compress.criterion threshold --compress.strategy policy --compress.layers 1,2,3 \
     --compress.temperature 0.01 --compress.threshold_init 0.01 \
-    --compress.target_flops 0.6 --compress.flops_loss 10 --optim.threshold_lr 0.0003 \
+    --compress.target_flops 0.6 --compress.flops_loss 10 --optim.threshold_lr "$threshold_lr" \
     --train.run_dir "$dir" > "$out/ltmp-s$seed.log" 2>&1
 done
 grep -h "eval accuracy" "$out"/*/train.log "$out"/*.log 2>/dev/null || true
