@@ -20,6 +20,7 @@ seeds=${SEEDS:-0 1 2}
 dense_steps=${DENSE_STEPS:-120}
 steps=${STEPS:-100}
 threshold_lr=${THRESHOLD_LR:-0.001}
+flops_loss=${FLOPS_LOSS:-10}
 run() { mpirun --allow-run-as-root --oversubscribe -np "$ranks" --bind-to none -x OMP_NUM_THREADS=1 \
   "$winnow" train --config launch/configs/demo.ini --train.eval_every 0 --train.log_every 10 \
   --dist.threads 1 "$@"; }
@@ -36,7 +37,7 @@ for seed in $seeds; do
     --optim.warmup_steps $((steps / 10)) --train.seed "$seed" \
     --compress.criterion threshold --compress.strategy policy --compress.layers 1,2,3 \
     --compress.temperature 0.01 --compress.threshold_init 0.01 \
-    --compress.target_flops 0.6 --compress.flops_loss 10 --optim.threshold_lr "$threshold_lr" \
+    --compress.target_flops 0.6 --compress.flops_loss "$flops_loss" --optim.threshold_lr "$threshold_lr" \
     --train.run_dir "$dir" > "$out/ltmp-s$seed.log" 2>&1
 done
 grep -h "eval accuracy" "$out"/*/train.log "$out"/*.log 2>/dev/null || true
