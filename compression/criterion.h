@@ -96,6 +96,12 @@ class Criterion {
   // (strategy 'policy'); false when only their order means something.
   virtual bool scores_are_log_odds() const { return false; }
 
+  // True when the sign of each score decides whether its token stays (s ≥ 0 keeps), so that each
+  // sample keeps its own number of tokens (learned thresholds): a stage's keep fraction and ramp
+  // do not apply, and only strategies that read scores as decisions (needs_log_odds) pair with it
+  // in a schedule.
+  virtual bool decides_count() const { return false; }
+
   // Adds the criterion's auxiliary losses (context.aux_losses, training) and metrics
   // (context.metrics) on the reduction its scores led to (`reduced`: the strategy's output, e.g.
   // the cumulative keep policy; for route strategies, the block's input with keep = 1 on the

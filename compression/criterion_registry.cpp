@@ -9,6 +9,7 @@
 #include "compression/router_criterion.h"
 #include "compression/saliency_criterion.h"
 #include "compression/similarity_criterion.h"
+#include "compression/threshold_criterion.h"
 #include "compression/uniform_criterion.h"
 
 namespace winnow::compression {
@@ -66,6 +67,13 @@ const CriterionRegistry& criterion_registry() {
              losses.saliency = {o.router_saliency_loss(), saliency_table_options(o),
                                 o.saliency_layer()};
              return std::make_unique<RouterCriterion>(losses);
+           }},
+          {"threshold", "LTMP's learned per-layer threshold on a base criterion's scores",
+           [](const Options& o) -> std::unique_ptr<Criterion> {
+             TORCH_CHECK(o.threshold_base() != "threshold",
+                         "threshold_base: expected a parameter-free criterion, got 'threshold'");
+             return std::make_unique<ThresholdCriterion>(make_criterion(o.threshold_base(), o),
+                                                         o.threshold_init());
            }},
       });
   return registry;

@@ -36,6 +36,10 @@ struct CriterionOptions {
   // router: weight of the BCE between σ(r) and the top-k membership by the saliency table (the
   // saliency_* options describe the table); 0 = no table, no loss.
   TORCH_ARG(double, router_saliency_loss) = 0.0;
+  // threshold: the parameter-free criterion whose scores the learned thresholds cut (LTMP:
+  // attention received), and θ at creation (LTMP's pruning thresholds start at 0).
+  TORCH_ARG(std::string, threshold_base) = "attention_received";
+  TORCH_ARG(double, threshold_init) = 0.0;
 };
 
 using CriterionRegistry = data::Registry<std::unique_ptr<Criterion>, const CriterionOptions&>;

@@ -18,13 +18,13 @@ std::string pairing_problem(const Criterion& criterion, const Strategy& strategy
   if (strategy.traits().needs_log_odds && !criterion.scores_are_log_odds()) {
     return "strategy '" + strategy.name() + "' reads each score as the log-odds of keeping its " +
            "token, which criterion '" + criterion.name() +
-           "' does not give (use criterion 'predictor')";
+           "' does not give (use criterion 'predictor' or 'threshold')";
   }
   if (for_training && criterion.learned() && !strategy.traits().scores_get_gradient) {
     return "criterion '" + criterion.name() + "' is learned, but strategy '" + strategy.name() +
            "' passes no gradient to its scores, so it would never train (use strategy 'mask' "
            "with straight_through = true, 'weighted_route' (Mixture-of-Depths), or 'policy' with "
-           "criterion 'predictor')";
+           "criterion 'predictor' or 'threshold')";
   }
   return {};
 }

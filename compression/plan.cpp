@@ -46,7 +46,9 @@ std::string Plan::describe() const {
       const auto& strategy = training ? r.method->strategy() : r.method->eval_strategy();
       out << " " << r.method->criterion().name() << "+" << strategy.name() << "@"
           << site_name(r.site);
-      if (r.keep_count >= 0)
+      if (r.method->criterion().decides_count())
+        out << " by threshold";
+      else if (r.keep_count >= 0)
         out << " keep " << r.keep_count;
       else if (r.remove_count >= 0)
         out << " remove " << r.remove_count;

@@ -107,6 +107,8 @@ Plan StaticPlanner::plan(int64_t step, bool training) const {
         reduction.method = schedule.shared_method();
         reduction.site = site;
         reduction.keep = keep;
+        // Learned thresholds: the scores decide the count (strategies policy, threshold_prune).
+        if (schedule.decides_count()) reduction.keep_count = 0;
         layer_plan.reductions.push_back(std::move(reduction));
       }
     }

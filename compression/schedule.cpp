@@ -37,7 +37,9 @@ ReductionSchedule::ReductionSchedule(const ReductionConfig& c, int64_t depth, in
       .saliency_layer(c.saliency_layer)
       .predictor_loss(c.predictor_loss)
       .router_topk_loss(c.router_topk_loss)
-      .router_saliency_loss(c.router_saliency_loss);
+      .router_saliency_loss(c.router_saliency_loss)
+      .threshold_base(c.threshold_base)
+      .threshold_init(c.threshold_init);
   StrategyOptions strategy_options;
   strategy_options.fuse(c.fuse)
       .descending_order(c.descending_order)
@@ -79,9 +81,24 @@ ReductionSchedule::ReductionSchedule(const ReductionConfig& c, int64_t depth, in
               ".router_weight: expected sigmoid or tanh, got '", c.router_weight, "'");
   method_ = std::make_shared<Method>(
       Method::make(c.criterion, c.strategy, criterion_options, strategy_options));
-  // DynamicViT trains with its policy and evaluates by removing tokens.
-  const std::string eval_with =
-      eval_strategy ? c.eval : (c.eval == "auto" && c.strategy == "policy" ? "prune" : "");
+  // Learned thresholds decide each sample's count by the sign of their scores (the margin s − θ):
+  // only strategies that read scores as decisions apply them, and there is no keep to ramp to.
+  const bool count_by_scores = method_->criterion().decides_count();
+  TORCH_CHECK(!count_by_scores || method_->strategy().traits().needs_log_odds, prefix,
+              ".strategy: criterion '", c.criterion,
+              "' decides each sample's count by the sign of its scores, so it trains with "
+              "strategy 'policy' (or evaluates with 'threshold_prune'), got '",
+              c.strategy, "'");
+  TORCH_CHECK(!count_by_scores || c.ramp_steps == 0, prefix, ".ramp_steps: criterion '",
+              c.criterion, "' has no keep to ramp to (its thresholds are learned); use ", prefix,
+              ".warmup_steps, got ", c.ramp_steps);
+  // DynamicViT trains with its policy and evaluates by removing tokens (the top-k, or for
+  // learned thresholds each sample's tokens above its threshold).
+  const std::string eval_with = eval_strategy
+                                    ? c.eval
+                                    : (c.eval == "auto" && c.strategy == "policy"
+                                           ? (count_by_scores ? "threshold_prune" : "prune")
+                                           : "");
   if (!eval_with.empty() && eval_with != c.strategy) {
     try {
       method_->set_eval_strategy(make_strategy(eval_with, strategy_options));
@@ -147,7 +164,8 @@ ReductionSchedule::ReductionSchedule(const ReductionConfig& c, int64_t depth, in
       keep = c.keep.size() == 1 ? c.keep[0] : c.keep[i];
     }
     TORCH_CHECK(keep > 0.0 && keep <= 1.0, prefix, ".keep: expected values in (0, 1], got ", keep);
-    keep_by_layer_[static_cast<size_t>(layer)] = keep;
+    // 0: no planned fraction, the layer reduces by its scores (decides_count).
+    keep_by_layer_[static_cast<size_t>(layer)] = count_by_scores ? 0.0 : keep;
   }
   // random-LTD evaluates dense; Mixture-of-Depths' weighted blocks evaluate with their router
   // (a dense block would add unweighted updates the model never trained with).
@@ -175,7 +193,11 @@ std::string ReductionSchedule::describe() const {
   if (!enabled()) return "dense (no token reduction)";
   std::ostringstream out;
   out << method_->name() << " at " << site_name(site_) << ", layers";
-  for (auto l : layers_) out << " " << l << ":" << keep_by_layer_[static_cast<size_t>(l)];
+  for (auto l : layers_) {
+    out << " " << l;
+    if (!decides_count()) out << ":" << keep_by_layer_[static_cast<size_t>(l)];
+  }
+  if (decides_count()) out << " (learned thresholds: each sample keeps its own count)";
   if (warmup_steps_ || ramp_steps_)
     out << ", warmup " << warmup_steps_ << " + ramp " << ramp_steps_ << " steps";
   if (!reduce_in_eval_)

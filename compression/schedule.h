@@ -38,6 +38,10 @@ struct ReductionConfig {
   // router: weight of its BCE toward the top-k by the saliency table (0 = off; saliency_* below
   // describe the table).
   double router_saliency_loss = 0.0;
+  // threshold: the parameter-free criterion whose scores the learned thresholds cut, and θ at
+  // creation.
+  std::string threshold_base = "attention_received";
+  double threshold_init = 0.0;
   // weighted_route: the router weight on the update, sigmoid σ(r) or tanh α·tanh(r) + β.
   std::string router_weight = "sigmoid";
   double tanh_alpha = 0.2;  // p-MoD's tanh_0.2_1
@@ -73,6 +77,9 @@ class ReductionSchedule {
   const Method& method() const { return *method_; }
   std::shared_ptr<const Method> shared_method() const { return method_; }
   const std::vector<int64_t>& layers() const { return layers_; }
+  // Whether the criterion's scores decide each sample's count (learned thresholds): the planned
+  // reductions then carry keep_count 0, which the strategies that read decisions ignore.
+  bool decides_count() const { return enabled() && method_->criterion().decides_count(); }
   // Keep fraction at `layer` for training step `step`; 1 = the layer does not reduce.
   double keep_at(int64_t layer, int64_t step) const;
   // The same at the end of the ramp (evaluation).

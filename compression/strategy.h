@@ -54,6 +54,10 @@ struct StrategyTraits {
   // True when the strategy reads each score as the log-odds of keeping its token (policy), so it
   // pairs only with criteria whose scores_are_log_odds().
   bool needs_log_odds = false;
+  // True when each sample keeps its own number of tokens (threshold_prune): the output is cut to
+  // the batch's largest count, shorter samples padded with keep-0 slots, and output_tokens()
+  // announces an upper bound.
+  bool variable_count = false;
 };
 
 // A strategy reduces a TokenState given per-token scores and the number of reducible tokens to

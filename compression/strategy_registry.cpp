@@ -7,6 +7,7 @@
 #include "compression/pool.h"
 #include "compression/prune.h"
 #include "compression/route.h"
+#include "compression/threshold_prune.h"
 #include "compression/weighted_route.h"
 
 namespace winnow::compression {
@@ -31,6 +32,9 @@ const StrategyRegistry& strategy_registry() {
            [](const Options& o) { return std::make_unique<MaskStrategy>(o); }},
           {"policy", "DynamicViT's training-mode keep/drop policy",
            [](const Options& o) { return std::make_unique<PolicyStrategy>(o); }},
+          {"threshold_prune",
+           "remove the tokens scoring below 0 (a threshold's margin), per sample (LTMP inference)",
+           [](const Options& o) { return std::make_unique<ThresholdPruneStrategy>(o); }},
       });
   return registry;
 }

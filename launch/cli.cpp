@@ -42,6 +42,8 @@ const Subcommand kSubcommands[] = {
      "time training steps against the machine's matmul rate"},
     {"bench-tokens", winnow::launch::bench_tokens_command,
      "time dense vs token-reduction methods at matched FLOPs, interleaved"},
+    {"bench-ltmp", winnow::launch::bench_ltmp_command,
+     "learned thresholds at inference: padded batch vs one pass per sample vs dense"},
     {"bench-plans", winnow::launch::bench_plans_command,
      "time token-evolution statistics and layer gates against the dense step, interleaved"},
     {"bench-dist", winnow::launch::bench_dist_command,

@@ -15,6 +15,7 @@ int train_command(const Args& args);
 int eval_command(const Args& args);
 int bench_command(const Args& args);
 int bench_tokens_command(const Args& args);
+int bench_ltmp_command(const Args& args);
 int bench_plans_command(const Args& args);
 int bench_dist_command(const Args& args);
 int inspect_command(const Args& args);

@@ -222,6 +222,7 @@ void validate(const RunConfig& c, int world_size) {
     c.optim.validate();
     c.train.validate(world_size);
     c.distill.validate();
+    c.compress.flops.validate();
     train::LrSchedule schedule{c.optim.lr, c.train.warmup_steps, c.train.steps,
                                c.train.min_lr_ratio};
     schedule.validate();

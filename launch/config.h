@@ -55,6 +55,7 @@ struct StageSection {
 // planner applies in order.
 struct CompressConfig : StageSection {
   std::string stages;                         // "" or stage names, comma-separated
+  train::FlopsRegularizerOptions flops;       // target_flops, flops_loss (learned thresholds)
   std::map<std::string, StageSection> stage;  // by name, for each name in `stages`
 };
 

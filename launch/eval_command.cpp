@@ -50,6 +50,7 @@ int eval_command(const Args& args) {
   options.max_samples = config.train.eval_max_samples;
   options.seed = config.train.seed;
   options.planner = compression.planner.get();
+  options.flops_ratio = config.compress.flops.enabled();
   auto result = train::evaluate_model(*model, *data.eval, *comm, options);
   train::InferenceSpeedOptions inference;
   inference.batch = config.train.inference_batch;

@@ -69,6 +69,10 @@ std::vector<OptionSection<RunConfig>> make_run_option_sections() {
            .add("compress_lr_scale", WINNOW_FIELD(optim.compress_lr_scale),
                 "learning-rate multiplier of the compression components' parameters "
                 "(compress.*)")
+           .add("threshold_lr", WINNOW_FIELD(optim.threshold_lr),
+                "peak learning rate of learned thresholds (criterion threshold, LTMP), their own "
+                "group without weight decay on the same schedule (0 = optim.lr × "
+                "optim.compress_lr_scale)")
            .add("backbone_lr_scale", WINNOW_FIELD(optim.backbone_lr_scale),
                 "learning-rate multiplier of the backbone's parameters whenever they train (e.g. "
                 "after train.unfreeze_at; DynamicViT uses 0.01)")});
@@ -136,11 +140,18 @@ std::vector<OptionSection<RunConfig>> make_run_option_sections() {
 
   sections.push_back(
       {"compress", "Token reduction [compress] (docs/methods.md)",
-       Options().add("stages", WINNOW_FIELD(compress.stages),
-                     "several methods: stage names, comma-separated (e.g. pool,tome), each "
-                     "configured in its own [stage.NAME] section with the keys below "
-                     "(--stage.NAME.criterion=...); applied in this order within a layer and "
-                     "site. Empty: the one method of this section")});
+       Options()
+           .add("stages", WINNOW_FIELD(compress.stages),
+                "several methods: stage names, comma-separated (e.g. pool,tome), each "
+                "configured in its own [stage.NAME] section with the keys below "
+                "(--stage.NAME.criterion=...); applied in this order within a layer and "
+                "site. Empty: the one method of this section")
+           .add("target_flops", WINNOW_FIELD(compress.flops.target),
+                "FLOPs regulariser (learned thresholds, LTMP): the target fraction of the "
+                "dense model's block FLOPs, each sample counted on its live tokens; adds the "
+                "loss flops_loss·Σ(ratio − target)² and reports flops_ratio (0 = off)")
+           .add("flops_loss", WINNOW_FIELD(compress.flops.weight),
+                "weight λ of the FLOPs regulariser (LTMP: 10)")});
 
   sections.push_back(
       {"distill",
@@ -339,6 +350,12 @@ OptionList<StageSection> make_stage_options() {
            "saliency: score of keys never observed (inf: kept first)")
       .add("saliency_layer", WINNOW_FIELD(reduction.saliency_layer),
            "saliency: the block whose τ the table averages (-1: each reducing layer its own)")
+      .add("threshold_base", WINNOW_FIELD(reduction.threshold_base),
+           "threshold: the parameter-free criterion whose scores the learned thresholds cut "
+           "(LTMP: attention_received)")
+      .add("threshold_init", WINNOW_FIELD(reduction.threshold_init),
+           "threshold: θ of every layer at creation (LTMP: 0, which keeps every token with a "
+           "non-negative score)")
       .add("predictor_loss", WINNOW_FIELD(reduction.predictor_loss),
            "router: weight of its causal predictor's BCE against the top-k membership (>= 0)")
       .add("router_topk_loss", WINNOW_FIELD(reduction.router_topk_loss),

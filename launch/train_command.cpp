@@ -194,6 +194,14 @@ int train_command(const Args& args) {
                 << " (frozen; distillation weights: logits " << config.distill.logits_weight
                 << ", tokens " << config.distill.tokens_weight << ")" << std::endl;
   }
+  if (config.compress.flops.enabled()) {
+    trainer.set_flops_regularizer(std::make_shared<train::FlopsRegularizer>(
+        config.compress.flops, model->dense_block_flops_per_sample()));
+    if (root)
+      std::cout << "  FLOPs regulariser: target " << config.compress.flops.target
+                << " of the dense block FLOPs, weight " << config.compress.flops.weight
+                << std::endl;
+  }
   trainer.set_stop_signal(pending_stop_signal);
   if (!resume.empty()) {
     trainer.resume(resume);

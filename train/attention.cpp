@@ -126,8 +126,20 @@ AttentionOutput MultiHeadAttentionImpl::forward(const torch::Tensor& x,
                              : torch::softmax(logits, -1);
     context = batched_matmul(probabilities, v);
     if (request.probabilities) result.probabilities = probabilities;
-    if (request.cls_row) result.cls_row = probabilities.select(2, 0).mean(1);    // [B, N]
-    if (request.received) result.received = probabilities.mean(/*dim=*/{1, 2});  // [B, N]
+    if (request.cls_row) result.cls_row = probabilities.select(2, 0).mean(1);  // [B, N]
+    if (request.received) {
+      const auto& mask = inputs.key_keep.defined() ? inputs.key_keep : inputs.key_policy;
+      if (mask.defined()) {
+        // Only live queries count: a masked token (or a padding slot of threshold_prune) pays no
+        // attention, so the received attention is that of the live tokens alone, as if the masked
+        // ones had been removed (with a policy, its forward 0/1 values decide).
+        const auto live_queries = mask.detach().gt(0).to(probabilities.scalar_type());  // [B, N]
+        result.received = (probabilities.mean(1) * live_queries.unsqueeze(-1)).sum(1) /
+                          live_queries.sum(1, /*keepdim=*/true).clamp_min(1.0);  // [B, N]
+      } else {
+        result.received = probabilities.mean(/*dim=*/{1, 2});  // [B, N]
+      }
+    }
   } else if (request.cls_row) {
     result.cls_row = cls_attention_row(q, k, bias);  // beside the fused kernel, O(N·d)
   }

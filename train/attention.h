@@ -19,7 +19,8 @@ struct AttentionOptions {
 struct AttentionRequest {
   bool probabilities = false;  // [B, H, N, N]
   bool cls_row = false;        // [B, N]: attention of query 0 to every key, mean over heads
-  bool received = false;       // [B, N]: mean attention each key receives (over heads, queries)
+  bool received = false;       // [B, N]: mean attention each key receives (over heads, and over
+                               // the live queries, keep > 0, when a key mask is given)
   bool mean_keys = false;      // [B, N, D]: keys averaged over heads (ToMe's similarity metric)
   // Wall time of the core (bias and masks, scores, softmax, weighted sum), for measurements.
   bool core_seconds = false;

@@ -59,6 +59,7 @@ BlockTokens BlockImpl::forward(compression::TokenState& state, BlockHook* hook,
     inputs.positions = s.pos;
     AttentionRequest request = hook ? hook->attention_request() : AttentionRequest{};
     tokens.attention = s.batch() * s.tokens();
+    if (s.keep.defined()) tokens.attention_live = s.keep.sum(1);
     AttentionOutput attention;
     if (measurement) {
       if (measurement->position_counts.defined()) count_positions(s, measurement->position_counts);
@@ -75,6 +76,7 @@ BlockTokens BlockImpl::forward(compression::TokenState& state, BlockHook* hook,
     s.x = s.x + scaled(attention.out);
     if (hook) hook->post_attention(s, attention);
     tokens.mlp = s.batch() * s.tokens();
+    if (s.keep.defined()) tokens.mlp_live = s.keep.sum(1);
     s.x = s.x + scaled(mlp->forward(norm2->forward(s.x)));
     if (hook && hook->observes()) hook->after_block(input, s);
   };

@@ -69,6 +69,12 @@ class BlockHook {
 struct BlockTokens {
   int64_t attention = 0;
   int64_t mlp = 0;
+  // Live tokens (Σ keep) of each sample at the attention and at the MLP: [B], on the autograd
+  // graph of keep (straight-through masks). Undefined when the state had no keep (every token
+  // live). Masked tokens are computed but cost nothing once removed: what a sample costs at
+  // inference (learned thresholds' FLOPs regulariser, FLOPs ratios).
+  torch::Tensor attention_live;
+  torch::Tensor mlp_live;
 };
 
 // What a block measures when asked, accumulated over the forward passes it is given to

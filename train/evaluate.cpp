@@ -1,6 +1,7 @@
 // Evaluation over a whole dataset, sliced over ranks.
 #include "train/evaluate.h"
 
+#include "train/flops_regularizer.h"
 #include "train/plan_hooks.h"
 
 #include <algorithm>
@@ -45,6 +46,8 @@ EvalResult evaluate_model(TransformerModel& model, const data::Dataset& dataset,
     if (hooks)
       for (const auto& [name, metric] : hooks->metrics())
         compression::add_aux_metric(metric_sums, name, metric.sum, metric.count);
+    if (options.flops_ratio)
+      FlopsRegularizer({}, model.dense_block_flops_per_sample()).add(output, nullptr, &metric_sums);
     loss_sum += model.loss_sum(output, batch.targets).item<double>();
     correct += output.logits.argmax(-1).eq(batch.targets).sum().item<double>();
     count += static_cast<double>(batch.targets.numel());

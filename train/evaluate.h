@@ -41,6 +41,9 @@ struct EvalOptions {
   // The evaluation plan comes from this planner (plan(step, training = false)); null = dense.
   const compression::Planner* planner = nullptr;
   int64_t step = 0;  // the training step evaluated at (keyed choices; planners' eval plans)
+  // Also report metrics["flops_ratio"]: each sample's block FLOPs on its live tokens over the
+  // dense model's (ModelOutput::live_block_flops; learned thresholds keep a count per sample).
+  bool flops_ratio = false;
 };
 
 // Samples are taken in dataset order, each evaluation batch split into contiguous rank slices,

@@ -74,6 +74,13 @@ ModelOutput GptImpl::forward(const torch::Tensor& tokens, const ForwardContext& 
   return output;
 }
 
+double GptImpl::dense_block_flops_per_sample() const {
+  const double tokens = static_cast<double>(options.context);
+  return static_cast<double>(options.depth) *
+         compression::block_forward_flops({options.dim, block_options().mlp_hidden()}, tokens,
+                                          tokens);
+}
+
 double GptImpl::dense_forward_flops_per_sample() const {
   const double tokens = static_cast<double>(options.context);
   // Causal attention computes the full T×T scores here (no fused causal kernel on CPU).

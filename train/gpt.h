@@ -37,6 +37,7 @@ class GptImpl : public TransformerModel {
   int64_t depth() const override { return options.depth; }
   int64_t dense_tokens() const override { return options.context; }
   double dense_forward_flops_per_sample() const override;
+  double dense_block_flops_per_sample() const override;
 
   GptOptions options;
   torch::nn::Embedding tok_embed{nullptr};

@@ -43,6 +43,7 @@ void LayerAccounting::record(const BlockTokens& tokens, int64_t batch) {
   attention_flops_.push_back(0.0);
   attention_core_flops_.push_back(0.0);
   if (batch == 0) return;
+  batch_ = batch;
   const compression::BlockShape shape{width_, mlp_hidden_};
   const double per_sample = static_cast<double>(tokens.attention) / static_cast<double>(batch);
   const double samples = static_cast<double>(batch);
@@ -52,6 +53,27 @@ void LayerAccounting::record(const BlockTokens& tokens, int64_t batch) {
       samples * compression::attention_core_forward_flops(shape, per_sample, per_sample);
   block_flops_ += attention_flops_.back() +
                   compression::mlp_forward_flops(shape, static_cast<double>(tokens.mlp));
+  // Live FLOPs: attention is a·n + b·n² in its n live tokens (queries = keys), the MLP m·n; the
+  // coefficients come from the same analytic model.
+  const double attention_linear = compression::attention_forward_flops(shape, 1.0, 0.0);
+  const double attention_quadratic =
+      compression::attention_forward_flops(shape, 1.0, 1.0) - attention_linear;
+  const double mlp_linear = compression::mlp_forward_flops(shape, 1.0);
+  const double mlp_per_sample = static_cast<double>(tokens.mlp) / static_cast<double>(batch);
+  auto add = [&](const torch::Tensor& live, double uniform_tokens, bool attention) {
+    if (!live.defined()) {
+      uniform_live_flops_ += attention ? attention_linear * uniform_tokens +
+                                             attention_quadratic * uniform_tokens * uniform_tokens
+                                       : mlp_linear * uniform_tokens;
+      return;
+    }
+    const auto n = live.to(torch::kFloat64);  // [B]
+    const auto flops =
+        attention ? attention_linear * n + attention_quadratic * n * n : mlp_linear * n;
+    live_flops_ = live_flops_.defined() ? live_flops_ + flops : flops;
+  };
+  add(tokens.attention_live, per_sample, /*attention=*/true);
+  add(tokens.mlp_live, mlp_per_sample, /*attention=*/false);
 }
 
 void LayerAccounting::finish(ModelOutput& output) const {
@@ -59,6 +81,10 @@ void LayerAccounting::finish(ModelOutput& output) const {
   output.attention_flops_per_layer = attention_flops_;
   output.attention_core_flops_per_layer = attention_core_flops_;
   output.forward_flops = block_flops_ + extra_flops_;
+  if (live_flops_.defined())
+    output.live_block_flops = live_flops_ + uniform_live_flops_;
+  else if (batch_ > 0)
+    output.live_block_flops = torch::full({batch_}, uniform_live_flops_, torch::kFloat64);
 }
 
 }  // namespace winnow::train

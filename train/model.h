@@ -50,6 +50,11 @@ struct ModelOutput {
   // (scores and weighted sum, compression::attention_core_forward_flops), this batch.
   std::vector<double> attention_flops_per_layer;
   std::vector<double> attention_core_flops_per_layer;
+  // Analytic forward FLOPs of the blocks for each sample counting only its live tokens (keep > 0;
+  // masked and padding slots are free), i.e. what the sample costs with its dropped tokens
+  // removed: [B] float64, differentiable through straight-through keep masks. Embedding, head
+  // and learned scorers are not included (compare with dense_block_flops_per_sample()).
+  torch::Tensor live_block_flops;
   // Auxiliary losses of learned components (sums over this batch's samples; the trainer divides
   // by the global sample count and adds them with their weights).
   compression::AuxLosses aux_losses;
@@ -92,6 +97,8 @@ class TransformerModel : public torch::nn::Module {
   // The patch grid (rows, columns) of an image model's tokens after the protected CLS token, at
   // original positions 1..rows·columns; {0, 0} for sequences.
   virtual std::pair<int64_t, int64_t> patch_grid() const { return {0, 0}; }
+  // The blocks' share of it (no embedding, no head): the reference of live_block_flops.
+  virtual double dense_block_flops_per_sample() const = 0;
   // Parameters that get no weight decay: norms, biases, embeddings (and CLS / position tokens).
   virtual bool exempt_from_weight_decay(const std::string& name, const torch::Tensor& p) const;
   // Registers the parameters of learned compression components (a Planner's parameters()) as
@@ -115,6 +122,10 @@ class LayerAccounting {
   std::vector<int64_t> tokens_;
   std::vector<double> attention_flops_, attention_core_flops_;
   double block_flops_ = 0.0, extra_flops_ = 0.0;
+  int64_t batch_ = 0;
+  // Live FLOPs per sample: the same for every sample from blocks without keep, [B] from the others.
+  double uniform_live_flops_ = 0.0;
+  torch::Tensor live_flops_;  // [B] float64, undefined until a block had keep
 };
 
 }  // namespace winnow::train

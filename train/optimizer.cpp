@@ -12,6 +12,8 @@ void OptimizerOptions::validate() const {
   TORCH_CHECK(clip_norm >= 0, "optim.clip_norm: expected >= 0 (0 disables), got ", clip_norm);
   TORCH_CHECK(compress_lr_scale > 0, "optim.compress_lr_scale: expected > 0, got ",
               compress_lr_scale);
+  TORCH_CHECK(threshold_lr >= 0, "optim.threshold_lr: expected >= 0 (0 = optim.lr × ",
+              "optim.compress_lr_scale), got ", threshold_lr);
   TORCH_CHECK(backbone_lr_scale > 0, "optim.backbone_lr_scale: expected > 0, got ",
               backbone_lr_scale);
   TORCH_CHECK(freeze == "none" || freeze == "backbone",
@@ -21,10 +23,21 @@ void OptimizerOptions::validate() const {
               ": only with train.freeze=backbone (there is nothing frozen to unfreeze)");
 }
 
+bool is_threshold_parameter(const std::string& name) {
+  const std::string suffix = ".threshold";
+  return TransformerModel::is_compression_parameter(name) && name.size() > suffix.size() &&
+         name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 ParameterGroups split_parameter_groups(const TransformerModel& model) {
   ParameterGroups groups;
   for (const auto& item : model.named_parameters(/*recurse=*/true)) {
     if (!item.value().requires_grad()) continue;
+    if (is_threshold_parameter(item.key())) {
+      groups.threshold_names.push_back(item.key());
+      groups.thresholds.push_back(item.value());
+      continue;
+    }
     const bool compress = TransformerModel::is_compression_parameter(item.key());
     if (model.exempt_from_weight_decay(item.key(), item.value())) {
       (compress ? groups.compress_exempt_names : groups.exempt_names).push_back(item.key());
@@ -51,6 +64,15 @@ void set_backbone_trainable(TransformerModel& model, bool trainable) {
               "learned criterion such as 'linear' creates them)");
 }
 
+namespace {
+
+// The thresholds' multiplier of the scheduled learning rate: their peak rate over optim.lr.
+double threshold_lr_scale(const OptimizerOptions& options) {
+  return options.threshold_lr > 0 ? options.threshold_lr / options.lr : options.compress_lr_scale;
+}
+
+}  // namespace
+
 std::unique_ptr<torch::optim::AdamW> make_adamw(const TransformerModel& model,
                                                 const OptimizerOptions& options) {
   options.validate();
@@ -73,6 +95,12 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(const TransformerModel& model,
     param_groups.emplace_back(groups.compress_exempt,
                               std::make_unique<torch::optim::AdamWOptions>(compress_no_decay));
   }
+  if (!groups.thresholds.empty()) {
+    auto thresholds = no_decay;
+    thresholds.lr(options.lr * threshold_lr_scale(options));
+    param_groups.emplace_back(groups.thresholds,
+                              std::make_unique<torch::optim::AdamWOptions>(thresholds));
+  }
   return std::make_unique<torch::optim::AdamW>(std::move(param_groups), base);
 }
 
@@ -82,6 +110,7 @@ std::vector<double> group_lr_scales(const TransformerModel& model,
   std::vector<double> scales = {options.backbone_lr_scale, options.backbone_lr_scale};
   if (!groups.compress_decayed.empty() || !groups.compress_exempt.empty())
     scales.insert(scales.end(), 2, options.compress_lr_scale);
+  if (!groups.thresholds.empty()) scales.push_back(threshold_lr_scale(options));
   return scales;
 }
 

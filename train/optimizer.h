@@ -20,6 +20,9 @@ struct OptimizerOptions {
   double clip_norm = 1.0;  // global gradient-norm clip; 0 disables
   // Learning-rate multiplier of compression components' parameters (compress.*).
   double compress_lr_scale = 1.0;
+  // Peak learning rate of learned thresholds (compress.*.threshold, LTMP), in their own group
+  // without weight decay and following the same schedule; 0 = lr × compress_lr_scale.
+  double threshold_lr = 0.0;
   // Learning-rate multiplier of the backbone's parameters whenever they train (DynamicViT
   // fine-tunes its backbone at 0.01 of the predictors' rate).
   double backbone_lr_scale = 1.0;
@@ -44,7 +47,13 @@ struct ParameterGroups {
   // Compression components (compress.*), with their own learning-rate multiplier.
   std::vector<std::string> compress_decayed_names, compress_exempt_names;
   std::vector<torch::Tensor> compress_decayed, compress_exempt;
+  // Learned thresholds (compress.*.threshold): their own learning rate, no weight decay.
+  std::vector<std::string> threshold_names;
+  std::vector<torch::Tensor> thresholds;
 };
+
+// Whether a parameter is a learned threshold: compress.<stage>.<layer>.threshold.
+bool is_threshold_parameter(const std::string& name);
 
 ParameterGroups split_parameter_groups(const TransformerModel& model);
 
@@ -53,7 +62,8 @@ ParameterGroups split_parameter_groups(const TransformerModel& model);
 void set_backbone_trainable(TransformerModel& model, bool trainable);
 
 // Groups in order: 0 backbone decayed, 1 backbone exempt (weight_decay 0), then, when the model
-// has trainable compression parameters, 2 compress decayed and 3 compress exempt.
+// has trainable compression parameters other than thresholds, 2 compress decayed and 3 compress
+// exempt, then, when it has trainable thresholds, one group of them (at threshold_lr).
 std::unique_ptr<torch::optim::AdamW> make_adamw(const TransformerModel& model,
                                                 const OptimizerOptions& options);
 // The learning-rate multiplier of each group of make_adamw(model, options), in order.

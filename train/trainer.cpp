@@ -219,6 +219,7 @@ StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
     auto output = model_->forward(inputs, context);
     if (distillation_)
       teacher_flops += distillation_->add_losses(inputs, output, output.aux_losses);
+    if (flops_regularizer_) flops_regularizer_->add(output, &output.aux_losses, &metric_sums);
     if (hooks)
       for (const auto& [name, metric] : hooks->metrics())
         compression::add_aux_metric(metric_sums, name, metric.sum, metric.count);
@@ -335,6 +336,7 @@ EvalResult Trainer::evaluate() {
   eval_options.max_samples = options_.eval_max_samples;
   eval_options.seed = options_.seed;
   eval_options.planner = planner_.get();
+  eval_options.flops_ratio = flops_regularizer_ != nullptr;
   auto result = evaluate_model(*model_, *eval_data_, *comm_, eval_options);
   model_->train();
   return result;

@@ -23,6 +23,7 @@
 #include "train/distillation.h"
 #include "train/evaluate.h"
 #include "train/inference_speed.h"
+#include "train/flops_regularizer.h"
 #include "train/lr_schedule.h"
 #include "train/metrics.h"
 #include "train/model.h"
@@ -123,6 +124,11 @@ class Trainer {
   void set_distillation(std::shared_ptr<Distillation> distillation) {
     distillation_ = std::move(distillation);
   }
+  // Adds the FLOPs regulariser (learned thresholds) to every training step, and its FLOPs ratio
+  // to the metrics of training steps and evaluations (null = none).
+  void set_flops_regularizer(std::shared_ptr<FlopsRegularizer> regularizer) {
+    flops_regularizer_ = std::move(regularizer);
+  }
   // The state of every compression component across steps, by name (saved under /compression).
   std::map<std::string, torch::Tensor> compression_state() const;
   void load_compression_state(const std::map<std::string, torch::Tensor>& state);
@@ -199,6 +205,7 @@ class Trainer {
   std::shared_ptr<compression::Planner> planner_;
   std::shared_ptr<compression::TokenEvolutionMonitor> monitor_;
   std::shared_ptr<Distillation> distillation_;
+  std::shared_ptr<FlopsRegularizer> flops_regularizer_;
   std::vector<double> lr_scales_;  // per optimizer group
   bool backbone_frozen_ = false;
   std::function<int()> pending_signal_;

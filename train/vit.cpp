@@ -118,6 +118,13 @@ ModelOutput VisionTransformerImpl::forward(const torch::Tensor& images,
   return output;
 }
 
+double VisionTransformerImpl::dense_block_flops_per_sample() const {
+  const double tokens = static_cast<double>(dense_tokens());
+  return static_cast<double>(options.depth) *
+         compression::block_forward_flops({options.dim, block_options().mlp_hidden()}, tokens,
+                                          tokens);
+}
+
 double VisionTransformerImpl::dense_forward_flops_per_sample() const {
   const double tokens = static_cast<double>(dense_tokens());
   const auto block = block_options();

@@ -54,6 +54,7 @@ class VisionTransformerImpl : public TransformerModel {
     return {options.image_height / options.patch, options.image_width / options.patch};
   }
   double dense_forward_flops_per_sample() const override;
+  double dense_block_flops_per_sample() const override;
 
   VitOptions options;
   PatchEmbed patch_embed{nullptr};

@@ -59,7 +59,8 @@ def evaluate(args, weights, log, options=(), samples=0):
     text = run(command + list(options), log)
     result = {"accuracy": float(re.search(r"accuracy +([0-9.]+)%", text).group(1)),
               "flops_ratio": float(re.search(r"FLOPs .*\(([0-9.e+-]+) of dense", text).group(1))}
-    speed = re.search(r"throughput +([0-9.]+) images/s .*?([0-9.]+) images/s dense", text)
+    # "inference: 1543 img/s (median of 5 rounds ..., range ...) vs dense 1227 img/s (...): 1.41x"
+    speed = re.search(r"inference: ([0-9.]+) img/s .*? vs dense ([0-9.]+) img/s", text)
     if speed:
         result["images_per_s"] = float(speed.group(1))
         result["dense_images_per_s"] = float(speed.group(2))

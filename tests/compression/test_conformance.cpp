@@ -154,6 +154,13 @@ TEST_P(Conformance, ShapesMatchTheAnnouncedCount) {
   EXPECT_EQ(scores.sizes(), torch::IntArrayRef({kBatch, kTokens}));
   const auto out = run(state, make_context(state), keep);
   const int64_t tokens = strategy->output_tokens(kTokens, 1, keep);
+  if (strategy->traits().variable_count) {
+    // The count is each sample's: at most the announced bound, the batch's largest count.
+    EXPECT_LE(out.tokens(), tokens);
+    ASSERT_TRUE(out.keep.defined());
+    EXPECT_EQ(out.tokens() - 1, out.keep.slice(1, 1).gt(0).sum(1).max().item<int64_t>());
+    return;
+  }
   EXPECT_EQ(out.x.sizes(), torch::IntArrayRef({kBatch, tokens, kChannels}));
   if (strategy->traits().keeps_length)
     EXPECT_EQ(tokens, kTokens);
@@ -270,9 +277,13 @@ TEST_P(Conformance, BatchSlicesReduceLikeTheWholeBatch) {
           << "scores of sample " << begin;
     }
     const auto out = run(slice, slice_ctx, keep);
-    EXPECT_TRUE(torch::allclose(out.x, whole.x.slice(0, begin, begin + 1), 1e-6, 1e-6))
+    // A variable count pads the batch to its longest sample: compare the sample's own slots.
+    const int64_t own = strategy->traits().variable_count ? out.tokens() : whole.tokens();
+    EXPECT_TRUE(
+        torch::allclose(out.x, whole.x.slice(0, begin, begin + 1).slice(1, 0, own), 1e-6, 1e-6))
         << "tokens of sample " << begin;
-    EXPECT_TRUE(torch::equal(out.positions(), whole.positions().slice(0, begin, begin + 1)));
+    EXPECT_TRUE(torch::equal(out.positions(),
+                             whole.positions().slice(0, begin, begin + 1).slice(1, 0, own)));
   }
 }
 
@@ -368,10 +379,12 @@ TEST(Pairing, RejectedPairsAreDocumented) {
                                       pair.criterion != "attention_received";
     const bool learned_without_gradient =
         (pair.criterion == "linear" || pair.criterion == "predictor" ||
-         pair.criterion == "router") &&
+         pair.criterion == "router" || pair.criterion == "threshold") &&
         !(pair.strategy == "mask" && pair.options.straight_through()) &&
         pair.strategy != "policy" && pair.strategy != "weighted_route";
-    const bool policy_without_log_odds = pair.strategy == "policy" && pair.criterion != "predictor";
+    const bool policy_without_log_odds =
+        (pair.strategy == "policy" || pair.strategy == "threshold_prune") &&
+        pair.criterion != "predictor" && pair.criterion != "threshold";
     EXPECT_TRUE(merge_without_metric || fuse_without_weights || learned_without_gradient ||
                 policy_without_log_odds)
         << pair.criterion << " × " << pair.strategy << " (" << pair.variant << ")";

@@ -141,7 +141,8 @@ TEST(CriterionRegistry, ExplicitListAndUnknownNames) {
   const auto names = known_criteria();
   const std::vector<std::string> expected{
       "random",  "norm",       "key_norm", "cls_attention", "attention_received",
-      "uniform", "similarity", "linear",   "predictor",     "saliency",      "router"};
+      "uniform", "similarity", "linear",   "predictor",     "saliency",
+      "router",  "threshold"};
   EXPECT_EQ(names, expected);
   for (const auto& name : names) {
     EXPECT_EQ(make_criterion(name, CriterionOptions().grid_height(2).grid_width(2))->name(), name);

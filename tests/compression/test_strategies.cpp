@@ -232,8 +232,8 @@ TEST(Mask, StraightThroughIsHardForwardAndDifferentiable) {
 }
 
 TEST(StrategyRegistry, ExplicitListAndUnknownNames) {
-  const std::vector<std::string> expected{"prune",          "merge", "pool",  "route",
-                                          "weighted_route", "mask",  "policy"};
+  const std::vector<std::string> expected{"prune",          "merge", "pool",   "route",
+                                          "weighted_route", "mask",  "policy", "threshold_prune"};
   EXPECT_EQ(known_strategies(), expected);
   for (const auto& name : expected) EXPECT_EQ(make_strategy(name)->name(), name);
   try {

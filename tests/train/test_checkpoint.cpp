@@ -350,6 +350,7 @@ namespace {
 struct Compression {
   std::shared_ptr<compression::Planner> planner;
   std::shared_ptr<compression::TokenEvolutionMonitor> monitor;
+  std::shared_ptr<FlopsRegularizer> flops;
 };
 // The co-scheduler instead (joint mode, decisions every 2 steps, probes every 3): its capacities,
 // dwell and fade counters and the monitor's EMAs carry over the resume.
@@ -415,12 +416,34 @@ Compression saliency_for(TransformerModel& model) {
   return result;
 }
 
+// Learned thresholds instead (LTMP: θ on the attention received after the attention of blocks 1
+// and 2, the policy mask, the FLOPs regulariser, θ at its own learning rate).
+Compression thresholds_for(TransformerModel& model) {
+  compression::StaticPlannerConfig config;
+  config.stages.push_back({"ltmp", {}});
+  auto& c = config.stages.back().reduction;
+  c.criterion = "threshold";
+  c.strategy = "policy";
+  c.layers = {1, 2};
+  c.threshold_init = 1.0 / 17.0;
+  c.temperature = 0.01;
+  Compression result;
+  result.planner = std::make_shared<compression::StaticPlanner>(
+      config, compression::ModelShape{model.depth(), 32, 4, 4});
+  model.attach_compression(result.planner->parameters());
+  FlopsRegularizerOptions flops;
+  flops.target = 0.5;
+  result.flops = std::make_shared<FlopsRegularizer>(flops, model.dense_block_flops_per_sample());
+  return result;
+}
+
 // The llm.c standard: k steps, save, a new process state, resume, k more steps gives the same
 // bits as 2k uninterrupted steps (parameters, optimizer state, compression state, and the logged
 // losses and statistics).
 void expect_bit_identical_resume(const std::string& prefix, bool compressed,
                                  bool coschedule = false, bool saliency = false,
-                                 const OptimizerOptions& optimizer = OptimizerOptions{}) {
+                                 const OptimizerOptions& optimizer = OptimizerOptions{},
+                                 bool thresholds = false) {
   const int64_t k = 4;
   auto comm = dist::make_communicator("local");
   const auto run = [&](const std::string& name, int64_t stop_at, const std::string& resume) {
@@ -438,10 +461,13 @@ void expect_bit_identical_resume(const std::string& prefix, bool compressed,
     Compression parts;
     if (compressed)
       parts = coschedule ? coschedule_for(*model)
-                         : (saliency ? saliency_for(*model) : compression_for(*model));
+                         : (saliency     ? saliency_for(*model)
+                            : thresholds ? thresholds_for(*model)
+                                         : compression_for(*model));
     auto trainer = std::make_unique<Trainer>(model, images(256), nullptr, comm, options, optimizer);
     trainer->set_planner(parts.planner);
     trainer->set_monitor(parts.monitor);
+    trainer->set_flops_regularizer(parts.flops);
     if (!resume.empty()) trainer->resume(options.run_dir);
     const auto summary = trainer->run();
     return std::make_pair(std::move(trainer), summary);
@@ -459,7 +485,7 @@ void expect_bit_identical_resume(const std::string& prefix, bool compressed,
   const auto straight_state = straight->compression_state();
   const auto resumed_state = resumed->compression_state();
   EXPECT_EQ(straight_state.size(), resumed_state.size());
-  EXPECT_EQ(straight_state.empty(), !compressed);
+  EXPECT_EQ(straight_state.empty(), !compressed || thresholds);  // θ are parameters, not state
   for (const auto& [name, tensor] : straight_state) {
     ASSERT_TRUE(resumed_state.count(name)) << name;
     EXPECT_TRUE(torch::equal(tensor, resumed_state.at(name))) << name;
@@ -495,6 +521,10 @@ void expect_bit_identical_resume(const std::string& prefix, bool compressed,
       EXPECT_NE(straight_lines.back().find("\"tokens_per_layer\":[272,272,144,80]"),
                 std::string::npos)
           << straight_lines.back();
+    } else if (thresholds) {
+      EXPECT_NE(straight_lines.back().find("aux_flops"), std::string::npos)
+          << straight_lines.back();
+      EXPECT_NE(straight_lines.back().find("flops_ratio"), std::string::npos);
     } else if (coschedule) {
       EXPECT_NE(straight_lines.back().find("evolution_bi"), std::string::npos);
       EXPECT_NE(straight_lines.back().find("\"capacity\""), std::string::npos);
@@ -553,6 +583,43 @@ TEST(Resume, BitIdenticalWithTheCoScheduler) {
 TEST(Resume, BitIdenticalWithASaliencyTable) {
   expect_bit_identical_resume("saliency_", /*compressed=*/true, /*coschedule=*/false,
                               /*saliency=*/true);
+}
+
+TEST(Resume, BitIdenticalWithLearnedThresholds) {
+  OptimizerOptions optimizer;
+  optimizer.threshold_lr = 1e-2;
+  expect_bit_identical_resume("thresholds_", /*compressed=*/true, /*coschedule=*/false,
+                              /*saliency=*/false, optimizer, /*thresholds=*/true);
+}
+
+// θ is saved under its stable name compress.<stage>.<layer>.threshold with its optimizer state,
+// and a fresh model (other θ) loads it back.
+TEST(Checkpoint, LearnedThresholdsRoundTrip) {
+  auto comm = dist::make_communicator("local");
+  auto options = quick(3);
+  options.run_dir = fresh_dir("thresholds");
+  options.checkpoint.dir = options.run_dir + "/checkpoints";
+  auto model = small_vit(4);
+  auto parts = thresholds_for(*model);
+  OptimizerOptions optimizer;
+  optimizer.threshold_lr = 1e-2;
+  Trainer trainer(model, images(64), nullptr, comm, options, optimizer);
+  trainer.set_planner(parts.planner);
+  trainer.set_flops_regularizer(parts.flops);
+  const auto summary = trainer.run();
+  const auto theta = model->named_parameters()["compress.ltmp.2.threshold"];
+  EXPECT_NE(theta.item<double>(), 1.0f / 17.0f);  // it trained
+  const auto saved = summarize_checkpoint(summary.last_checkpoint, /*verify_checksums=*/true);
+  EXPECT_TRUE(
+      std::any_of(saved.tensors.begin(), saved.tensors.end(),
+                  [](const CheckpointTensor& t) { return t.name == "compress.ltmp.1.threshold"; }));
+  EXPECT_TRUE(has_state(trainer.optimizer(), theta));
+  auto fresh = small_vit(4);
+  auto fresh_parts = thresholds_for(*fresh);
+  read_checkpoint(summary.last_checkpoint, *fresh, nullptr);
+  for (const auto* name : {"compress.ltmp.1.threshold", "compress.ltmp.2.threshold"})
+    EXPECT_TRUE(torch::equal(fresh->named_parameters()[name], model->named_parameters()[name]))
+        << name;
 }
 
 // A learned component's parameters are model parameters under compress.*: in the checkpoint's

@@ -34,7 +34,8 @@ std::unique_ptr<Trainer> train_steps(
     const std::shared_ptr<compression::Planner>& planner,
     const std::shared_ptr<compression::TokenEvolutionMonitor>& monitor = nullptr,
     int64_t accumulation = 1, const OptimizerOptions* optimizer = nullptr,
-    const std::shared_ptr<Distillation>& distillation = nullptr) {
+    const std::shared_ptr<Distillation>& distillation = nullptr,
+    const std::shared_ptr<FlopsRegularizer>& flops = nullptr) {
   TrainerOptions t;
   t.steps = steps;
   t.global_batch = global_batch;
@@ -48,6 +49,7 @@ std::unique_ptr<Trainer> train_steps(
   trainer->set_planner(planner);
   trainer->set_monitor(monitor);
   trainer->set_distillation(distillation);
+  trainer->set_flops_regularizer(flops);
   data::LoaderOptions lo;
   lo.global_batch_size = global_batch;
   lo.rank = comm->rank();
@@ -291,7 +293,8 @@ namespace {
 // With `optimizer` (e.g. a frozen backbone) and `distill` (a frozen teacher of other weights) when
 // given.
 void check_learned_stage(const compression::StaticPlannerConfig& config, const std::string& name,
-                         const OptimizerOptions* optimizer = nullptr, bool distill = false) {
+                         const OptimizerOptions* optimizer = nullptr, bool distill = false,
+                         const FlopsRegularizerOptions* flops = nullptr) {
   const compression::ModelShape shape{2, 16, 4, 4};
   const auto teacher = [&]() -> std::shared_ptr<Distillation> {
     if (!distill) return nullptr;
@@ -310,12 +313,16 @@ void check_learned_stage(const compression::StaticPlannerConfig& config, const s
     model->to(torch::kFloat64);
     return std::make_pair(model, planner);
   };
+  const auto regularizer = [&](const TransformerModel& model) -> std::shared_ptr<FlopsRegularizer> {
+    if (!flops) return nullptr;
+    return std::make_shared<FlopsRegularizer>(*flops, model.dense_block_flops_per_sample());
+  };
   auto [distributed, distributed_planner] = make();
   train_steps(distributed, tiny_images(), world_ptr(), 20, 5, distributed_planner, nullptr, 1,
-              optimizer, teacher());
+              optimizer, teacher(), regularizer(*distributed));
   auto [single, single_planner] = make();
   train_steps(single, tiny_images(), dist::make_communicator("local"), 20, 5, single_planner,
-              nullptr, 1, optimizer, teacher());
+              nullptr, 1, optimizer, teacher(), regularizer(*single));
   auto [initial, initial_planner] = make();
   expect_same_parameters(*distributed, *single, *initial);
   const auto named = distributed->named_parameters();
@@ -368,6 +375,25 @@ TEST(RankInvariance, DistilledPredictorOnAFrozenBackboneMatchesOneProcess) {
   optimizer.unfreeze_at = 3;
   optimizer.backbone_lr_scale = 0.5;
   check_learned_stage(config, "compress.dyvit.1.out_conv.4.weight", &optimizer, /*distill=*/true);
+}
+
+// LTMP's learned thresholds (criterion threshold on the attention received, strategy policy):
+// straight-through σ((s − θ)/τ) masks read by the policy softmax, the FLOPs regulariser on each
+// sample's live tokens, θ in its own optimizer group; θ trains identically on any number of ranks.
+TEST(RankInvariance, LearnedThresholdsMatchOneProcess) {
+  compression::StaticPlannerConfig config;
+  config.stages.push_back({"ltmp", {}});
+  auto& c = config.stages.back().reduction;
+  c.criterion = "threshold";
+  c.strategy = "policy";
+  c.layers = {1};
+  c.threshold_init = 1.0 / 17.0;  // the uniform share of attention: some tokens on each side
+  c.temperature = 0.01;
+  OptimizerOptions optimizer;
+  optimizer.threshold_lr = 1e-2;
+  FlopsRegularizerOptions flops;
+  flops.target = 0.5;
+  check_learned_stage(config, "compress.ltmp.1.threshold", &optimizer, /*distill=*/false, &flops);
 }
 
 // Mixture-of-Depths on a GPT (criterion router, strategy weighted_route): each sample's top-k by
