@@ -11,6 +11,7 @@
 #include "launch/config.h"
 #include "launch/interleaved_steps.h"
 #include "launch/run_setup.h"
+#include "launch/stored_model.h"
 #include "launch/system_info.h"
 #include "train/model_weights.h"
 #include "train/plan_hooks.h"
@@ -71,12 +72,7 @@ int bench_ltmp_command(const Args& args) {
                       "model.h5 of a run with a threshold stage (its stored config is the base)")(
       "bench.batch", po::value(&batch_size)->default_value(batch_size),
       "evaluation samples per batch (each round runs the next batch of the evaluation set)");
-  for (size_t i = 0; i + 1 < args.size(); ++i)
-    if (args[i] == "--weights") weights = args[i + 1];
-  for (const auto& a : args)
-    if (a.rfind("--weights=", 0) == 0) weights = a.substr(10);
-  std::string base;
-  if (!weights.empty()) base = train::read_weights_config(weights);
+  const std::string base = weights_config_of_args(args);
   RunConfig config;
   bool help = false;
   parse_run_config(args, extra, config, help, base);

@@ -4,6 +4,7 @@
 #include "launch/commands.h"
 #include "launch/config.h"
 #include "launch/run_setup.h"
+#include "launch/stored_model.h"
 #include "train/evaluate.h"
 #include "train/inference_speed.h"
 #include "train/model_weights.h"
@@ -18,12 +19,7 @@ int eval_command(const Args& args) {
       "weights", po::value(&weights)->value_name("FILE"),
       "model.h5 written by `winnow train` (its stored config is the base configuration)");
   // The stored config supplies the model shape and data; the command line may override them.
-  for (size_t i = 0; i + 1 < args.size(); ++i)
-    if (args[i] == "--weights") weights = args[i + 1];
-  for (const auto& a : args)
-    if (a.rfind("--weights=", 0) == 0) weights = a.substr(10);
-  std::string base;
-  if (!weights.empty()) base = train::read_weights_config(weights);
+  const std::string base = weights_config_of_args(args);
 
   RunConfig config;
   bool help = false;

@@ -42,4 +42,13 @@ StoredModel load_stored_model(const std::string& path) {
   return stored;
 }
 
+std::string weights_config_of_args(const std::vector<std::string>& args) {
+  std::string weights;
+  for (size_t i = 0; i + 1 < args.size(); ++i)
+    if (args[i] == "--weights") weights = args[i + 1];
+  for (const auto& a : args)
+    if (a.rfind("--weights=", 0) == 0) weights = a.substr(10);
+  return weights.empty() ? std::string() : train::read_weights_config(weights);
+}
+
 }  // namespace winnow::launch

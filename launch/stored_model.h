@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "launch/config.h"
 #include "train/interop_state_dict.h"
@@ -26,5 +27,9 @@ struct StoredModel {
 // model.depth, model.patch, model.mlp_ratio), and load_backbone_weights' error when a tensor
 // does not fit.
 StoredModel load_stored_model(const std::string& path);
+
+// The config stored with the weights that `args` name with --weights FILE or --weights=FILE (the
+// base configuration of eval-like commands); "" when no weights are named.
+std::string weights_config_of_args(const std::vector<std::string>& args);
 
 }  // namespace winnow::launch
