@@ -19,6 +19,7 @@ namespace {
 
 const char* const kStudyHelp =
     R"HELP(usage: winnow study run FILE [--ranks N] [--dry-run] [--dir DIR]
+       winnow study run FILE --slurm [--wait] [--sbatch ARG]... [--ranks N] [--dry-run]
        winnow study report DIR
 
 Runs an experiment (one model under several methods, budgets and seeds) from one study file:
@@ -51,6 +52,13 @@ end of its log (DIR/CELL/train.log, kept and appended to) and the study goes on;
 then 1. SIGINT/SIGTERM stop the running cell with a checkpoint and end the study (exit 128 + the
 signal): run the same command again to continue.
 
+Slurm (--slurm): every cell that is not done goes to Slurm as one job array through the batch
+template launch/slurm/winnow.sbatch: array task i trains cell i of DIR/slurm-cells.txt (every
+cell, one a line) on N tasks (--ntasks=N) with its arguments from DIR/CELL/train.args, appends
+its output to DIR/CELL/train.log, resumes an interrupted cell from its checkpoints, and on
+preemption checkpoints and requeues itself (docs/launching.md). Run the same command again to
+submit the cells that failed or were cancelled; `study report` once the array has ended.
+
 report: one row per group of cells that differ only in train.seed: seeds, mean ± std of the
 final eval accuracy (images) or eval loss (text), training FLOPs and training seconds, written to
 DIR/report.csv and DIR/report.md; with python3-matplotlib also DIR/report_flops.{png,svg} and
@@ -62,6 +70,14 @@ options of run:
   --dir DIR      study directory (overrides [study] dir)
   --launcher P   the mpirun wrapper (default: $WINNOW_MPIRUN_WRAPPER, else launch/winnow-mpirun
                  of this source tree)
+  --slurm        submit the cells to Slurm as one job array instead of running them here
+  --wait         with --slurm: wait until the array has ended (sbatch --wait), then say which
+                 cells finished (exit 1 when one did not)
+  --sbatch ARG   with --slurm: one more sbatch option, repeatable, after winnow's own (the job
+                 name, --ntasks, --array, --output), e.g. --sbatch=--time=2:00:00
+                 --sbatch=--cpus-per-task=2 --sbatch=--partition=gpu; not --array or --ntasks
+  --template P   with --slurm: the batch template (default: launch/slurm/winnow.sbatch of
+                 this source tree)
 )HELP";
 
 std::string this_executable() {
@@ -79,11 +95,15 @@ std::string default_launcher() {
 int study_run(const Args& args) {
   std::string file, dir, launcher = default_launcher();
   int ranks = 0;
-  bool dry_run = false;
+  bool dry_run = false, to_slurm = false;
+  StudySlurmOptions slurm;
+  slurm.batch_template = WINNOW_SOURCE_DIR "/launch/slurm/winnow.sbatch";
   po::options_description options;
   options.add_options()("file", po::value(&file))("ranks", po::value(&ranks))(
       "dry-run", po::bool_switch(&dry_run))("dir", po::value(&dir))(
-      "launcher", po::value(&launcher))("help,h", "");
+      "launcher", po::value(&launcher))("slurm", po::bool_switch(&to_slurm))(
+      "wait", po::bool_switch(&slurm.wait))("sbatch", po::value(&slurm.sbatch_args)->composing())(
+      "template", po::value(&slurm.batch_template))("help,h", "");
   po::positional_options_description positional;
   positional.add("file", 1);
   po::variables_map vm;
@@ -92,7 +112,8 @@ int study_run(const Args& args) {
     po::notify(vm);
   } catch (const po::error& e) {
     throw ConfigError(std::string("study run: ") + e.what() +
-                      " (expected FILE [--ranks N] [--dry-run] [--dir DIR] [--launcher PATH])");
+                      " (expected FILE [--ranks N] [--dry-run] [--dir DIR] [--launcher PATH] "
+                      "[--slurm [--wait] [--sbatch ARG]... [--template PATH]])");
   }
   if (vm.count("help")) {
     std::cout << kStudyHelp;
@@ -113,6 +134,19 @@ int study_run(const Args& args) {
   run.dry_run = dry_run;
   run.winnow = this_executable();
   run.launcher = launcher;
+  if (!to_slurm && (slurm.wait || !slurm.sbatch_args.empty() || vm.count("template")))
+    throw ConfigError("study run: --wait, --sbatch and --template go with --slurm");
+  if (to_slurm) {
+    for (const auto& arg : slurm.sbatch_args)
+      if (arg.rfind("--array", 0) == 0 || arg.rfind("-a", 0) == 0 || arg.rfind("--ntasks=", 0) == 0)
+        throw ConfigError("study run --slurm: --sbatch " + arg +
+                          ": expected an option other than --array (the array is the study's "
+                          "cells) and --ntasks (give --ranks N)");
+    if (access(slurm.batch_template.c_str(), R_OK) != 0)
+      throw ConfigError("study run --slurm: expected the batch template at '" +
+                        slurm.batch_template + "' (give --template PATH)");
+    return submit_study_to_slurm(study, cells, run, slurm);
+  }
   if (run.ranks > 1 && access(run.launcher.c_str(), X_OK) != 0)
     throw ConfigError("study run: --ranks " + std::to_string(run.ranks) +
                       " needs the mpirun wrapper, expected an executable at '" + run.launcher +

@@ -1,4 +1,5 @@
-// Running a study: cell states, cell command lines, and the loop that runs them as processes.
+// Running a study: cell states, cell command lines, the loop that runs them as processes, and
+// their submission to Slurm as a job array.
 #include "launch/study_run.h"
 
 #include <fcntl.h>
@@ -9,11 +10,13 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "data/atomic_file.h"
 #include "train/metrics.h"
@@ -58,7 +61,8 @@ std::string command_text(const std::vector<std::string>& command) {
   return text;
 }
 
-// Runs `command` with stdout and stderr appended to `log`; returns the wait status.
+// Runs `command` (command[0] searched on PATH when it has no '/') with stdout and stderr appended
+// to `log`; returns the wait status.
 int run_logged(const std::vector<std::string>& command, const std::string& log) {
   {
     std::ofstream header(log, std::ios::app);
@@ -75,7 +79,7 @@ int run_logged(const std::vector<std::string>& command, const std::string& log) 
     std::vector<char*> argv;
     for (const auto& arg : command) argv.push_back(const_cast<char*>(arg.c_str()));
     argv.push_back(nullptr);
-    execv(argv[0], argv.data());
+    execvp(argv[0], argv.data());
     const std::string message =
         "winnow study: cannot start " + command[0] + ": " + std::strerror(errno) + "\n";
     (void)!write(STDERR_FILENO, message.data(), message.size());
@@ -234,6 +238,129 @@ int run_study(const StudyFile& study, const std::vector<StudyCell>& cells,
   }
   std::cout << "winnow study: " << failed << " of " << total << " cell(s) failed:";
   for (const auto& name : failures) std::cout << " " << name;
+  std::cout << "\n  their logs are in " << study.dir
+            << "/CELL/train.log; run the same command again to retry them" << std::endl;
+  return 1;
+}
+
+}  // namespace winnow::launch
+
+namespace winnow::launch {
+
+namespace {
+
+// Slurm's --array list of `indices` (ascending): runs of consecutive indices as ranges, "0-3,5".
+std::string array_spec(const std::vector<size_t>& indices) {
+  std::string spec;
+  for (size_t i = 0; i < indices.size();) {
+    size_t j = i;
+    while (j + 1 < indices.size() && indices[j + 1] == indices[j] + 1) ++j;
+    spec += (spec.empty() ? "" : ",") + std::to_string(indices[i]);
+    if (j > i) spec += "-" + std::to_string(indices[j]);
+    i = j + 1;
+  }
+  return spec;
+}
+
+}  // namespace
+
+int submit_study_to_slurm(const StudyFile& study, const std::vector<StudyCell>& cells,
+                          const StudyRunOptions& options, const StudySlurmOptions& slurm) {
+  const fs::path dir = fs::absolute(study.dir);
+  fs::create_directories(dir);
+  data::write_file_atomically((dir / "study.ini").string(), study.text);
+  // Every cell, so that an array index names the same cell in every submission.
+  std::string list;
+  std::vector<size_t> pending;
+  for (size_t i = 0; i < cells.size(); ++i) {
+    const fs::path cell_dir = dir / cells[i].name;
+    list += cell_dir.string() + "\n";
+    const CellState state = cell_state(cell_dir.string());
+    std::cout << "  [" << to_string(state) << "] " << i << " " << cells[i].name << std::endl;
+    if (state == CellState::kDone) continue;
+    pending.push_back(i);
+    if (options.dry_run) continue;
+    // The template adds --train.run_dir (the cell's directory) and --resume when it has
+    // checkpoints; the rest of the cell's `winnow train` arguments, one a line.
+    std::string arguments = "--config\n" + fs::absolute(study.base_config).string() + "\n";
+    for (const auto& option : cell_train_options(cells[i])) {
+      if (option.find('\n') != std::string::npos)
+        throw std::runtime_error(
+            "study run --slurm: cell " + cells[i].name +
+            ": an option value with a line break cannot go to Slurm: " + option);
+      arguments += option + "\n";
+    }
+    fs::create_directories(cell_dir);
+    data::write_file_atomically((cell_dir / "train.args").string(), arguments);
+  }
+  const std::string cells_file = (dir / "slurm-cells.txt").string();
+  if (pending.empty()) {
+    std::cout << "winnow study: all " << cells.size() << " cells of " << study.dir
+              << " are done; nothing to submit" << std::endl;
+    return 0;
+  }
+  std::vector<std::string> command = {slurm.sbatch, "--parsable"};
+  if (slurm.wait) command.push_back("--wait");
+  for (const auto& arg :
+       {"--job-name=winnow-study-" + dir.filename().string(),
+        "--ntasks=" + std::to_string(options.ranks), "--array=" + array_spec(pending),
+        "--output=" + (dir / "slurm-%A_%a.out").string()})
+    command.push_back(arg);
+  for (const auto& arg : slurm.sbatch_args) command.push_back(arg);
+  command.push_back(slurm.batch_template);
+  std::cout << "winnow study: " << pending.size() << " of " << cells.size()
+            << " cell(s) to Slurm as one job array, " << options.ranks << " task(s) each"
+            << (options.dry_run ? " (dry run)" : "") << ":\n  WINNOW=" << quoted(options.winnow)
+            << " WINNOW_STUDY_CELLS=" << quoted(cells_file) << " " << command_text(command)
+            << std::endl;
+  if (options.dry_run) return 0;
+  data::write_file_atomically(cells_file, list);
+  // sbatch passes the submitting environment on (--export=ALL, its default).
+  setenv("WINNOW", options.winnow.c_str(), 1);
+  setenv("WINNOW_STUDY_CELLS", cells_file.c_str(), 1);
+  const std::string log = (dir / "slurm-submit.log").string();
+  const auto log_size = fs::exists(log) ? fs::file_size(log) : 0;
+  const int status = run_logged(command, log);
+  std::string output;
+  {
+    std::ifstream in(log);
+    in.seekg(static_cast<std::streamoff>(log_size));
+    std::stringstream text;
+    text << in.rdbuf();
+    output = text.str();
+    output = output.substr(output.find('\n') + 1);  // after run_logged's header line
+  }
+  std::string job;
+  for (char c : output) {
+    if (!std::isdigit(static_cast<unsigned char>(c))) break;
+    job += c;
+  }
+  if (job.empty()) {
+    std::cout << "winnow study: sbatch failed (" << describe_status(status) << "):\n"
+              << log_tail(log, 8);
+    return 1;
+  }
+  std::cout << "winnow study: submitted job array " << job << "; each cell's output goes to "
+            << study.dir << "/CELL/train.log (`squeue -j " << job << "` follows it)" << std::endl;
+  if (!slurm.wait) {
+    std::cout << "  when it has ended: `winnow study report " << study.dir
+              << "`; a cell that failed or was cancelled is submitted again by the same command"
+              << std::endl;
+    return 0;
+  }
+  std::vector<std::string> unfinished;
+  for (size_t i : pending)
+    if (cell_state((dir / cells[i].name).string()) != CellState::kDone)
+      unfinished.push_back(cells[i].name);
+  if (unfinished.empty()) {
+    std::cout << "winnow study: job array " << job << " ended; all " << cells.size()
+              << " cells done; `winnow study report " << study.dir << "` tabulates them"
+              << std::endl;
+    return 0;
+  }
+  std::cout << "winnow study: job array " << job << " ended (sbatch: " << describe_status(status)
+            << "); " << unfinished.size() << " cell(s) without summary.json:";
+  for (const auto& name : unfinished) std::cout << " " << name;
   std::cout << "\n  their logs are in " << study.dir
             << "/CELL/train.log; run the same command again to retry them" << std::endl;
   return 1;

@@ -1,5 +1,6 @@
 // Running a study: its cells one after another, each a `winnow train` process (through
-// launch/winnow-mpirun on several ranks) whose output goes to the cell's log, resumable.
+// launch/winnow-mpirun on several ranks) whose output goes to the cell's log, resumable; or
+// submitted to Slurm as one job array through the batch template (launch/slurm/winnow.sbatch).
 #pragma once
 
 #include <string>
@@ -39,5 +40,23 @@ std::vector<std::string> cell_command(const StudyFile& study, const StudyCell& c
 // every cell has its summary.json, 1 when one failed, 128 + the signal when stopped.
 int run_study(const StudyFile& study, const std::vector<StudyCell>& cells,
               const StudyRunOptions& options);
+
+// How a study goes to Slurm.
+struct StudySlurmOptions {
+  std::string sbatch = "sbatch";  // the sbatch executable (searched on PATH)
+  std::string batch_template;     // launch/slurm/winnow.sbatch
+  std::vector<std::string>
+      sbatch_args;    // passed to sbatch before the template (e.g. --time=2:00:00)
+  bool wait = false;  // sbatch --wait: return when every array task has ended
+};
+
+// Submits every cell that is not done as one Slurm job array: task i trains cell i of
+// STUDY_DIR/slurm-cells.txt (one cell directory a line, every cell of the study, so indices are
+// stable across submissions) with the arguments in CELL/train.args (one a line) on `ranks` tasks
+// of the batch template, which appends the output to CELL/train.log and resumes an interrupted
+// cell from its checkpoints. Returns 0 once submitted (with wait: when every cell has its
+// summary.json), 1 when sbatch failed (or, with wait, a cell did not finish).
+int submit_study_to_slurm(const StudyFile& study, const std::vector<StudyCell>& cells,
+                          const StudyRunOptions& options, const StudySlurmOptions& slurm);
 
 }  // namespace winnow::launch

@@ -4,7 +4,8 @@
 # submits launch/slurm/winnow.sbatch with `sbatch --wait` for 2 tasks training a tiny synthetic
 # ViT, and checks that the job completed with 2 MPI ranks and wrote its run directory. Everything
 # it started is stopped on exit, also on failure. A second job checks the preemption path:
-# SIGUSR1 forwarded to every task, requeue, and the requeued attempt resuming with --resume.
+# SIGUSR1 forwarded to every task, requeue, and the requeued attempt resuming with --resume. A
+# third submits a study (`winnow study run --slurm`) as a job array.
 # usage: slurm_e2e.sh WINNOW_BINARY SOURCE_DIR
 # Exit 77 (skipped) only when Slurm or munge is not installed or this is not root.
 # SLURM_E2E_KEEP=1 keeps the temporary directory (configuration, logs, run) for inspection.
@@ -272,4 +273,62 @@ state=$(scontrol show job -o "$job")
 grep -q "JobState=COMPLETED" <<<"$state" || fail "preempted job $job: expected COMPLETED after the requeue: $state"
 grep -q "Restarts=1 " <<<"$state" || fail "preempted job $job: expected Restarts=1: $state"
 echo "slurm_e2e: preempted job $job forwarded SIGUSR1, requeued and resumed in $(( $(date +%s) - job_start )) s"
+
+# `winnow study run --slurm`: a study of three cells, one of them done before (so not submitted),
+# goes to Slurm as one job array through the template, each cell on 2 ranks with its output in
+# CELL/train.log; a second submission then has nothing to do.
+study_dir=$work/study
+cat > "$work/study-base.ini" <<EOF
+[data]
+synthetic = images
+synthetic_samples = 512
+[model]
+dim = 32
+depth = 2
+heads = 2
+patch = 7
+[optim]
+warmup_steps = 5
+[train]
+steps = 20
+global_batch = 32
+log_every = 10
+eval_every = 0
+EOF
+cat > "$work/study.ini" <<EOF
+[study]
+config = $work/study-base.ini
+dir = $study_dir
+ranks = 2
+[grid]
+train.seed = 0 1 2
+EOF
+mkdir -p "$study_dir/seed=1"
+echo '{"event":"summary","done_before":true}' > "$study_dir/seed=1/summary.json"
+job_start=$(date +%s)
+study_sbatch=(--sbatch=--cpus-per-task=1 --sbatch=--time=5)
+[ "$cpus" -ge 2 ] || study_sbatch+=(--sbatch=--overcommit)
+rc=0
+(cd "$work" && timeout --kill-after=10 180 "$winnow" study run "$work/study.ini" --slurm --wait \
+   "${study_sbatch[@]}") > "$work/study-submit.out" 2>&1 < /dev/null || rc=$?
+[ "$rc" -eq 0 ] || fail "study run --slurm --wait exited $rc: $(cat "$work/study-submit.out")"
+grep -qF -- "2 of 3 cell(s) to Slurm as one job array, 2 task(s) each" "$work/study-submit.out" ||
+  fail "study run --slurm did not submit exactly the 2 cells not done: $(cat "$work/study-submit.out")"
+grep -qF -- "--array=0,2 " "$work/study-submit.out" ||
+  fail "expected the array 0,2 (cell seed=1 was done): $(cat "$work/study-submit.out")"
+grep -q "all 3 cells done" "$work/study-submit.out" || fail "study run --slurm --wait: $(cat "$work/study-submit.out")"
+for seed in 0 2; do
+  cell=$study_dir/seed=$seed
+  grep -q '"world_size":2' "$cell/summary.json" 2>/dev/null ||
+    fail "cell seed=$seed: no summary.json of 2 ranks: $(cat "$cell/train.log" 2>/dev/null)"
+  grep -q "^seed *= *$seed\$" "$cell/config.ini" ||
+    fail "cell seed=$seed did not train with seed $seed: $(cat "$cell/config.ini")"
+  grep -q "array task $seed of job" "$cell/train.log" || fail "cell seed=$seed: $(cat "$cell/train.log")"
+  grep -q "^step 20/20 " "$cell/train.log" || fail "cell seed=$seed did not log step 20/20: $(cat "$cell/train.log")"
+done
+grep -q done_before "$study_dir/seed=1/summary.json" || fail "the done cell seed=1 was trained again"
+"$winnow" study run "$work/study.ini" --slurm > "$work/study-again.out" 2>&1 ||
+  fail "a second study run --slurm failed: $(cat "$work/study-again.out")"
+grep -q "nothing to submit" "$work/study-again.out" || fail "a finished study was submitted again: $(cat "$work/study-again.out")"
+echo "slurm_e2e: study job array of 2 cells on 2 ranks each done in $(( $(date +%s) - job_start )) s"
 echo "slurm_e2e: all checks passed in $(( $(date +%s) - start )) s"

@@ -103,6 +103,13 @@ grep -q "study: 2/4 done, 2 failed, 0 to go" "$work/run2.log" || fail "no progre
 grep -q "2 of 4 cell(s) failed: patch=5,seed=0 patch=5,seed=1" "$work/run2.log" ||
   fail "no final list of failed cells: $(cat "$work/run2.log")"
 expect_exit 0 "\[done\] patch=7,seed=1" -- "$winnow" study run "$study" --dry-run
+# To Slurm (dry run: nothing is submitted): one job array of the two cells without summary.json,
+# the others keep their indices; --wait without --slurm is refused.
+expect_exit 0 "2 of 4 cell(s) to Slurm as one job array" -- "$winnow" study run "$study" --slurm --dry-run
+grep -qF -- "--array=2-3 " <<<"$out" || fail "expected --array=2-3: $out"
+grep -qF "WINNOW_STUDY_CELLS=" <<<"$out" || fail "no WINNOW_STUDY_CELLS: $out"
+[ ! -e "$dir/slurm-cells.txt" ] || fail "--slurm --dry-run wrote $dir/slurm-cells.txt"
+expect_exit 2 "go with --slurm" -- "$winnow" study run "$study" --wait
 
 # The report: one group (patch=7) of 2 seeds; the patch-5 cells are listed as missing.
 "$winnow" study report "$dir" > "$work/report.log" 2>&1 || fail "study report: $(cat "$work/report.log")"
