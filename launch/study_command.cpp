@@ -31,6 +31,8 @@ Study file (INI):
   config = launch/configs/demo.ini   # base config of every cell (paths: from the current dir)
   dir = runs/pld-fashion-mnist        # study directory (default runs/<file name>)
   ranks = 2                           # MPI ranks per cell (default 1; --ranks wins)
+  init_from = runs/dense/model.h5     # optional: every new cell starts from these weights
+                                      #   (train --init-from; a resumed cell from its checkpoint)
   [options]                           # options of every cell
   train.eval_every = 0
   [grid]                              # every combination; the last option varies fastest

@@ -129,6 +129,8 @@ StudyFile parse_study_file(const std::string& text, const std::string& source) {
         study.base_config = value;
       } else if (key == "dir") {
         study.dir = value;
+      } else if (key == "init_from") {
+        study.init_from = value;
       } else if (key == "ranks") {
         try {
           size_t used = 0;
@@ -139,7 +141,8 @@ StudyFile parse_study_file(const std::string& text, const std::string& source) {
                             "'");
         }
       } else {
-        throw ConfigError(where + ": [study] takes config, dir and ranks; got '" + key + "'");
+        throw ConfigError(where + ": [study] takes config, dir, ranks and init_from; got '" + key +
+                          "'");
       }
       continue;
     }
@@ -252,6 +255,11 @@ void validate_cells(const StudyFile& study, const std::vector<StudyCell>& cells,
   if (!std::filesystem::is_regular_file(study.base_config))
     throw ConfigError(study.source + ": [study] config: cannot read the base config '" +
                       study.base_config + "'");
+  if (!study.init_from.empty() && !std::filesystem::is_regular_file(study.init_from))
+    throw ConfigError(study.source +
+                      ": [study] init_from: expected a weights file (model.h5 or a " +
+                      "checkpoint), cannot read '" + study.init_from +
+                      "' (run the study or training that writes it first)");
   for (const auto& cell : cells) {
     try {
       std::vector<std::string> args = {"--config", study.base_config, "--train.run_dir",

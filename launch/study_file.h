@@ -6,6 +6,7 @@
 //   config = launch/configs/demo.ini   # the base config of every cell (--config)
 //   dir = runs/pld-fashion-mnist        # the study directory (default runs/<file name>)
 //   ranks = 2                           # MPI ranks per cell (default 1; --ranks wins)
+//   init_from = runs/dense/model.h5     # weights every cell starts from (train --init-from)
 //   [options]                           # options every cell gets
 //   train.steps = 700
 //   [grid]                              # every combination; the last key varies fastest
@@ -48,6 +49,7 @@ struct StudyFile {
   std::string base_config;  // [study] config
   std::string dir;          // [study] dir
   int ranks = 1;            // [study] ranks
+  std::string init_from;    // [study] init_from: `--init-from` of every cell that starts afresh
   std::vector<OptionValue> options;
   std::vector<GridAxis> grid;
   std::vector<StudyVariant> variants;

@@ -158,6 +158,9 @@ std::vector<std::string> cell_command(const StudyFile& study, const StudyCell& c
   if (state == CellState::kInterrupted) {
     command.push_back("--resume");
     command.push_back(cell_dir);
+  } else if (!study.init_from.empty()) {
+    command.push_back("--init-from");
+    command.push_back(study.init_from);
   }
   for (const auto& option : cell_train_options(cell)) command.push_back(option);
   return command;
@@ -282,7 +285,10 @@ int submit_study_to_slurm(const StudyFile& study, const std::vector<StudyCell>& 
     if (options.dry_run) continue;
     // The template adds --train.run_dir (the cell's directory) and --resume when it has
     // checkpoints; the rest of the cell's `winnow train` arguments, one a line.
+    // (The template drops --init-from when it resumes the cell.)
     std::string arguments = "--config\n" + fs::absolute(study.base_config).string() + "\n";
+    if (!study.init_from.empty())
+      arguments += "--init-from\n" + fs::absolute(study.init_from).string() + "\n";
     for (const auto& option : cell_train_options(cells[i])) {
       if (option.find('\n') != std::string::npos)
         throw std::runtime_error(

@@ -27,7 +27,7 @@ CellState cell_state(const std::string& cell_dir);
 const char* to_string(CellState state);
 
 // The command line that trains `cell` in `cell_dir`: [launcher --winnow W -n N --] winnow train
-// --config BASE --train.run_dir DIR [--resume DIR] --key=value...
+// --config BASE --train.run_dir DIR [--resume DIR | --init-from INIT] --key=value...
 std::vector<std::string> cell_command(const StudyFile& study, const StudyCell& cell,
                                       const std::string& cell_dir, CellState state,
                                       const StudyRunOptions& options);

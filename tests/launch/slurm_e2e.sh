@@ -201,9 +201,10 @@ usr1_status=$((128 + $(kill -l USR1)))
 if grep -q -- '--resume' <<<"$("$winnow" train --help 2>/dev/null)"; then
   trainer=$winnow
   # 400 steps of a few ms (tens of ms on a loaded machine): still running when the signal comes.
+  # A fine-tune from job 1's weights: the requeued attempt must drop --init-from for --resume.
   trainer_args=(--data.synthetic images --data.synthetic_samples 512 --model.dim 32 --model.depth 2
                 --model.heads 2 --model.patch 7 --train.steps 400 --train.global_batch 32
-                --optim.warmup_steps 5 --train.log_every 10)
+                --optim.warmup_steps 5 --train.log_every 10 --init-from "$work/run/model.h5")
   started() { grep -q "^step 10/400 " "$job_log" 2>/dev/null; }
 else
   echo "slurm_e2e: this winnow has no --resume; the preemption job runs a stand-in trainer"
@@ -262,6 +263,8 @@ if [ "$trainer" = "$winnow" ]; then
   [ "$(grep -c "^step 10/400 " "$job_log")" -eq 1 ] ||
     fail "preempted job $job: the requeued attempt started over instead of resuming: $(cat "$job_log")"
   grep -q "^step 400/400 " "$job_log" || fail "preempted job $job: the resumed run did not reach step 400: $(cat "$job_log")"
+  [ "$(grep -c -- "srun .* --init-from $work/run/model.h5 --train.run_dir $run " "$job_log")" -eq 1 ] ||
+    fail "preempted job $job: expected --init-from in the first attempt's command only: $(grep srun "$job_log")"
 else
   for rank in 0 1; do
     grep -qF "rank $rank: stopped on SIGUSR1" "$job_log" || fail "rank $rank did not get SIGUSR1: $(cat "$job_log")"

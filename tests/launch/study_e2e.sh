@@ -111,6 +111,33 @@ grep -qF "WINNOW_STUDY_CELLS=" <<<"$out" || fail "no WINNOW_STUDY_CELLS: $out"
 [ ! -e "$dir/slurm-cells.txt" ] || fail "--slurm --dry-run wrote $dir/slurm-cells.txt"
 expect_exit 2 "go with --slurm" -- "$winnow" study run "$study" --wait
 
+# [study] init_from: a fine-tuning study starts its new cells from a finished cell's weights; a
+# missing file is refused before anything runs.
+cat > "$work/finetune.ini" <<EOF
+[study]
+config = $work/base.ini
+dir = $work/finetune
+init_from = $first/model.h5
+[options]
+model.patch = 7
+train.steps = 4
+train.freeze = backbone
+compress.criterion = predictor
+compress.strategy = policy
+compress.layers = 1
+[grid]
+train.seed = 3
+EOF
+"$winnow" study run "$work/finetune.ini" > "$work/finetune.log" 2>&1 ||
+  fail "the init_from study failed: $(cat "$work/finetune.log"; cat "$work/finetune/seed=3/train.log")"
+grep -qF -- "--init-from $first/model.h5" "$work/finetune/seed=3/train.log" ||
+  fail "the cell did not start with --init-from: $(cat "$work/finetune/seed=3/train.log")"
+grep -q "weights $first/model.h5 (fine-tuning" "$work/finetune/seed=3/train.log" ||
+  fail "the cell did not load the weights: $(cat "$work/finetune/seed=3/train.log")"
+[ -s "$work/finetune/seed=3/summary.json" ] || fail "the fine-tuning cell did not finish"
+sed "s|^init_from = .*|init_from = $work/missing.h5|" "$work/finetune.ini" > "$work/missing.ini"
+expect_exit 2 "init_from: expected a weights file.*missing.h5" -- "$winnow" study run "$work/missing.ini"
+
 # The report: one group (patch=7) of 2 seeds; the patch-5 cells are listed as missing.
 "$winnow" study report "$dir" > "$work/report.log" 2>&1 || fail "study report: $(cat "$work/report.log")"
 grep -q "2 of 4 cell(s) have no summary.json" "$work/report.log" || fail "no missing list: $(cat "$work/report.log")"

@@ -160,6 +160,23 @@ TEST(StudyRun, CellStatesAndCommands) {
                                    "--resume", "S/seed=3", "--train.seed=3"));
 }
 
+// [study] init_from: a new cell starts from the weights, an interrupted one from its checkpoint
+// (train refuses --resume with --init-from).
+TEST(StudyRun, InitFromStartsNewCellsOnly) {
+  auto study = parse_study_file(
+      "[study]\nconfig = b.ini\ninit_from = dense/model.h5\n[grid]\ntrain.seed = 3\n", "s.ini");
+  EXPECT_EQ(study.init_from, "dense/model.h5");
+  const auto cell = expand_cells(study)[0];
+  StudyRunOptions options;
+  options.winnow = "/bin/winnow";
+  EXPECT_THAT(cell_command(study, cell, "S/seed=3", CellState::kNew, options),
+              testing::ElementsAre("/bin/winnow", "train", "--config", "b.ini", "--train.run_dir",
+                                   "S/seed=3", "--init-from", "dense/model.h5", "--train.seed=3"));
+  EXPECT_THAT(cell_command(study, cell, "S/seed=3", CellState::kInterrupted, options),
+              testing::ElementsAre("/bin/winnow", "train", "--config", "b.ini", "--train.run_dir",
+                                   "S/seed=3", "--resume", "S/seed=3", "--train.seed=3"));
+}
+
 TEST(StudyReport, SummariesAreReadWithAJsonParser) {
   auto path = write_file("summary.json",
                          "{\"event\":\"summary\",\"steps\":10,\"train_seconds\":2.5,"
