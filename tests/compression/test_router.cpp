@@ -1,7 +1,9 @@
 // Mixture-of-Depths routing (criterion router, strategy weighted_route, causal routing) against
 // the paper's equations on hand-sized inputs.
 #include <gtest/gtest.h>
+
 #include <torch/torch.h>
+#include <memory>
 
 #include "compression/method.h"
 #include "compression/route_predictor.h"
@@ -15,7 +17,7 @@ namespace {
 
 // A router criterion with parameters for layer 0 of width 2 and router weight w.
 struct HandRouter {
-  explicit HandRouter(std::vector<double> w) {
+  explicit HandRouter(std::vector<double> w, RouterLosses losses = {}) : criterion(losses) {
     criterion.create_parameters(stage, {0}, 2);
     torch::NoGradGuard no_grad;
     criterion.layer(0)->router->weight.copy_(torch::tensor(w).view({1, 2}));
@@ -29,6 +31,27 @@ TokenState four_tokens() {
   TokenState state;
   state.x = torch::tensor({1.0, 0.0, 0.0, 1.0, 2.0, 0.0, 0.0, -1.0}).view({1, 4, 2});
   return state;
+}
+
+// The criterion's auxiliary losses on four_tokens() (x tracking gradients) with tokens 0 and 2
+// routed (the top-2 of r = [1, 0.5, 2, −0.5]).
+struct RouterLossRun {
+  TokenState state;       // four_tokens(), x.requires_grad
+  TokenState membership;  // state with keep = [1, 0, 1, 0]
+  AuxLosses losses;
+  AuxMetrics metrics;
+};
+std::unique_ptr<RouterLossRun> add_router_losses(const RouterCriterion& criterion) {
+  auto run = std::make_unique<RouterLossRun>();
+  run->state = four_tokens();
+  run->state.x.requires_grad_(true);
+  run->membership = run->state;
+  run->membership.keep = torch::tensor({{1.0, 0.0, 1.0, 0.0}});
+  ScoreContext context;
+  context.aux_losses = &run->losses;
+  context.metrics = &run->metrics;
+  criterion.add_losses(run->membership, context);
+  return run;
 }
 
 // A stand-in block f(x̃) = 2x̃ + 1 (its update f(x̃) − x̃ = x̃ + 1).
@@ -173,16 +196,8 @@ TEST(Router, ProtectedTokensRunUnscaled) {
 // upstream, nor the router.
 TEST(Router, PredictorLossReachesOnlyThePredictor) {
   HandRouter hand({1.0, 0.5});
-  auto state = four_tokens();
-  state.x.requires_grad_(true);
-  TokenState membership = state;
-  membership.keep = torch::tensor({{1.0, 0.0, 1.0, 0.0}});
-  AuxLosses losses;
-  AuxMetrics metrics;
-  ScoreContext context;
-  context.aux_losses = &losses;
-  context.metrics = &metrics;
-  hand.criterion.add_losses(membership, context);
+  const auto run = add_router_losses(hand.criterion);
+  const auto& [state, membership, losses, metrics] = *run;
   ASSERT_EQ(losses.count("router_predictor"), 1u);
   losses.at("router_predictor").sum.backward();
   EXPECT_FALSE(state.x.grad().defined());
@@ -199,29 +214,16 @@ TEST(Router, SaliencyLossIsTheBceTowardTheTopCByTheTable) {
   RouterLosses weights;
   weights.saliency.loss = 0.5;
   weights.saliency.table.keys = 4;
-  RouterCriterion criterion(weights);
-  torch::nn::Module stage;
-  criterion.create_parameters(stage, {0}, 2);
-  {
-    torch::NoGradGuard no_grad;
-    criterion.layer(0)->router->weight.copy_(torch::tensor({1.0, 0.5}).view({1, 2}));
-  }
+  HandRouter hand({1.0, 0.5}, weights);
+  const auto& criterion = hand.criterion;
   auto table = criterion.saliency_table();
   ASSERT_NE(table, nullptr);
   EXPECT_EQ(table->layers(), std::vector<int64_t>{0});
   const auto tau = torch::tensor({0.1, 5.0, 0.2, 3.0}, torch::kFloat64);
   table->update(torch::stack({tau, torch::ones(4, torch::kFloat64)}).unsqueeze(0), 1.0);
 
-  auto state = four_tokens();
-  state.x.requires_grad_(true);
-  TokenState membership = state;
-  membership.keep = torch::tensor({{1.0, 0.0, 1.0, 0.0}});
-  AuxLosses losses;
-  AuxMetrics metrics;
-  ScoreContext context;
-  context.aux_losses = &losses;
-  context.metrics = &metrics;
-  criterion.add_losses(membership, context);
+  const auto run = add_router_losses(criterion);
+  const auto& [state, membership, losses, metrics] = *run;
   ASSERT_EQ(losses.count("router_saliency"), 1u);
   EXPECT_DOUBLE_EQ(losses.at("router_saliency").weight, 0.5);
   // BCE(σ(r), 0) = log(1 + e^r), BCE(σ(r), 1) = log(1 + e^{−r}).
@@ -243,21 +245,10 @@ TEST(Router, SaliencyLossIsTheBceTowardTheTopCByTheTable) {
 TEST(Router, TopkLossIsTheRoutersOwnBceAgainstItsMembership) {
   RouterLosses weights;
   weights.topk = 0.25;
-  RouterCriterion criterion(weights);
-  torch::nn::Module stage;
-  criterion.create_parameters(stage, {0}, 2);
-  {
-    torch::NoGradGuard no_grad;
-    criterion.layer(0)->router->weight.copy_(torch::tensor({1.0, 0.5}).view({1, 2}));
-  }
-  auto state = four_tokens();
-  state.x.requires_grad_(true);
-  TokenState membership = state;
-  membership.keep = torch::tensor({{1.0, 0.0, 1.0, 0.0}});
-  AuxLosses losses;
-  ScoreContext context;
-  context.aux_losses = &losses;
-  criterion.add_losses(membership, context);
+  HandRouter hand({1.0, 0.5}, weights);
+  const auto& criterion = hand.criterion;
+  const auto run = add_router_losses(criterion);
+  const auto& [state, membership, losses, metrics] = *run;
   ASSERT_EQ(losses.count("router_topk"), 1u);
   EXPECT_DOUBLE_EQ(losses.at("router_topk").weight, 0.25);
   // r = [1, 0.5, 2, −0.5] against [1, 0, 1, 0].
@@ -270,11 +261,9 @@ TEST(Router, TopkLossIsTheRoutersOwnBceAgainstItsMembership) {
   EXPECT_FALSE(criterion.layer(0)->predictor->fc1->weight.grad().defined());
   // Off by default.
   HandRouter plain({1.0, 0.5});
-  AuxLosses none;
-  context.aux_losses = &none;
-  plain.criterion.add_losses(membership, context);
-  EXPECT_EQ(none.count("router_topk"), 0u);
-  EXPECT_EQ(none.count("router_predictor"), 1u);
+  const auto none = add_router_losses(plain.criterion);
+  EXPECT_EQ(none->losses.count("router_topk"), 0u);
+  EXPECT_EQ(none->losses.count("router_predictor"), 1u);
 }
 
 // Without a weight there is no table and no loss; the option belongs to the router alone.

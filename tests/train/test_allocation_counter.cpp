@@ -70,13 +70,7 @@ namespace {
 // The peak activation bytes of one training step of a 2-block GPT on `length` tokens per sample.
 int64_t gpt_step_peak(int64_t length) {
   torch::manual_seed(0);
-  GptOptions o;
-  o.vocab_size = 32;
-  o.context = 64;
-  o.dim = 32;
-  o.depth = 2;
-  o.heads = 2;
-  auto model = std::make_shared<GptImpl>(o);
+  auto model = tiny::small_gpt(32, 64, 32, 2);
   Trainer trainer(model, nullptr, nullptr, dist::make_communicator("local"),
                   tiny::quick_options(1, 8, 1, 1), OptimizerOptions{});
   data::Batch batch;
@@ -103,18 +97,7 @@ TEST(AllocationCounter, TokenReductionLowersTheMeasuredPeak) {
     auto data = tiny::images(64);
     Trainer trainer(model, data, nullptr, dist::make_communicator("local"),
                     tiny::quick_options(1, 32, 1, 1), OptimizerOptions{});
-    if (keep < 1.0) {
-      compression::StaticPlannerConfig config;
-      compression::StageConfig stage;
-      stage.name = "prune";
-      stage.reduction.criterion = "random";
-      stage.reduction.strategy = "prune";
-      stage.reduction.layers = {1};
-      stage.reduction.keep = {keep};
-      config.stages.push_back(stage);
-      trainer.set_planner(std::make_shared<compression::StaticPlanner>(
-          config, compression::ModelShape{4, 32, 4, 4}));
-    }
+    if (keep < 1.0) trainer.set_planner(tiny::random_prune_at_layer_one(4, keep));
     std::vector<int64_t> ids(32);
     for (int64_t i = 0; i < 32; ++i) ids[static_cast<size_t>(i)] = i;
     return trainer.train_step(data->fetch(ids), 0).peak_activation_bytes;

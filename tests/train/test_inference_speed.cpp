@@ -52,29 +52,11 @@ TEST(InferenceSpeed, ThroughputIsTheMedianAndRangeOfTheRounds) {
   EXPECT_DOUBLE_EQ(median_of({}), 0.0);
 }
 
-namespace {
-
-// Prunes layer 1 of a tiny ViT (8×8 images, 2×2 patches: 16 patches + CLS) to `keep` of the
-// patches, at random.
-std::shared_ptr<compression::StaticPlanner> prune_layer_one(double keep) {
-  compression::StaticPlannerConfig config;
-  compression::StageConfig stage;
-  stage.name = "prune";
-  stage.reduction.criterion = "random";
-  stage.reduction.strategy = "prune";
-  stage.reduction.layers = {1};
-  stage.reduction.keep = {keep};
-  config.stages.push_back(stage);
-  return std::make_shared<compression::StaticPlanner>(config, compression::ModelShape{2, 32, 4, 4});
-}
-
-}  // namespace
-
 TEST(InferenceSpeed, HalvingTheTokensIsMeasuredPerLayer) {
   torch::manual_seed(0);
   auto model = tiny::small_vit(2, 32);
   auto data = tiny::images(40);
-  auto planner = prune_layer_one(0.5);
+  auto planner = tiny::random_prune_at_layer_one(2, 0.5);
   auto comm = dist::make_communicator("local");
   InferenceSpeedOptions options;
   options.batch = 12;
@@ -178,7 +160,7 @@ TEST(InferenceSpeed, RunMeasuresAfterTrainingAndWritesTheFields) {
   auto model = tiny::small_vit(2, 32);
   Trainer trainer(model, tiny::images(64), tiny::images(16, 1), dist::make_communicator("local"),
                   options, OptimizerOptions{});
-  trainer.set_planner(prune_layer_one(0.5));
+  trainer.set_planner(tiny::random_prune_at_layer_one(2, 0.5));
   const auto summary = trainer.run();
   ASSERT_TRUE(summary.inference.measured());
   EXPECT_EQ(summary.inference.rounds, 2);

@@ -6,6 +6,7 @@
 
 #include "compression/flops.h"
 #include "compression/planner.h"
+#include "tests/train/tiny_models.h"
 #include "train/gpt.h"
 #include "train/plan_hooks.h"
 #include "train/vit.h"
@@ -108,13 +109,8 @@ TEST(Reduction, PostAttentionMergeCountsAttentionAndMlpTokensApart) {
 
 TEST(Reduction, RouteRestoresTheCausalSequence) {
   torch::manual_seed(3);
-  GptOptions o;
-  o.vocab_size = 13;
-  o.context = 10;
-  o.dim = 16;
-  o.depth = 4;
-  o.heads = 2;
-  GptImpl gpt(o);
+  auto model = tiny::small_gpt(13, 10, 16, 4);
+  GptImpl& gpt = *model;
   auto schedule = planner_of(method("random", "route", 0.5), 4);
   auto tokens = torch::randint(0, 13, {2, 10}, torch::kInt64);
   auto out = run(gpt, tokens, &schedule);
@@ -132,13 +128,8 @@ TEST(Reduction, RouteRestoresTheCausalSequence) {
 }
 
 TEST(Reduction, PruningACausalModelIsRejected) {
-  GptOptions o;
-  o.vocab_size = 13;
-  o.context = 10;
-  o.dim = 16;
-  o.depth = 2;
-  o.heads = 2;
-  GptImpl gpt(o);
+  auto model = tiny::small_gpt(13, 10, 16, 2);
+  GptImpl& gpt = *model;
   auto schedule = planner_of(method("random", "prune", 0.5), 2);
   EXPECT_THROW(run(gpt, torch::zeros({1, 10}, torch::kInt64), &schedule), c10::Error);
 }

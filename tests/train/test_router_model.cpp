@@ -11,6 +11,7 @@
 #include "compression/weighted_route.h"
 #include "data/synthetic_dataset.h"
 #include "dist/communicator.h"
+#include "tests/train/tiny_models.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
 #include "train/gpt.h"
@@ -23,16 +24,6 @@ using namespace winnow::train;
 namespace {
 
 constexpr int64_t kVocab = 16, kContext = 16, kWidth = 16;
-
-GptOptions gpt_options(int64_t depth) {
-  GptOptions g;
-  g.vocab_size = kVocab;
-  g.context = kContext;
-  g.dim = kWidth;
-  g.depth = depth;
-  g.heads = 2;
-  return g;
-}
 
 // A MoD stage "mod" of criterion router and strategy weighted_route at `layers`.
 compression::StaticPlannerConfig mod_config(std::vector<int64_t> layers, double keep,
@@ -59,7 +50,7 @@ RoutedGpt routed_gpt(int64_t depth, const compression::StaticPlannerConfig& conf
                      uint64_t seed = 3) {
   torch::manual_seed(seed);
   RoutedGpt r;
-  r.model = std::make_shared<GptImpl>(gpt_options(depth));
+  r.model = tiny::small_gpt(kVocab, kContext, kWidth, depth);
   r.planner = std::make_shared<compression::StaticPlanner>(
       config, compression::ModelShape{depth, kWidth, 0, 0});
   r.model->attach_compression(r.planner->parameters());

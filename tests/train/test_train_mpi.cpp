@@ -13,6 +13,7 @@
 #include "data/synthetic_dataset.h"
 #include "dist/communicator.h"
 #include "tests/dist/mpi_test_env.h"
+#include "tests/train/tiny_models.h"
 #include "train/gpt.h"
 #include "train/trainer.h"
 #include "train/vit.h"
@@ -157,15 +158,7 @@ TEST(RankInvariance, DenseGptMatchesOneProcess) {
   o.vocab_size = 16;
   o.context_length = 8;
   auto data = data::make_synthetic_token_dataset(o);
-  auto make = [] {
-    GptOptions g;
-    g.vocab_size = 16;
-    g.context = 8;
-    g.dim = 16;
-    g.depth = 2;
-    g.heads = 2;
-    return std::make_shared<GptImpl>(g);
-  };
+  auto make = [] { return tiny::small_gpt(16, 8); };
   check_rank_invariance(make, data, 12);
 }
 
@@ -420,13 +413,7 @@ void check_mixture_of_depths(double router_saliency_loss) {
   auto data = data::make_synthetic_token_dataset(o);
   auto make = [&] {
     torch::manual_seed(11);
-    GptOptions g;
-    g.vocab_size = 16;
-    g.context = 8;
-    g.dim = 16;
-    g.depth = 2;
-    g.heads = 2;
-    auto model = std::make_shared<GptImpl>(g);
+    auto model = tiny::small_gpt(16, 8);
     auto planner = std::make_shared<compression::StaticPlanner>(
         config, compression::ModelShape{2, 16, 0, 0, 0, 8, 0, 16});
     model->attach_compression(planner->parameters());
@@ -709,15 +696,7 @@ TEST(RankInvariance, SaliencyRoutingByTokenIdMatchesOneProcess) {
   o.vocab_size = 16;
   o.context_length = 8;
   auto data = data::make_synthetic_token_dataset(o);
-  auto make = []() -> std::shared_ptr<TransformerModel> {
-    GptOptions g;
-    g.vocab_size = 16;
-    g.context = 8;
-    g.dim = 16;
-    g.depth = 2;
-    g.heads = 2;
-    return std::make_shared<GptImpl>(g);
-  };
+  auto make = []() -> std::shared_ptr<TransformerModel> { return tiny::small_gpt(16, 8); };
   compression::StaticPlannerConfig config;
   config.stages.push_back({"sal", {}});
   auto& c = config.stages.back().reduction;

@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <memory>
 
+#include "compression/planner.h"
 #include "data/synthetic_dataset.h"
+#include "train/gpt.h"
 #include "train/trainer.h"
 #include "train/vit.h"
 
@@ -33,6 +35,18 @@ inline std::shared_ptr<VisionTransformerImpl> small_vit(int64_t depth = 2, int64
   return std::make_shared<VisionTransformerImpl>(o);
 }
 
+// A GPT of `depth` blocks of width `dim`, 2 heads, on `vocab` token ids and `context` positions.
+inline std::shared_ptr<GptImpl> small_gpt(int64_t vocab, int64_t context, int64_t dim = 16,
+                                          int64_t depth = 2) {
+  GptOptions o;
+  o.vocab_size = vocab;
+  o.context = context;
+  o.dim = dim;
+  o.depth = depth;
+  o.heads = 2;
+  return std::make_shared<GptImpl>(o);
+}
+
 // Trainer options for a short quiet run: `steps` steps of `global_batch` samples, warmup of at
 // most `warmup` steps, a metrics line every `log_every` steps, no progress output.
 inline TrainerOptions quick_options(int64_t steps, int64_t global_batch, int64_t warmup,
@@ -44,6 +58,22 @@ inline TrainerOptions quick_options(int64_t steps, int64_t global_batch, int64_t
   t.log_every = log_every;
   t.progress = false;
   return t;
+}
+
+// Prunes layer 1 of small_vit(depth, 32) (16 patches on a 4x4 grid + CLS) to `keep` of the
+// patches, at random.
+inline std::shared_ptr<compression::StaticPlanner> random_prune_at_layer_one(int64_t depth,
+                                                                             double keep) {
+  compression::StaticPlannerConfig config;
+  compression::StageConfig stage;
+  stage.name = "prune";
+  stage.reduction.criterion = "random";
+  stage.reduction.strategy = "prune";
+  stage.reduction.layers = {1};
+  stage.reduction.keep = {keep};
+  config.stages.push_back(stage);
+  return std::make_shared<compression::StaticPlanner>(config,
+                                                      compression::ModelShape{depth, 32, 4, 4});
 }
 
 }  // namespace winnow::train::tiny
