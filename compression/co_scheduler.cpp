@@ -56,6 +56,9 @@ CoScheduler::CoScheduler(const CoSchedulerConfig& config, const ModelShape& mode
               c.interval);
   TORCH_CHECK(c.probe_every >= 0, "coschedule.probe_every: expected >= 0 (0 = no probes), got ",
               c.probe_every);
+  TORCH_CHECK(c.statistics_every >= 1,
+              "coschedule.statistics_every: expected >= 1 (1 = statistics at every step), got ",
+              c.statistics_every);
   TORCH_CHECK(c.budget.warmup_steps >= 1,
               "coschedule.warmup_steps: expected >= 1: the first decision needs the statistics of "
               "at least one dense step");
@@ -66,8 +69,8 @@ CoScheduler::CoScheduler(const CoSchedulerConfig& config, const ModelShape& mode
               "coschedule.execution: expected auto, skip or drop, got '", c.execution, "'");
   TORCH_CHECK(one_of(c.profile, {"pld", "cosine"}),
               "coschedule.profile: expected pld or cosine, got '", c.profile, "'");
-  TORCH_CHECK(one_of(c.eval, {"same", "dense"}), "coschedule.eval: expected same or dense, got '",
-              c.eval, "'");
+  TORCH_CHECK(one_of(c.eval, {"same", "dense", "structure"}),
+              "coschedule.eval: expected same, dense or structure, got '", c.eval, "'");
   const double target = c.budget.target;
   staged_split_ = c.staged_split > 0.0 ? c.staged_split : 1.0 - 0.5 * (1.0 - target);
   TORCH_CHECK(c.staged_split == 0.0 || (c.staged_split > target && c.staged_split < 1.0),
@@ -158,11 +161,16 @@ bool CoScheduler::decides_after(int64_t step) const {
   return (next - config_.budget.warmup_steps) % config_.interval == 0;
 }
 
+bool CoScheduler::observes(int64_t step) const {
+  const int64_t every = config_.statistics_every;
+  return every <= 1 || (step + 1) % every == 0 || is_probe(step) || decides_after(step);
+}
+
 Plan CoScheduler::plan(int64_t step, bool training) const {
   Plan plan;
   plan.step = step;
   plan.training = training;
-  plan.statistics = training;
+  plan.statistics = training && observes(step);
   plan.layers.resize(layers_.size());
   const bool full = training ? is_probe(step) : config_.eval == "dense";
   if (full) return plan;
@@ -171,7 +179,7 @@ Plan CoScheduler::plan(int64_t step, bool training) const {
     auto& layer_plan = plan.layers[l];
     if (level <= 0) {
       layer_plan.gate.mode = LayerGate::Mode::kSkip;
-    } else if (level < grid()) {
+    } else if (level < grid() && (training || config_.eval != "structure")) {
       PlannedReduction reduction;
       reduction.stage = "coschedule";
       reduction.method = method_;
@@ -370,6 +378,9 @@ std::string CoScheduler::describe() const {
   out << "coschedule " << config_.mode << ": " << budget_.describe() << "; capacities on 1/"
       << grid() << " steps, decided every " << config_.interval << " steps";
   if (config_.probe_every > 0) out << ", probes every " << config_.probe_every;
+  if (config_.eval != "same") out << ", evaluated " << config_.eval;
+  if (config_.statistics_every > 1 && needs_statistics())
+    out << ", statistics every " << config_.statistics_every;
   if (config_.mode != "open_loop")
     out << ", influence " << config_.influence;
   else

@@ -33,7 +33,9 @@ struct CoSchedulerConfig {
   BudgetScheduleConfig budget;
   AllocatorOptions allocator;
   int64_t interval = 200;          // K: steps between decisions
-  int64_t probe_every = 50;        // P: every P-th step runs at full capacity (0 = never)
+  int64_t probe_every = 100;       // P: every P-th step runs at full capacity (0 = never)
+  int64_t statistics_every = 4;    // S: token-evolution statistics on every S-th step, on probes
+                                   // and on the step before each decision (1 = every step)
   std::string influence = "bi";    // bi | relative_update | taylor: the layer weight w_l; random:
                                    // the control (w_l drawn per decision, M_l(k) = k)
   uint64_t seed = 0;               // keys the random control's draws (the run's train.seed)
@@ -43,7 +45,8 @@ struct CoSchedulerConfig {
   double z_loss = 1e-3;            // linear router: its z-loss weight
   double staged_split = 0.0;    // staged: ρ_A where the first axis stops (0 = 1 − ½(1 − ρ*))
   std::string profile = "pld";  // open_loop: pld (linear in depth) | cosine (p-MoD's shifted)
-  std::string eval = "same";    // same (evaluate at the current capacities) | dense
+  std::string eval = "same";    // same (evaluate at the current capacities) | dense |
+                                // structure (k = 0 layers skipped, thinned layers run dense)
   // Capacities to start from, one per layer on the grid (empty = dense): the structure a finished
   // run stores with its weights, so that `winnow eval` and `train --init-from` rebuild it.
   std::vector<double> capacities;
@@ -74,6 +77,8 @@ class CoScheduler : public Planner {
   bool is_probe(int64_t step) const;
   // Whether observe(step, …) takes a decision.
   bool decides_after(int64_t step) const;
+  // Whether training step `step` collects token-evolution statistics.
+  bool observes(int64_t step) const;
   // Block forward FLOPs of one sample at `levels` (capacities level / G), and dense.
   double block_flops(const std::vector<int64_t>& levels) const;
   double dense_block_flops() const { return dense_flops_; }

@@ -235,6 +235,10 @@ std::vector<OptionSection<RunConfig>> make_run_option_sections() {
            .add("probe_every", WINNOW_FIELD(coschedule.planner.probe_every),
                 "every P-th step runs every layer at full capacity so that pruned layers and "
                 "dropped tokens stay observed (0 = never)")
+           .add("statistics_every", WINNOW_FIELD(coschedule.planner.statistics_every),
+                "token-evolution statistics on every S-th step (and on every probe and the step "
+                "before each decision); 1 = every step. Fewer cost less: the monitor's share of "
+                "the step falls as 1/S (docs/results.md, co-scheduler overhead)")
            .add("influence", WINNOW_FIELD(coschedule.planner.influence),
                 "the layer weight w_l of the damage w_l·(1 − M_l(k)): bi (Block Influence) | "
                 "relative_update | taylor (Taylor skip saliency from backward) | random (the "
@@ -268,7 +272,9 @@ std::vector<OptionSection<RunConfig>> make_run_option_sections() {
                 "open_loop: pld (capacity falling linearly with depth) | cosine (p-MoD's "
                 "shifted cosine)")
            .add("eval", WINNOW_FIELD(coschedule.planner.eval),
-                "same (evaluate at the current capacities) | dense")
+                "same (evaluate at the current capacities) | dense (every layer, every token) "
+                "| structure (pruned layers stay pruned, thinned layers see every token: the "
+                "causal choice for a GPT, whose top-k selection reads later tokens)")
            .add("capacities", WINNOW_FIELD(coschedule.capacities),
                 "capacities to start from, one per layer (e.g. 1,1,0.5,0); a finished run "
                 "stores its final ones with model.h5, so `winnow eval` evaluates the structure "

@@ -283,6 +283,7 @@ CoSchedulerConfig joint_config() {
   c.budget.ramp_steps = 0;
   c.interval = 4;
   c.probe_every = 8;
+  c.statistics_every = 1;
   c.allocator.grid = 4;
   c.allocator.min_protected_level = 2;
   c.allocator.protected_layers = {0};
@@ -340,6 +341,41 @@ TEST(CoScheduler, PlansExecuteTheCapacitiesAndProbesRunFull) {
   // Evaluation at the current capacities by default.
   EXPECT_FALSE(planner.plan(0, false).dense());
   EXPECT_FALSE(planner.plan(0, false).statistics);
+}
+
+TEST(CoScheduler, StatisticsEverySStepsAndOnEveryProbeAndBeforeEveryDecision) {
+  auto config = joint_config();  // warmup 4, a decision every 4 steps, probes every 8
+  config.statistics_every = 5;
+  CoScheduler planner(config, vit_shape());
+  std::vector<int64_t> observed;
+  for (int64_t step = 0; step < 21; ++step) {
+    if (planner.plan(step, true).statistics) observed.push_back(step);
+    EXPECT_FALSE(planner.plan(step, false).statistics);
+  }
+  // Every 5th step: 4, 9, 14, 19; before a decision: 3, 7, 11, 15, 19; probes: 11, 19.
+  EXPECT_EQ(observed, (std::vector<int64_t>{3, 4, 7, 9, 11, 14, 15, 19}));
+  EXPECT_TRUE(planner.is_probe(11));
+  EXPECT_NE(planner.describe().find("statistics every 5"), std::string::npos) << planner.describe();
+  // S = 1 observes every training step.
+  CoScheduler every(joint_config(), vit_shape());
+  for (int64_t step = 0; step < 21; ++step) EXPECT_TRUE(every.plan(step, true).statistics);
+}
+
+TEST(CoScheduler, StructureEvaluationSkipsPrunedLayersAndRunsThinnedOnesDense) {
+  auto config = joint_config();
+  config.capacities = {1.0, 0.5, 0.0};
+  config.eval = "structure";
+  CoScheduler planner(config, vit_shape(3));
+  const auto eval = planner.plan(7, false);
+  ASSERT_EQ(eval.layers.size(), 3u);
+  EXPECT_TRUE(eval.layers[0].reductions.empty());
+  EXPECT_TRUE(eval.layers[1].reductions.empty());
+  EXPECT_EQ(eval.layers[2].gate.mode, LayerGate::Mode::kSkip);
+  // Training still thins layer 1 (step 5 is not a probe).
+  EXPECT_FALSE(planner.is_probe(5));
+  EXPECT_EQ(planner.plan(5, true).layers[1].reductions.size(), 1u);
+  EXPECT_NE(planner.describe().find("evaluated structure"), std::string::npos)
+      << planner.describe();
 }
 
 // Feeds the monitor one step where layer l changes its tokens by scale[l].
@@ -439,6 +475,12 @@ TEST(CoScheduler, ConfigurationErrorsNameTheOption) {
   c = joint_config();
   c.staged_split = 0.3;
   expect_error(c, "coschedule.staged_split");
+  c = joint_config();
+  c.statistics_every = 0;
+  expect_error(c, "coschedule.statistics_every");
+  c = joint_config();
+  c.eval = "causal";
+  expect_error(c, "coschedule.eval");
 }
 
 }  // namespace
