@@ -59,7 +59,8 @@ JsonLine capacity_metrics_line(int64_t step, const compression::PlannerDecision&
       .add("to", d.to)
       .add("reason", d.reason)
       .add("budget", d.budget)
-      .add("cost", d.cost);
+      .add("cost", d.cost)
+      .add("cost_model", d.cost_model);
   return line;
 }
 
@@ -69,7 +70,8 @@ std::string capacity_progress_line(int64_t step, const std::vector<double>& capa
   text.precision(3);
   text << "step " << step + 1 << ": capacities";
   for (double k : capacities) text << " " << k;
-  text << " (budget " << decision.budget << ", cost " << decision.cost << ")";
+  text << " (budget " << decision.budget << ", cost " << decision.cost << " of the dense "
+       << (decision.cost_model == "time" ? "block time" : "block FLOPs") << ")";
   return text.str();
 }
 
