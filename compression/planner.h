@@ -42,10 +42,8 @@ struct PlannerDecision {
   double from = 1.0;  // capacity before and after (1 dense, 0 the layer pruned)
   double to = 1.0;
   std::string reason;   // why (budget, slack, swap, forced, open_loop)
-  double budget = 1.0;  // the fraction of the dense cost it met
-  double cost = 1.0;    // the fraction of the dense cost of the plan after the decision
-  std::string cost_model = "flops";  // what the fractions are of: flops (analytic block FLOPs)
-                                     // or time (measured block training time)
+  double budget = 1.0;  // the FLOPs fraction it met
+  double cost = 1.0;    // the FLOPs fraction of the plan after the decision
 };
 
 class Planner {

@@ -74,10 +74,9 @@ compression::LayerTimingTable measure_block_times(TransformerModel& model,
     for (int64_t p = 0; p < points; ++p) {
       const int64_t tokens = options.token_counts[static_cast<size_t>(p)];
       // A fixed, bounded pattern: no draw from the global generator, which training may use.
-      const auto input =
-          torch::sin(torch::arange(options.batch * tokens * width, dtype).mul(0.37))
-              .reshape({options.batch, tokens, width})
-              .set_requires_grad(true);  // [B, n, C]: earlier layers need its gradient
+      auto input = torch::sin(torch::arange(options.batch * tokens * width, dtype).mul(0.37))
+                       .reshape({options.batch, tokens, width})
+                       .set_requires_grad(true);  // [B, n, C]: earlier layers need its gradient
       std::vector<double> attention, mlp;
       for (int64_t call = 0; call < options.warmup + options.repeats; ++call) {
         HalfwayMark mark;

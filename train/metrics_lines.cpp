@@ -59,8 +59,7 @@ JsonLine capacity_metrics_line(int64_t step, const compression::PlannerDecision&
       .add("to", d.to)
       .add("reason", d.reason)
       .add("budget", d.budget)
-      .add("cost", d.cost)
-      .add("cost_model", d.cost_model);
+      .add("cost", d.cost);
   return line;
 }
 
@@ -70,8 +69,7 @@ std::string capacity_progress_line(int64_t step, const std::vector<double>& capa
   text.precision(3);
   text << "step " << step + 1 << ": capacities";
   for (double k : capacities) text << " " << k;
-  text << " (budget " << decision.budget << ", cost " << decision.cost << " of the dense "
-       << (decision.cost_model == "time" ? "block time" : "block FLOPs") << ")";
+  text << " (budget " << decision.budget << ", cost " << decision.cost << ")";
   return text.str();
 }
 
