@@ -275,10 +275,7 @@ std::vector<OptionSection<RunConfig>> make_run_option_sections() {
                 "(each block's training forward+backward on the per-rank micro-batch, timed at "
                 "the capacities' token counts before the first step, the max over ranks, "
                 "interpolated between counts; saved in checkpoints, never re-measured on resume)",
-                [](const std::string& cost) -> std::string {
-                  if (cost == "flops" || cost == "time") return "";
-                  return "expected flops or time, got '" + cost + "'";
-                })
+                one_of({"flops", "time"}))
            .add("capacities", WINNOW_FIELD(coschedule.capacities),
                 "capacities to start from, one per layer (e.g. 1,1,0.5,0); a finished run "
                 "stores its final ones with model.h5, so `winnow eval` evaluates the structure "
