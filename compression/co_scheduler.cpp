@@ -71,6 +71,10 @@ CoScheduler::CoScheduler(const CoSchedulerConfig& config, const ModelShape& mode
               "coschedule.profile: expected pld or cosine, got '", c.profile, "'");
   TORCH_CHECK(one_of(c.eval, {"same", "dense", "structure"}),
               "coschedule.eval: expected same, dense or structure, got '", c.eval, "'");
+  TORCH_CHECK(one_of(c.cost, {"flops", "time"}),
+              "coschedule.cost: expected flops (analytic block FLOPs) or time (measured block "
+              "times), got '",
+              c.cost, "'");
   const double target = c.budget.target;
   staged_split_ = c.staged_split > 0.0 ? c.staged_split : 1.0 - 0.5 * (1.0 - target);
   TORCH_CHECK(c.staged_split == 0.0 || (c.staged_split > target && c.staged_split < 1.0),
@@ -123,30 +127,83 @@ CoScheduler::CoScheduler(const CoSchedulerConfig& config, const ModelShape& mode
   dense_flops_ = block_flops(std::vector<int64_t>(static_cast<size_t>(model.depth), grid()));
 }
 
-double CoScheduler::block_flops(const std::vector<int64_t>& levels) const {
+double CoScheduler::sum_over_layers(
+    const std::vector<int64_t>& levels,
+    const std::function<double(int64_t, int64_t, int64_t)>& layer_cost) const {
   TORCH_CHECK(static_cast<int64_t>(levels.size()) == shape_.depth, "coschedule: ", levels.size(),
               " capacities for ", shape_.depth, " layers");
-  const BlockShape block{shape_.width, shape_.mlp_hidden};
   const int64_t protect = shape_.protected_tokens;
   int64_t entering = shape_.tokens;
   double total = 0.0;
-  for (int64_t level : levels) {
+  for (int64_t l = 0; l < shape_.depth; ++l) {
+    const int64_t level = levels[static_cast<size_t>(l)];
     if (level <= 0) continue;  // pruned: the tokens pass unchanged
-    const auto n_in = static_cast<double>(entering);
     if (level >= grid()) {
-      total += block_forward_flops(block, n_in, n_in);
+      total += layer_cost(l, entering, entering);
       continue;
     }
     const double k = static_cast<double>(level) / static_cast<double>(grid());
     const int64_t kept = protect + keep_count_for_rate(k, entering - protect);
-    const auto n = static_cast<double>(kept);
     if (drop_mode_ && site_ == Site::kPostAttention)
-      total += attention_forward_flops(block, n_in, n_in) + mlp_forward_flops(block, n);
+      total += layer_cost(l, entering, kept);
     else
-      total += block_forward_flops(block, n, n);
+      total += layer_cost(l, kept, kept);
     if (drop_mode_) entering = kept;
   }
   return total;
+}
+
+double CoScheduler::block_flops(const std::vector<int64_t>& levels) const {
+  const BlockShape block{shape_.width, shape_.mlp_hidden};
+  return sum_over_layers(levels, [&block](int64_t, int64_t attention, int64_t mlp) {
+    const auto n = static_cast<double>(attention);
+    return attention_forward_flops(block, n, n) +
+           mlp_forward_flops(block, static_cast<double>(mlp));
+  });
+}
+
+std::vector<int64_t> CoScheduler::timing_token_counts() const {
+  if (!timed()) return {};
+  const int64_t protect = shape_.protected_tokens, reducible = shape_.tokens - protect;
+  std::vector<int64_t> counts;
+  if (drop_mode_) counts.push_back(protect + 1);
+  for (int64_t level = 1; level <= grid(); ++level)
+    counts.push_back(
+        protect +
+        keep_count_for_rate(static_cast<double>(level) / static_cast<double>(grid()), reducible));
+  std::sort(counts.begin(), counts.end());
+  counts.erase(std::unique(counts.begin(), counts.end()), counts.end());
+  return counts;
+}
+
+void CoScheduler::set_timing(LayerTimingTable table) {
+  TORCH_CHECK(timed(), "coschedule: a timing table was given with coschedule.cost=", config_.cost,
+              " (expected coschedule.cost=time)");
+  const auto wanted = timing_token_counts();
+  TORCH_CHECK(!table.empty() && table.depth() == shape_.depth &&
+                  table.token_counts().front() <= wanted.front() &&
+                  table.token_counts().back() >= wanted.back(),
+              "coschedule.cost=time: expected a timing table of ", shape_.depth,
+              " layers measured at ", wanted.front(), "..", wanted.back(), " tokens, got ",
+              table.depth(), " layers at ",
+              table.empty() ? std::string("no counts")
+                            : std::to_string(table.token_counts().front()) + ".." +
+                                  std::to_string(table.token_counts().back()));
+  timing_ = std::move(table);
+}
+
+double CoScheduler::block_cost(const std::vector<int64_t>& levels) const {
+  if (!timed()) return block_flops(levels);
+  TORCH_CHECK(!timing_.empty(),
+              "coschedule.cost=time: the blocks' times were not measured (the run measures them "
+              "before its first step; a resumed run reads them from its checkpoint)");
+  return sum_over_layers(levels, [this](int64_t layer, int64_t attention, int64_t mlp) {
+    return timing_.attention(layer, attention) + timing_.mlp(layer, mlp);
+  });
+}
+
+double CoScheduler::dense_block_cost() const {
+  return block_cost(std::vector<int64_t>(static_cast<size_t>(shape_.depth), grid()));
 }
 
 bool CoScheduler::is_probe(int64_t step) const {
@@ -232,10 +289,11 @@ std::vector<int64_t> CoScheduler::open_loop_levels(double budget) const {
   };
   // The largest θ in [0, 1] whose profile fits the budget (cost falls as θ falls).
   double low = 0.0, high = 1.0;
-  if (block_flops(levels_at(high)) <= budget * dense_flops_) return levels_at(high);
+  const double allowed = budget * dense_block_cost();
+  if (block_cost(levels_at(high)) <= allowed) return levels_at(high);
   for (int i = 0; i < 50; ++i) {
     const double mid = 0.5 * (low + high);
-    (block_flops(levels_at(mid)) <= budget * dense_flops_ ? low : high) = mid;
+    (block_cost(levels_at(mid)) <= allowed ? low : high) = mid;
   }
   return levels_at(low);
 }
@@ -261,7 +319,7 @@ std::vector<PlannerDecision> CoScheduler::observe(int64_t step,
         reasons[l] = "open_loop";
       }
     }
-    if (block_flops(levels) > budget * dense_flops_ * (1.0 + 1e-12)) ++infeasible_;
+    if (block_cost(levels) > budget * dense_block_cost() * (1.0 + 1e-12)) ++infeasible_;
   } else {
     const bool random = config_.influence == "random";
     TORCH_CHECK(random || monitor != nullptr,
@@ -299,11 +357,11 @@ std::vector<PlannerDecision> CoScheduler::observe(int64_t step,
       problem.kept_mass = [monitor](int64_t layer, double capacity) {
         return monitor->evolution_mass(layer, capacity);
       };
-    problem.cost = [this](const std::vector<int64_t>& levels) { return block_flops(levels); };
+    problem.cost = [this](const std::vector<int64_t>& levels) { return block_cost(levels); };
     const bool staged = config_.mode == "staged_lt" || config_.mode == "staged_tl";
     problem.budget =
         (staged && budget >= staged_split_ ? std::max(budget, staged_split_) : budget) *
-        dense_flops_;
+        dense_block_cost();
     const auto result = allocator_.decide(problem, rules_for(budget), layers_);
     if (!result.feasible) ++infeasible_;
     for (const auto& move : result.moves) reasons[static_cast<size_t>(move.layer)] = move.reason;
@@ -311,7 +369,7 @@ std::vector<PlannerDecision> CoScheduler::observe(int64_t step,
   ++decisions_;
   std::vector<int64_t> after;
   for (const auto& layer : layers_) after.push_back(layer.level);
-  const double cost = block_flops(after) / dense_flops_;
+  const double cost = block_cost(after) / dense_block_cost();
   std::vector<PlannerDecision> decisions;
   for (size_t l = 0; l < layers_.size(); ++l) {
     if (after[l] == before[l]) continue;
@@ -344,9 +402,13 @@ std::map<std::string, torch::Tensor> CoScheduler::state() const {
     lowest.push_back(layer.at_lowest);
     zero.push_back(layer.at_zero);
   }
-  return {{"level", int_tensor(level)},        {"direction", int_tensor(direction)},
-          {"since_change", int_tensor(since)}, {"at_lowest", int_tensor(lowest)},
-          {"at_zero", int_tensor(zero)},       {"counters", int_tensor({decisions_, infeasible_})}};
+  std::map<std::string, torch::Tensor> state = {
+      {"level", int_tensor(level)},        {"direction", int_tensor(direction)},
+      {"since_change", int_tensor(since)}, {"at_lowest", int_tensor(lowest)},
+      {"at_zero", int_tensor(zero)},       {"counters", int_tensor({decisions_, infeasible_})}};
+  if (timed())
+    for (auto& [name, tensor] : timing_.state()) state[name] = tensor;
+  return state;
 }
 
 void CoScheduler::load_state(const std::map<std::string, torch::Tensor>& state) {
@@ -371,6 +433,15 @@ void CoScheduler::load_state(const std::map<std::string, torch::Tensor>& state) 
   }
   decisions_ = counters[0];
   infeasible_ = counters[1];
+  // The decisions after the resume point use the table the run measured at its start, never a
+  // new measurement (times differ between runs, decisions must not).
+  auto table = LayerTimingTable::from_state(state, "coschedule");
+  if (timed()) {
+    TORCH_CHECK(!table.empty(),
+                "coschedule.cost=time: the checkpoint holds no timing table (it was trained with "
+                "coschedule.cost=flops); resume with --coschedule.cost flops");
+    set_timing(std::move(table));
+  }
 }
 
 std::string CoScheduler::describe() const {
@@ -386,7 +457,9 @@ std::string CoScheduler::describe() const {
   else
     out << ", profile " << config_.profile;
   out << "; " << (drop_mode_ ? "drop" : "skip") << " mode (" << method_->name() << " at "
-      << site_name(site_) << ")";
+      << site_name(site_) << "); budget on "
+      << (timed() ? "measured block time (coschedule.cost=time)"
+                  : "analytic block FLOPs (coschedule.cost=flops)");
   if (!config_.allocator.protected_layers.empty()) {
     out << ", protected layers";
     for (auto l : config_.allocator.protected_layers) out << " " << l;

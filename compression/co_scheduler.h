@@ -11,10 +11,14 @@
 // dropped tokens stay observed. Modes restrict the moves on one code path, so the baselines are
 // honest: joint, token_only, layer_only, staged_lt / staged_tl (one axis, then the other), and
 // open_loop (a fixed depth profile rescaled to ρ(t), no statistics).
+// The budget is a fraction of the dense cost in one of two cost models (coschedule.cost): the
+// analytic block FLOPs, or the blocks' measured training time (a LayerTimingTable the run
+// measures on the real model before its first step and hands over with set_timing()).
 #pragma once
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -22,6 +26,7 @@
 
 #include "compression/budget_schedule.h"
 #include "compression/capacity_allocator.h"
+#include "compression/layer_timing_table.h"
 #include "compression/planner.h"
 
 namespace winnow::compression {
@@ -47,6 +52,8 @@ struct CoSchedulerConfig {
   std::string profile = "pld";  // open_loop: pld (linear in depth) | cosine (p-MoD's shifted)
   std::string eval = "same";    // same (evaluate at the current capacities) | dense |
                                 // structure (k = 0 layers skipped, thinned layers run dense)
+  std::string cost = "flops";   // what ρ(t) is a fraction of: flops (analytic block FLOPs) |
+                                // time (measured training seconds of the blocks)
   // Capacities to start from, one per layer on the grid (empty = dense): the structure a finished
   // run stores with its weights, so that `winnow eval` and `train --init-from` rebuild it.
   std::vector<double> capacities;
@@ -82,6 +89,20 @@ class CoScheduler : public Planner {
   // Block forward FLOPs of one sample at `levels` (capacities level / G), and dense.
   double block_flops(const std::vector<int64_t>& levels) const;
   double dense_block_flops() const { return dense_flops_; }
+  // With coschedule.cost = time: the token counts at which every block's training time is to be
+  // measured, ascending: those the grid's capacities give the whole sequence (protected tokens +
+  // keep_count_for_rate(g / G, reducible)), and in drop mode also the fewest tokens a cumulative
+  // reduction reaches (protected + 1); other counts are interpolated. Empty with cost = flops.
+  std::vector<int64_t> timing_token_counts() const;
+  // With coschedule.cost = time: the measured table, identical on every rank, for counts that
+  // cover timing_token_counts(); before the first decision (a resumed run reads it from state()).
+  void set_timing(LayerTimingTable table);
+  const LayerTimingTable& timing() const { return timing_; }
+  bool timed() const { return config_.cost == "time"; }
+  // The cost of `levels` in the active model (block FLOPs of one sample, or seconds of the
+  // blocks' training forward+backward on the per-rank micro-batch), and dense.
+  double block_cost(const std::vector<int64_t>& levels) const;
+  double dense_block_cost() const;
   const std::vector<LayerCapacity>& layers() const { return layers_; }
   const BudgetSchedule& budget() const { return budget_; }
   bool drop_mode() const { return drop_mode_; }
@@ -90,6 +111,10 @@ class CoScheduler : public Planner {
  private:
   MoveRules rules_for(double budget) const;
   std::vector<int64_t> open_loop_levels(double budget) const;
+  // Σ over the layers that run at `levels` of layer_cost(layer, attention tokens, MLP tokens) of
+  // one sample: the token counts of skip and drop mode, shared by both cost models.
+  double sum_over_layers(const std::vector<int64_t>& levels,
+                         const std::function<double(int64_t, int64_t, int64_t)>& layer_cost) const;
 
   CoSchedulerConfig config_;
   ModelShape shape_;
@@ -102,6 +127,7 @@ class CoScheduler : public Planner {
   double staged_split_ = 1.0;
   std::shared_ptr<torch::nn::Module> parameters_;
   std::vector<LayerCapacity> layers_;  // [depth]
+  LayerTimingTable timing_;            // cost = time: the measured table (empty until set)
   int64_t decisions_ = 0;              // decisions taken so far
   int64_t infeasible_ = 0;             // decisions that could not meet the budget
 };

@@ -128,6 +128,7 @@ int bench_command(const Args& args) {
   auto compression = make_compression(config, data.model, *model);
   train::Trainer trainer(model, data.train, nullptr, comm, config.train, config.optim);
   trainer.set_planner(compression.planner);
+  measure_planner_costs(config, *compression.planner, *model, *comm);  // cost=time
   trainer.set_monitor(compression.monitor);
   data::LoaderOptions loader_options;
   loader_options.global_batch_size = config.train.global_batch;

@@ -210,7 +210,7 @@ std::vector<OptionSection<RunConfig>> make_run_option_sections() {
   // coschedule.min_capacity against the grid by coscheduler_config().
   sections.push_back(
       {"coschedule",
-       "Co-scheduler [coschedule]: layer pruning and token reduction under one FLOPs budget "
+       "Co-scheduler [coschedule]: layer pruning and token reduction under one compute budget "
        "(docs/methods.md, Co-scheduler)",
        Options()
            .add("mode", WINNOW_FIELD(coschedule.planner.mode),
@@ -219,7 +219,8 @@ std::vector<OptionSection<RunConfig>> make_run_option_sections() {
                 "staged_lt / staged_tl (layers then tokens, or the reverse) | open_loop (a fixed "
                 "depth profile rescaled to the budget, no statistics)")
            .add("target", WINNOW_FIELD(coschedule.planner.budget.target),
-                "ρ*: the budget, a fraction of the dense model's block FLOPs per training step")
+                "ρ*: the budget, a fraction of the dense model's block cost per training step "
+                "(FLOPs or time, coschedule.cost)")
            .add("warmup_steps", WINNOW_FIELD(coschedule.planner.budget.warmup_steps),
                 "dense steps with statistics only before the first decision (>= 1)")
            .add("ramp_steps", WINNOW_FIELD(coschedule.planner.budget.ramp_steps),
@@ -274,7 +275,14 @@ std::vector<OptionSection<RunConfig>> make_run_option_sections() {
            .add("eval", WINNOW_FIELD(coschedule.planner.eval),
                 "same (evaluate at the current capacities) | dense (every layer, every token) "
                 "| structure (pruned layers stay pruned, thinned layers see every token: the "
-                "causal choice for a GPT, whose top-k selection reads later tokens)")
+                "causal choice for a GPT, whose top-k selection reads later tokens)",
+                one_of({"same", "dense", "structure"}))
+           .add("cost", WINNOW_FIELD(coschedule.planner.cost),
+                "what the budget is a fraction of: flops (the blocks' analytic FLOPs) | time "
+                "(each block's training forward+backward on the per-rank micro-batch, timed at "
+                "the capacities' token counts before the first step, the max over ranks, "
+                "interpolated between counts; saved in checkpoints, never re-measured on resume)",
+                one_of({"flops", "time"}))
            .add("capacities", WINNOW_FIELD(coschedule.capacities),
                 "capacities to start from, one per layer (e.g. 1,1,0.5,0); a finished run "
                 "stores its final ones with model.h5, so `winnow eval` evaluates the structure "

@@ -8,10 +8,12 @@
 #include <cstdio>
 #include <thread>
 
+#include "compression/co_scheduler.h"
 #include "data/data_file.h"
 #include "data/synthetic_dataset.h"
 #include "launch/planner_registry.h"
 #include "launch/stored_model.h"
+#include "train/block_timing.h"
 #include "train/root_work.h"
 
 namespace winnow::launch {
@@ -140,6 +142,23 @@ RunCompression make_compression(const RunConfig& config, const train::ModelSpec&
   }
   model.attach_compression(run.planner->parameters());
   return run;
+}
+
+compression::LayerTimingTable measure_planner_costs(const RunConfig& config,
+                                                    compression::Planner& planner,
+                                                    train::TransformerModel& model,
+                                                    dist::Communicator& comm) {
+  auto* coscheduler = dynamic_cast<compression::CoScheduler*>(&planner);
+  if (coscheduler == nullptr || !coscheduler->timed()) return {};
+  const auto ceil_div = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
+  train::BlockTimingOptions options;
+  options.batch = std::max<int64_t>(
+      1,
+      ceil_div(ceil_div(config.train.global_batch, comm.world_size()), config.train.accumulation));
+  options.token_counts = coscheduler->timing_token_counts();
+  auto table = train::measure_block_times(model, options, comm);
+  coscheduler->set_timing(table);
+  return table;
 }
 
 std::shared_ptr<train::Distillation> make_distillation(const RunConfig& config,

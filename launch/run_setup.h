@@ -5,6 +5,8 @@
 #include <memory>
 #include <string>
 
+#include "compression/layer_timing_table.h"
+#include "compression/planner.h"
 #include "data/dataset.h"
 #include "dist/communicator.h"
 #include "launch/config.h"
@@ -47,6 +49,16 @@ struct RunCompression {
 // before loading weights and building the trainer); configuration errors become ConfigError.
 RunCompression make_compression(const RunConfig& config, const train::ModelSpec& spec,
                                 train::TransformerModel& model);
+
+// With coschedule.cost=time: times every block of `model` at the co-scheduler's token counts on
+// the per-rank micro-batch (train.global_batch / ranks / train.accumulation, rounded up) and hands
+// the table to the planner (train/block_timing.h). Collective: every rank holds the same table.
+// For a fresh run only: a resumed run reads the table from its checkpoint. Returns the table, or
+// an empty one when the planner does not budget time (nothing is measured then).
+compression::LayerTimingTable measure_planner_costs(const RunConfig& config,
+                                                    compression::Planner& planner,
+                                                    train::TransformerModel& model,
+                                                    dist::Communicator& comm);
 
 // The frozen teacher of [distill] (null when distill.teacher is empty), loaded from its weights
 // file with the config stored there. Throws ConfigError when it does not fit the student: another

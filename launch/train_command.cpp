@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -213,6 +214,14 @@ int train_command(const Args& args) {
       comm->barrier();
       return 0;
     }
+  }
+  if (resume.empty()) {
+    const auto start = std::chrono::steady_clock::now();
+    const auto timing = measure_planner_costs(config, *compression.planner, *model, *comm);
+    if (root && !timing.empty())
+      std::cout << "  timing  coschedule.cost=time, measured in "
+                << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()
+                << " s (max over ranks): " << timing.describe() << std::endl;
   }
   // From here a stop signal saves and stops in lockstep. Before, it ends the process at once:
   // there is nothing to save yet, and a setup step stuck in a damaged file cannot hold it.

@@ -10,6 +10,7 @@
 #include "compression/capacity_allocator.h"
 #include "compression/co_scheduler.h"
 #include "compression/flops.h"
+#include "compression/layer_timing_table.h"
 #include "compression/token_evolution_monitor.h"
 
 namespace winnow::compression {
@@ -481,6 +482,128 @@ TEST(CoScheduler, ConfigurationErrorsNameTheOption) {
   c = joint_config();
   c.eval = "causal";
   expect_error(c, "coschedule.eval");
+  c = joint_config();
+  c.cost = "wallclock";
+  expect_error(c, "coschedule.cost");
+}
+
+// ---- wall-clock cost model (coschedule.cost = time) ----
+
+// A hand-made table for `planner`'s token counts: the attention and MLP halves of layer l each
+// take seconds[l]·n/N (linear in the tokens, so only the layers' relative times differ from
+// FLOPs).
+LayerTimingTable linear_table(const CoScheduler& planner, const std::vector<double>& seconds,
+                              int64_t tokens = 17) {
+  const auto counts = planner.timing_token_counts();
+  const auto depth = static_cast<int64_t>(seconds.size());
+  auto half = torch::zeros({depth, static_cast<int64_t>(counts.size())}, torch::kFloat64);
+  for (int64_t l = 0; l < depth; ++l)
+    for (size_t p = 0; p < counts.size(); ++p)
+      half[l][static_cast<int64_t>(p)] = 0.5 * seconds[static_cast<size_t>(l)] *
+                                         static_cast<double>(counts[p]) /
+                                         static_cast<double>(tokens);
+  return LayerTimingTable(counts, half, half.clone());
+}
+
+TEST(LayerTimingTable, InterpolatesLinearlyBetweenMeasuredCounts) {
+  const auto attention = torch::tensor({{1.0, 3.0, 7.0}}, torch::kFloat64);  // [1, 3]
+  const auto mlp = torch::tensor({{2.0, 2.0, 4.0}}, torch::kFloat64);
+  LayerTimingTable table({2, 4, 8}, attention, mlp);
+  EXPECT_DOUBLE_EQ(table.attention(0, 2), 1.0);
+  EXPECT_DOUBLE_EQ(table.attention(0, 3), 2.0);
+  EXPECT_DOUBLE_EQ(table.attention(0, 6), 5.0);
+  EXPECT_DOUBLE_EQ(table.mlp(0, 7), 3.5);
+  EXPECT_EQ(table.attention(0, 0), 0.0);  // a pruned layer processes no token
+  EXPECT_THROW(table.attention(0, 9), c10::Error);
+  EXPECT_THROW(table.attention(1, 4), c10::Error);
+  EXPECT_THROW(LayerTimingTable({4, 2, 8}, attention, mlp), c10::Error);
+  EXPECT_THROW(LayerTimingTable({2, 4}, attention, mlp), c10::Error);
+}
+
+TEST(CoScheduler, TimingTokenCountsAreTheGridsCountsAndTheDropModeMinimum) {
+  auto config = joint_config();  // G = 4; 17 tokens, 1 protected
+  EXPECT_TRUE(CoScheduler(config, vit_shape()).timing_token_counts().empty());  // cost = flops
+  config.cost = "time";
+  EXPECT_EQ(CoScheduler(config, vit_shape()).timing_token_counts(),
+            (std::vector<int64_t>{2, 5, 9, 13, 17}));
+  config.execution = "skip";
+  EXPECT_EQ(CoScheduler(config, vit_shape()).timing_token_counts(),
+            (std::vector<int64_t>{5, 9, 13, 17}));
+}
+
+// Six layers of equal FLOPs, layer 5 five times as slow as the others (as a block with
+// overheads the FLOPs do not see would be). Layers 1 and 3 barely change their tokens; layer 5
+// changes them a lot. The FLOPs budget drops 1 and 3; the time budget drops layer 5 alone: its
+// damage per second saved is the smallest, and the layers the FLOPs model would drop save too
+// little time. Both meet their own budget; the time plan would miss the FLOPs one.
+TEST(CoScheduler, ATimeTablePicksMovesTheFlopsModelWouldNotAndMeetsTheTimeBudget) {
+  TokenEvolutionMonitor monitor(6);
+  const std::vector<double> scale = {1.0, 0.05, 0.8, 0.02, 0.9, 0.7};
+  for (int64_t step = 0; step < 4; ++step) observe_layers(monitor, scale, step);
+  auto config = joint_config();
+  config.mode = "layer_only";
+  config.budget.target = 0.7;
+  config.allocator.protected_layers = {};
+  config.allocator.dwell = 0;
+  CoScheduler flops(config, vit_shape(6));
+  config.cost = "time";
+  CoScheduler timed(config, vit_shape(6));
+  EXPECT_THROW(timed.block_cost({4, 4, 4, 4, 4, 4}), c10::Error);  // not measured yet
+  timed.set_timing(linear_table(timed, {1, 1, 1, 1, 1, 5}));
+  EXPECT_DOUBLE_EQ(timed.dense_block_cost(), 10.0);
+  flops.observe(3, &monitor);
+  const auto decisions = timed.observe(3, &monitor);
+  EXPECT_EQ(flops.capacities(), (std::vector<double>{1, 0, 1, 0, 1, 1}));
+  EXPECT_EQ(timed.capacities(), (std::vector<double>{1, 1, 1, 1, 1, 0}));
+  const std::vector<int64_t> levels = {4, 4, 4, 4, 4, 0};
+  EXPECT_LE(timed.block_cost(levels), 0.7 * timed.dense_block_cost());
+  EXPECT_GT(flops.block_flops(levels), 0.7 * flops.dense_block_flops());
+  ASSERT_FALSE(decisions.empty());
+  EXPECT_DOUBLE_EQ(decisions.back().cost, 0.5);
+  EXPECT_NE(timed.describe().find("coschedule.cost=time"), std::string::npos);
+  EXPECT_NE(flops.describe().find("coschedule.cost=flops"), std::string::npos);
+}
+
+// Token thinning in drop mode reads the table at the cumulative counts, interpolated, with the
+// attention half at the entering count at a post-attention site, as the FLOPs model counts.
+TEST(CoScheduler, TimeCostFollowsTheTokenCountsOfDropMode) {
+  auto config = joint_config();
+  config.cost = "time";
+  CoScheduler planner(config, vit_shape(3));
+  const auto table = linear_table(planner, {1, 1, 1});
+  planner.set_timing(table);
+  // Layer 1 at 2/4: attention on 17, MLP on 9; layer 2 at 1/4 of the 8 left: attention on 9,
+  // MLP on 1 + 2 = 3 (between the measured 2 and 5).
+  const double expected = 1.0 + 0.5 * (17.0 + 9.0) / 17.0 + 0.5 * (9.0 + 3.0) / 17.0;
+  EXPECT_NEAR(planner.block_cost({4, 2, 1}), expected, 1e-12);
+  EXPECT_EQ(planner.block_cost({0, 0, 0}), 0.0);
+}
+
+TEST(CoScheduler, TheTimingTableRoundTripsThroughState) {
+  auto config = joint_config();
+  config.cost = "time";
+  CoScheduler planner(config, vit_shape(3));
+  planner.set_timing(linear_table(planner, {1, 2, 3}));
+  const auto state = planner.state();
+  for (const auto* name : {"timing.tokens", "timing.attention_seconds", "timing.mlp_seconds"})
+    EXPECT_TRUE(state.count(name)) << name;
+  CoScheduler restored(config, vit_shape(3));
+  restored.load_state(state);
+  EXPECT_EQ(restored.timing().token_counts(), planner.timing().token_counts());
+  EXPECT_TRUE(
+      torch::equal(restored.timing().attention_seconds(), planner.timing().attention_seconds()));
+  EXPECT_TRUE(torch::equal(restored.timing().mlp_seconds(), planner.timing().mlp_seconds()));
+  EXPECT_EQ(restored.block_cost({4, 1, 0}), planner.block_cost({4, 1, 0}));
+  // A FLOPs planner's state has no table; a time planner cannot resume from it.
+  auto flops_config = joint_config();
+  const auto flops_state = CoScheduler(flops_config, vit_shape(3)).state();
+  EXPECT_FALSE(flops_state.count("timing.tokens"));
+  try {
+    restored.load_state(flops_state);
+    ADD_FAILURE() << "a time planner loaded a state without a timing table";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.msg()).find("coschedule.cost"), std::string::npos) << e.msg();
+  }
 }
 
 }  // namespace

@@ -354,9 +354,13 @@ struct Compression {
 };
 // The co-scheduler instead (joint mode, decisions every 2 steps, probes every 3): its capacities,
 // dwell and fade counters and the monitor's EMAs carry over the resume.
-Compression coschedule_for(TransformerModel& model) {
+// With `timed` (coschedule.cost = time) on a fresh run, it gets the timing table a measurement
+// would give, fixed here (layer l's halves take (l + 1)·n/17 ms) so that the straight and the
+// first-half runs decide alike; a resumed run gets none and must read it from the checkpoint.
+Compression coschedule_for(TransformerModel& model, bool timed = false, bool fresh = true) {
   compression::CoSchedulerConfig config;
   config.mode = "joint";
+  if (timed) config.cost = "time";
   config.budget.target = 0.5;
   config.budget.warmup_steps = 1;
   config.interval = 2;
@@ -369,7 +373,16 @@ Compression coschedule_for(TransformerModel& model) {
   shape.tokens = 17;
   shape.protected_tokens = 1;
   Compression result;
-  result.planner = std::make_shared<compression::CoScheduler>(config, shape);
+  auto planner = std::make_shared<compression::CoScheduler>(config, shape);
+  if (timed && fresh) {
+    const auto counts = planner->timing_token_counts();
+    auto half = torch::zeros({model.depth(), static_cast<int64_t>(counts.size())}, torch::kFloat64);
+    for (int64_t l = 0; l < model.depth(); ++l)
+      for (size_t p = 0; p < counts.size(); ++p)
+        half[l][static_cast<int64_t>(p)] = 1e-3 * static_cast<double>((l + 1) * counts[p]) / 17.0;
+    planner->set_timing(compression::LayerTimingTable(counts, half, half.clone()));
+  }
+  result.planner = planner;
   model.attach_compression(result.planner->parameters());
   result.monitor = std::make_shared<compression::TokenEvolutionMonitor>(model.depth());
   return result;
@@ -443,7 +456,7 @@ Compression thresholds_for(TransformerModel& model) {
 void expect_bit_identical_resume(const std::string& prefix, bool compressed,
                                  bool coschedule = false, bool saliency = false,
                                  const OptimizerOptions& optimizer = OptimizerOptions{},
-                                 bool thresholds = false) {
+                                 bool thresholds = false, bool timed = false) {
   const int64_t k = 4;
   auto comm = dist::make_communicator("local");
   const auto run = [&](const std::string& name, int64_t stop_at, const std::string& resume) {
@@ -460,7 +473,7 @@ void expect_bit_identical_resume(const std::string& prefix, bool compressed,
     auto model = small_vit(compressed ? 4 : 2);
     Compression parts;
     if (compressed)
-      parts = coschedule ? coschedule_for(*model)
+      parts = coschedule ? coschedule_for(*model, timed, resume.empty())
                          : (saliency     ? saliency_for(*model)
                             : thresholds ? thresholds_for(*model)
                                          : compression_for(*model));
@@ -578,6 +591,13 @@ TEST(Resume, BitIdenticalAcrossTheBackboneUnfreeze) {
 
 TEST(Resume, BitIdenticalWithTheCoScheduler) {
   expect_bit_identical_resume("coschedule_", /*compressed=*/true, /*coschedule=*/true);
+}
+
+// coschedule.cost = time: the resumed run decides from the timing table in the checkpoint.
+TEST(Resume, BitIdenticalWithTheCoSchedulerOnMeasuredTime) {
+  expect_bit_identical_resume("coschedule_time_", /*compressed=*/true, /*coschedule=*/true,
+                              /*saliency=*/false, OptimizerOptions{}, /*thresholds=*/false,
+                              /*timed=*/true);
 }
 
 TEST(Resume, BitIdenticalWithASaliencyTable) {

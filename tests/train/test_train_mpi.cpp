@@ -14,6 +14,7 @@
 #include "dist/communicator.h"
 #include "tests/dist/mpi_test_env.h"
 #include "tests/train/tiny_models.h"
+#include "train/block_timing.h"
 #include "train/gpt.h"
 #include "train/trainer.h"
 #include "train/vit.h"
@@ -277,6 +278,25 @@ TEST(RankInvariance, CoSchedulerDecisionsMatchOneProcess) {
   bool reduced = false;
   for (double k : distributed.planner->capacities()) reduced = reduced || k < 1.0;
   EXPECT_TRUE(reduced) << "the co-scheduler reduced nothing: the test covers less than it should";
+}
+
+// coschedule.cost = time: every rank times its own blocks (the times differ between ranks), and
+// the table is the max over ranks, so every rank holds the same bits and decides the same.
+TEST(RankInvariance, TheTimingTableIsTheSameOnEveryRank) {
+  auto comm = world_ptr();
+  auto model = tiny_deep_vit();
+  BlockTimingOptions options;
+  options.batch = 8;
+  options.token_counts = {2, 9, 17};
+  const auto table = measure_block_times(*model, options, *comm);
+  ASSERT_EQ(table.depth(), 4);
+  for (const auto& seconds : {table.attention_seconds(), table.mlp_seconds()}) {
+    auto highest = seconds.clone(), negated_lowest = -seconds;  // [L, P]
+    comm->all_reduce(highest, dist::ReduceOp::kMax);
+    comm->all_reduce(negated_lowest, dist::ReduceOp::kMax);
+    EXPECT_TRUE(torch::equal(highest, seconds));
+    EXPECT_TRUE(torch::equal(-negated_lowest, seconds));
+  }
 }
 
 namespace {
