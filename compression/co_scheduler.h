@@ -44,6 +44,9 @@ struct CoSchedulerConfig {
   double staged_split = 0.0;    // staged: ρ_A where the first axis stops (0 = 1 − ½(1 − ρ*))
   std::string profile = "pld";  // open_loop: pld (linear in depth) | cosine (p-MoD's shifted)
   std::string eval = "same";    // same (evaluate at the current capacities) | dense
+  // At the first heal step the capacity-0 layers leave the model and the optimizer
+  // (layers_to_remove); false keeps them, skipped, to the end.
+  bool heal_remove = true;
   // Capacities to start from, one per layer on the grid (empty = dense): the structure a finished
   // run stores with its weights, so that `winnow eval` and `train --init-from` rebuild it.
   std::vector<double> capacities;
@@ -69,8 +72,11 @@ class CoScheduler : public Planner {
     return config_.mode != "open_loop" && config_.influence != "random";
   }
   bool needs_taylor() const override { return config_.influence == "taylor"; }
+  std::vector<int64_t> layers_to_remove(int64_t step) const override;
+  std::shared_ptr<Planner> without_layers(const std::vector<int64_t>& kept) const override;
 
-  // Whether training step `step` is a probe (every layer at full capacity).
+  // Whether training step `step` is a probe (every layer at full capacity). Never in the heal
+  // phase: the structure is frozen, and removed layers cannot be probed.
   bool is_probe(int64_t step) const;
   // Whether observe(step, …) takes a decision.
   bool decides_after(int64_t step) const;
