@@ -107,7 +107,7 @@ Trainer::Trainer(std::shared_ptr<TransformerModel> model, std::shared_ptr<data::
   schedule_.min_lr_ratio = options_.min_lr_ratio;
   schedule_.validate();
   configured_depth_ = model_->depth();
-  kept_layers_ = kept_layers(configured_depth_, {});
+  kept_layers_ = train::kept_layers(configured_depth_, {});
   set_backbone_frozen(optimizer_options_.backbone_frozen_at(0));
   rebuild_grad_sync();
 
@@ -168,7 +168,7 @@ void Trainer::remove_layers(const std::vector<int64_t>& layers) {
               " but the trainer has no model factory to build the smaller model "
               "(Trainer::set_model_factory)");
   TORCH_CHECK(planner_, "trainer: removing layers needs the planner that pruned them");
-  const std::vector<int64_t> kept = kept_layers(model_->depth(), layers);
+  const std::vector<int64_t> kept = train::kept_layers(model_->depth(), layers);
   auto planner = planner_->without_layers(kept);
   auto smaller = model_factory_(static_cast<int64_t>(kept.size()));
   TORCH_CHECK(smaller && smaller->depth() == static_cast<int64_t>(kept.size()),

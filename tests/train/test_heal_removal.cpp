@@ -73,9 +73,9 @@ TrainerOptions heal_options(int64_t steps) {
 }
 
 std::unique_ptr<Trainer> trainer_for(const HealRun& run, const TrainerOptions& options) {
-  auto trainer = std::make_unique<Trainer>(run.model, tiny::images(256), nullptr,
-                                           dist::make_communicator("local"), options,
-                                           OptimizerOptions{});
+  auto trainer =
+      std::make_unique<Trainer>(run.model, tiny::images(256), nullptr,
+                                dist::make_communicator("local"), options, OptimizerOptions{});
   trainer->set_planner(run.planner);
   trainer->set_monitor(run.monitor);
   trainer->set_model_factory([](int64_t depth) { return tiny::small_vit(depth); });
@@ -144,8 +144,9 @@ TEST(LayerRemoval, CarriedOptimizerStateIsTheKeptParametersMoments) {
 }
 
 // Trained side by side for 6 steps, heal from step 3: the run that removes blocks 1 and 3 and the
-// run that keeps them skipped (and untrained: warmup runs at the configured capacities) hold the same kept weights and moments, log the same losses and give
-// the same logits; the smaller run's optimizer holds exactly its parameters.
+// run that keeps them skipped (and untrained: warmup runs at the configured capacities) hold the
+// same kept weights and moments, log the same losses and give the same logits; the smaller run's
+// optimizer holds exactly its parameters.
 TEST(HealRemoval, SmallerModelTrainsExactlyAsTheGatedOne) {
   const int64_t steps = 6, heal = 3;
   const auto train = [&](bool remove) {
@@ -188,7 +189,8 @@ TEST(HealRemoval, SmallerModelTrainsExactlyAsTheGatedOne) {
   ASSERT_EQ(step_lines(temp + "gated").size(), static_cast<size_t>(steps));
   const auto losses = [](const std::vector<std::string>& lines) {
     std::vector<std::string> out;
-    for (const auto& line : lines) out.push_back(line.substr(0, line.find(",\"tokens_per_layer\"")));
+    for (const auto& line : lines)
+      out.push_back(line.substr(0, line.find(",\"tokens_per_layer\"")));
     return out;
   };
   EXPECT_EQ(losses(step_lines(temp + "gated")), losses(step_lines(temp + "removed")));
@@ -222,11 +224,11 @@ TEST(HealRemoval, ResumeAcrossTheHealStartIsBitIdentical) {
     auto straight = run("straight", 0, "");
     auto first = run("first", k, "");
     const auto saved = read_checkpoint_meta(first->save_checkpoint(k, "test"));
-    EXPECT_EQ(saved.removed_layers,
-              heal == 5 ? std::vector<int64_t>{1, 3} : std::vector<int64_t>{})
-        << "heal " << heal;
-    auto resumed = run("resumed", 0, std::string(testing::TempDir()) + "/winnow_heal_" + prefix +
-                                         "first");
+    const std::vector<int64_t> expected_removed =
+        heal == 5 ? std::vector<int64_t>{1, 3} : std::vector<int64_t>{};
+    EXPECT_EQ(saved.removed_layers, expected_removed) << "heal " << heal;
+    auto resumed =
+        run("resumed", 0, std::string(testing::TempDir()) + "/winnow_heal_" + prefix + "first");
     EXPECT_EQ(resumed->start_step(), k);
     ASSERT_EQ(resumed->model().depth(), 2);
     auto a = straight->model().named_parameters(), b = resumed->model().named_parameters();
@@ -243,8 +245,7 @@ TEST(HealRemoval, ResumeAcrossTheHealStartIsBitIdentical) {
     }
     const auto sa = straight->compression_state(), sb = resumed->compression_state();
     ASSERT_EQ(sa.size(), sb.size());
-    for (const auto& [name, tensor] : sa)
-      EXPECT_TRUE(torch::equal(tensor, sb.at(name))) << name;
+    for (const auto& [name, tensor] : sa) EXPECT_TRUE(torch::equal(tensor, sb.at(name))) << name;
     const std::string temp = std::string(testing::TempDir()) + "/winnow_heal_" + prefix;
     const auto straight_lines = step_lines(temp + "straight");
     ASSERT_EQ(straight_lines.size(), static_cast<size_t>(steps));

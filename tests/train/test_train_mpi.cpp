@@ -310,8 +310,8 @@ TEST(RankInvariance, HealRemovalMatchesOneProcess) {
     auto model = factory(4);
     return train_steps(model, tiny_images(), comm, 20, 6,
                        std::make_shared<compression::CoScheduler>(config, shape),
-                       std::make_shared<compression::TokenEvolutionMonitor>(4), 1, nullptr,
-                       nullptr, nullptr, factory);
+                       std::make_shared<compression::TokenEvolutionMonitor>(4), 1, nullptr, nullptr,
+                       nullptr, factory);
   };
   const auto distributed = train_on(world_ptr());
   const auto single = train_on(dist::make_communicator("local"));
