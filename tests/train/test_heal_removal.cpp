@@ -218,18 +218,20 @@ TEST(HealRemoval, ResumeAcrossTheHealStartIsBitIdentical) {
       fs::create_directories(options.run_dir);
       auto trainer = trainer_for(heal_run(steps, heal, /*remove=*/true), options);
       if (!resume.empty()) trainer->resume(options.run_dir);
-      trainer->run();
-      return trainer;
+      const TrainSummary summary = trainer->run();
+      return std::make_pair(std::move(trainer), summary);
     };
-    auto straight = run("straight", 0, "");
-    auto first = run("first", k, "");
-    const auto saved = read_checkpoint_meta(first->save_checkpoint(k, "test"));
+    auto [straight, straight_summary] = run("straight", 0, "");
+    auto [first, first_summary] = run("first", k, "");
+    ASSERT_EQ(first_summary.last_step, k);
+    const auto saved = read_checkpoint_meta(first_summary.last_checkpoint);
     const std::vector<int64_t> expected_removed =
         heal == 5 ? std::vector<int64_t>{1, 3} : std::vector<int64_t>{};
     EXPECT_EQ(saved.removed_layers, expected_removed) << "heal " << heal;
-    auto resumed =
+    auto [resumed, resumed_summary] =
         run("resumed", 0, std::string(testing::TempDir()) + "/winnow_heal_" + prefix + "first");
     EXPECT_EQ(resumed->start_step(), k);
+    EXPECT_EQ(resumed_summary.steps, steps - k);
     ASSERT_EQ(resumed->model().depth(), 2);
     auto a = straight->model().named_parameters(), b = resumed->model().named_parameters();
     ASSERT_EQ(a.size(), b.size());
