@@ -121,7 +121,7 @@ heal_args=(--data.synthetic images --data.synthetic_samples 256 --model.dim 32 -
 grep -q '"event":"remove_layers","step":6' "$work/healed/metrics.jsonl" ||
   fail "no removal at the heal start (step 6): $(cat "$work/healed/metrics.jsonl")"
 grep -q "heal: removed blocks" "$work/healed.log" || fail "the removal is not in the progress output"
-h5dump -a /meta/removed_layers "$work/healed/checkpoints/step-8.h5" > /dev/null ||
+h5dump -a /meta/removed_layers "$work/healed/checkpoints/step-00000008.h5" > /dev/null ||
   fail "the heal-phase checkpoint does not list the removed blocks"
 "$winnow" train --resume "$work/healed" > "$work/healed_resume.log" 2>&1 ||
   { cat "$work/healed_resume.log"; fail "resuming the healed run"; }
