@@ -123,7 +123,7 @@ grep -q '"event":"remove_layers","step":6' "$work/healed/metrics.jsonl" ||
 grep -q "heal: removed blocks" "$work/healed.log" || fail "the removal is not in the progress output"
 h5dump -a /meta/removed_layers "$work/healed/checkpoints/step-00000008.h5" > /dev/null ||
   fail "the heal-phase checkpoint does not list the removed blocks"
-"$winnow" train --resume "$work/healed" > "$work/healed_resume.log" 2>&1 ||
+"$winnow" train --resume "$work/healed" --train.stop_at 0 > "$work/healed_resume.log" 2>&1 ||
   { cat "$work/healed_resume.log"; fail "resuming the healed run"; }
 h5dump -a /meta/config "$work/healed/model.h5" | grep -q "depth = 2" ||
   fail "model.h5 of the healed run is not the 2-block model"
