@@ -208,7 +208,7 @@ double CoScheduler::dense_block_cost() const {
 
 bool CoScheduler::is_probe(int64_t step) const {
   const int64_t every = config_.probe_every;
-  if (every <= 0 || budget_.in_warmup(step)) return false;
+  if (every <= 0 || budget_.in_warmup(step) || budget_.healing(step)) return false;
   return (step + 1 - config_.budget.warmup_steps) % every == 0;
 }
 
@@ -384,6 +384,48 @@ std::vector<PlannerDecision> CoScheduler::observe(int64_t step,
     decisions.push_back(d);
   }
   return decisions;
+}
+
+std::vector<int64_t> CoScheduler::layers_to_remove(int64_t step) const {
+  if (!config_.heal_remove || !budget_.healing(step)) return {};
+  std::vector<int64_t> pruned;
+  for (size_t l = 0; l < layers_.size(); ++l)
+    if (layers_[l].level <= 0) pruned.push_back(static_cast<int64_t>(l));
+  return pruned;
+}
+
+std::shared_ptr<Planner> CoScheduler::without_layers(const std::vector<int64_t>& kept) const {
+  TORCH_CHECK(!kept.empty() && std::is_sorted(kept.begin(), kept.end()) &&
+                  std::adjacent_find(kept.begin(), kept.end()) == kept.end() && kept.front() >= 0 &&
+                  kept.back() < shape_.depth,
+              "coschedule: the kept layers must be ascending and distinct in 0..",
+              shape_.depth - 1);
+  // The configuration that builds the smaller structure (as `winnow prune` writes it): the kept
+  // layers' capacities, and the protected ones that remain, renumbered.
+  CoSchedulerConfig config = config_;
+  ModelShape shape = shape_;
+  shape.depth = static_cast<int64_t>(kept.size());
+  config.capacities.clear();
+  config.allocator.protected_layers.clear();
+  const std::vector<double> capacity = capacities();
+  for (size_t j = 0; j < kept.size(); ++j) {
+    const int64_t layer = kept[j];
+    config.capacities.push_back(capacity[static_cast<size_t>(layer)]);
+    if (allocator_.is_protected(layer))
+      config.allocator.protected_layers.push_back(static_cast<int64_t>(j));
+  }
+  auto smaller = std::make_shared<CoScheduler>(config, shape);
+  for (size_t j = 0; j < kept.size(); ++j)
+    smaller->layers_[j] = layers_[static_cast<size_t>(kept[j])];
+  smaller->decisions_ = decisions_;
+  smaller->infeasible_ = infeasible_;
+  if (!timing_.empty()) {  // the kept layers' rows of the measured table
+    const auto rows = torch::tensor(kept, torch::kInt64);
+    smaller->timing_ =
+        LayerTimingTable(timing_.token_counts(), timing_.attention_seconds().index_select(0, rows),
+                         timing_.mlp_seconds().index_select(0, rows));
+  }
+  return smaller;
 }
 
 std::vector<double> CoScheduler::capacities() const {

@@ -54,6 +54,9 @@ struct CoSchedulerConfig {
                                 // structure (k = 0 layers skipped, thinned layers run dense)
   std::string cost = "flops";   // what ρ(t) is a fraction of: flops (analytic block FLOPs) |
                                 // time (measured training seconds of the blocks)
+  // At the first heal step the capacity-0 layers leave the model and the optimizer
+  // (layers_to_remove); false keeps them, skipped, to the end.
+  bool heal_remove = true;
   // Capacities to start from, one per layer on the grid (empty = dense): the structure a finished
   // run stores with its weights, so that `winnow eval` and `train --init-from` rebuild it.
   std::vector<double> capacities;
@@ -79,8 +82,11 @@ class CoScheduler : public Planner {
     return config_.mode != "open_loop" && config_.influence != "random";
   }
   bool needs_taylor() const override { return config_.influence == "taylor"; }
+  std::vector<int64_t> layers_to_remove(int64_t step) const override;
+  std::shared_ptr<Planner> without_layers(const std::vector<int64_t>& kept) const override;
 
-  // Whether training step `step` is a probe (every layer at full capacity).
+  // Whether training step `step` is a probe (every layer at full capacity). Never in the heal
+  // phase: the structure is frozen, and removed layers cannot be probed.
   bool is_probe(int64_t step) const;
   // Whether observe(step, …) takes a decision.
   bool decides_after(int64_t step) const;

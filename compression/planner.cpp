@@ -40,6 +40,10 @@ ReductionConfig with_saliency_table_size(ReductionConfig reduction, const ModelS
 
 }  // namespace
 
+std::shared_ptr<Planner> Planner::without_layers(const std::vector<int64_t>& /*kept*/) const {
+  TORCH_CHECK(false, "the ", name(), " planner does not remove layers while training");
+}
+
 StaticPlanner::StaticPlanner(const StaticPlannerConfig& config, const ModelShape& model)
     : gates_(config.gate, model.depth), depth_(model.depth), statistics_(config.statistics) {
   const int64_t depth = model.depth;

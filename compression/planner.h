@@ -83,6 +83,16 @@ class Planner {
   // update(), or discard_step() for a skipped step, in this order on every rank. Their state is
   // part of state().
   virtual std::vector<std::shared_ptr<TokenSaliencyTable>> saliency_tables() const { return {}; }
+  // The layers that stay pruned for the rest of the run, which the trainer removes from the model
+  // (and the optimizer) before training step `step`, ascending; empty: none. The co-scheduler
+  // names its capacity-0 layers from the first step of its heal phase; once removed they are gone
+  // from without_layers()'s planner, so the answer is empty from then on.
+  virtual std::vector<int64_t> layers_to_remove(int64_t /*step*/) const { return {}; }
+  // This planner for the model that keeps only the layers `kept` (ascending) of this one's,
+  // renumbered 0..: their per-layer state carries over, learned parameters are created afresh
+  // for the kept layers (the trainer copies their values with the blocks). Planners that never
+  // remove layers throw.
+  virtual std::shared_ptr<Planner> without_layers(const std::vector<int64_t>& kept) const;
 };
 
 // A named stage of token reduction.

@@ -286,4 +286,17 @@ void TokenEvolutionMonitor::load_state(const std::map<std::string, torch::Tensor
   start_step();
 }
 
+std::shared_ptr<TokenEvolutionMonitor> TokenEvolutionMonitor::without_layers(
+    const std::vector<int64_t>& kept) const {
+  for (int64_t layer : kept) check_layer(layer);
+  auto smaller =
+      std::make_shared<TokenEvolutionMonitor>(static_cast<int64_t>(kept.size()), options_, device_);
+  const auto rows = torch::tensor(kept, torch::kInt64);
+  auto state = this->state();
+  for (auto& [name, tensor] : state)
+    if (tensor.dim() >= 1) tensor = tensor.index_select(0, rows);  // per-layer entries: [L, ...]
+  smaller->load_state(state);
+  return smaller;
+}
+
 }  // namespace winnow::compression

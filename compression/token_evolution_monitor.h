@@ -5,7 +5,9 @@
 #include <torch/torch.h>
 
 #include <map>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "compression/token_evolution.h"
 
@@ -89,6 +91,11 @@ class TokenEvolutionMonitor {
   // load_state(state()) restores the monitor bit for bit; shapes are checked against depth().
   std::map<std::string, torch::Tensor> state() const;
   void load_state(const std::map<std::string, torch::Tensor>& state);
+
+  // The monitor of the model that keeps only the layers `kept` (ascending) of this one's,
+  // renumbered 0..: their EMAs and counts, the same update count and last step. Call between
+  // steps (this step's sums are not carried).
+  std::shared_ptr<TokenEvolutionMonitor> without_layers(const std::vector<int64_t>& kept) const;
 
  private:
   void check_layer(int64_t layer) const;

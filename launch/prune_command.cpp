@@ -8,6 +8,7 @@
 
 #include "launch/commands.h"
 #include "launch/config.h"
+#include "launch/pruned_config.h"
 #include "launch/run_setup.h"
 #include "train/checkpoint.h"
 #include "train/layer_removal.h"
@@ -22,12 +23,6 @@ std::string joined(const std::vector<int64_t>& values) {
   std::ostringstream out;
   for (size_t i = 0; i < values.size(); ++i) out << (i ? "," : "") << values[i];
   return out.str();
-}
-
-int64_t parameter_count(const train::TransformerModel& model) {
-  int64_t count = 0;
-  for (const auto& p : model.parameters()) count += p.numel();
-  return count;
 }
 
 }  // namespace
@@ -129,32 +124,13 @@ int prune_command(const Args& all_args) {
                         std::to_string(depth - 1));
   if (static_cast<int64_t>(removed.size()) >= depth)
     throw ConfigError("prune: removing every block leaves no model");
-  std::vector<int64_t> kept;
-  for (int64_t l = 0; l < depth; ++l)
-    if (!std::binary_search(removed.begin(), removed.end(), l)) kept.push_back(l);
+  const std::vector<int64_t> kept = train::kept_layers(depth, removed);
 
   // The smaller configuration: fewer blocks; a co-scheduled structure keeps its thinned layers.
-  RunConfig smaller = config;
-  smaller.model.depth = static_cast<int64_t>(kept.size());
-  auto& cs = smaller.coschedule;
-  if (!capacities.empty()) {
-    std::vector<double> rest;
-    for (int64_t l : kept) rest.push_back(capacities[static_cast<size_t>(l)]);
-    if (std::all_of(rest.begin(), rest.end(), [](double k) { return k == 1.0; })) {
-      cs = CoScheduleConfig{};  // what is left is a dense model
-    } else {
-      std::ostringstream list;
-      for (size_t i = 0; i < rest.size(); ++i) list << (i ? "," : "") << rest[i];
-      cs.capacities = list.str();
-      // Protected layers that survive, renumbered.
-      const auto resolved = coscheduler_config(config, depth).allocator.protected_layers;
-      std::vector<int64_t> renumbered;
-      for (size_t j = 0; j < kept.size(); ++j)
-        if (std::find(resolved.begin(), resolved.end(), kept[j]) != resolved.end())
-          renumbered.push_back(static_cast<int64_t>(j));
-      cs.protected_layers = renumbered.empty() ? "none" : joined(renumbered);
-    }
-  }
+  std::vector<double> kept_capacities;
+  for (int64_t l : kept)
+    if (!capacities.empty()) kept_capacities.push_back(capacities[static_cast<size_t>(l)]);
+  const RunConfig smaller = config_without_layers(config, depth, kept, kept_capacities);
   auto spec = data.model;
   spec.depth = smaller.model.depth;
   auto small = train::make_model(spec);
@@ -164,8 +140,8 @@ int prune_command(const Args& all_args) {
 
   std::cout << "prune " << weights << "\n  chose       " << how << "\n  removed     "
             << (removed.empty() ? "none" : joined(removed)) << " (" << removed.size() << " of "
-            << depth << " blocks)\n  parameters  " << parameter_count(*model) << " -> "
-            << parameter_count(*small) << "\n  forward FLOPs per sample (dense) "
+            << depth << " blocks)\n  parameters  " << train::parameter_count(*model) << " -> "
+            << train::parameter_count(*small) << "\n  forward FLOPs per sample (dense) "
             << si(model->dense_forward_flops_per_sample()) << " -> "
             << si(small->dense_forward_flops_per_sample()) << "\n  plan        "
             << small_compression.planner->plan(0, /*training=*/false).describe()

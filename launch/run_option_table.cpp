@@ -230,7 +230,11 @@ std::vector<OptionSection<RunConfig>> make_run_option_sections() {
            .add("gamma", WINNOW_FIELD(coschedule.planner.budget.gamma),
                 "exponential ramp: ρ(t) = (1 − ρ*)e^(−γ(t − warmup)) + ρ*")
            .add("heal_steps", WINNOW_FIELD(coschedule.planner.budget.heal_steps),
-                "the last steps of the run keep the structure frozen (no decisions)")
+                "the last steps of the run keep the structure frozen (no decisions, no probes)")
+           .add("heal_remove", WINNOW_FIELD(coschedule.planner.heal_remove),
+                "at the first heal step, remove the pruned (capacity 0) blocks from the model and "
+                "the optimizer; checkpoints and model.h5 then hold the smaller model (false: keep "
+                "them, skipped)")
            .add("interval", WINNOW_FIELD(coschedule.planner.interval),
                 "steps between decisions (K)")
            .add("probe_every", WINNOW_FIELD(coschedule.planner.probe_every),

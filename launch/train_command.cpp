@@ -13,6 +13,7 @@
 #include "dist/launch_environment.h"
 #include "launch/commands.h"
 #include "launch/config.h"
+#include "launch/pruned_config.h"
 #include "launch/run_setup.h"
 #include "launch/stop_signals.h"
 #include "launch/system_info.h"
@@ -20,6 +21,7 @@
 #include "train/checkpoint_directory.h"
 #include "train/metrics.h"
 #include "train/metrics_lines.h"
+#include "train/model_registry.h"
 #include "train/model_weights.h"
 #include "train/root_work.h"
 #include "train/trainer.h"
@@ -188,6 +190,11 @@ int train_command(const Args& args) {
   train::Trainer trainer(model, data.train, data.eval, comm, trainer_options, config.optim);
   trainer.set_planner(compression.planner);
   trainer.set_monitor(compression.monitor);
+  trainer.set_model_factory([spec = data.model](int64_t depth) {
+    auto smaller = spec;
+    smaller.depth = depth;
+    return train::make_model(smaller);
+  });
   if (auto distillation = make_distillation(config, data.model)) {
     trainer.set_distillation(distillation);
     if (root)
@@ -248,7 +255,7 @@ int train_command(const Args& args) {
   }
 
   if (root) {
-    const train::TaskUnits units = model->task_units();
+    const train::TaskUnits units = trainer.model().task_units();
     std::cout << "==== summary ====\n"
               << "  steps          " << summary.steps << " (" << summary.skipped_steps
               << " skipped)\n"
@@ -289,10 +296,14 @@ int train_command(const Args& args) {
   // the job on every rank with one message and exit code 1; each file is replaced atomically).
   if (!config.train.run_dir.empty()) {
     const std::string weights = config.train.run_dir + "/model.h5";
-    // A closed-loop planner's final structure is part of the model: stored with the weights.
+    // A closed-loop planner's final structure is part of the model: stored with the weights
+    // (after a heal that removed blocks, the smaller model's configuration, as `winnow prune`
+    // writes it).
     RunConfig stored = config;
-    const auto capacities = compression.planner->capacities();
-    if (!capacities.empty()) {
+    const auto capacities = trainer.planner()->capacities();
+    if (!trainer.removed_layers().empty()) {
+      stored = config_without_layers(config, data.model.depth, trainer.kept_layers(), capacities);
+    } else if (!capacities.empty()) {
       std::ostringstream list;
       for (size_t l = 0; l < capacities.size(); ++l) list << (l ? "," : "") << capacities[l];
       stored.coschedule.capacities = list.str();
@@ -300,7 +311,7 @@ int train_command(const Args& args) {
     train::run_on_root(
         *comm,
         [&] {
-          train::save_model_weights(*model, weights, to_ini(stored));
+          train::save_model_weights(trainer.model(), weights, to_ini(stored));
           train::JsonLine line;
           line.add("event", "summary")
               .add("steps", summary.steps)
@@ -316,7 +327,8 @@ int train_command(const Args& args) {
               .add("final_loss", summary.final_loss)
               .add("eval_loss", summary.eval.loss)
               .add("eval_accuracy", summary.eval.accuracy);
-          if (model->task_units().perplexity) line.add("eval_perplexity", summary.eval.perplexity);
+          if (trainer.model().task_units().perplexity)
+            line.add("eval_perplexity", summary.eval.perplexity);
           for (const auto& [name, value] : summary.eval.metrics) line.add("eval_" + name, value);
           train::add_run_measurements(line, summary);
           data::write_file_atomically(config.train.run_dir + "/summary.json", line.str() + "\n");

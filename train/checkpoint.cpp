@@ -13,6 +13,7 @@
 #include "data/error_text.h"
 #include "data/h5_file.h"
 #include "train/model_tensors.h"
+#include "train/optimizer.h"
 #include "winnow/version.h"
 
 namespace winnow::train {
@@ -68,22 +69,11 @@ torch::Tensor read_checked(const H5File& file, const std::string& name) {
   return value;
 }
 
-#if TORCH_VERSION_MAJOR >= 2
-using StateKey = void*;
-StateKey state_key(const torch::Tensor& p) {
-  return p.unsafeGetTensorImpl();
-}
-#else
-using StateKey = std::string;
-StateKey state_key(const torch::Tensor& p) {
-  return c10::guts::to_string(p.unsafeGetTensorImpl());
-}
-#endif
-
 // Name of every parameter, keyed by the optimizer's state key.
-std::map<StateKey, std::string> parameter_names(const TransformerModel& model) {
-  std::map<StateKey, std::string> names;
-  for (const auto& item : model.named_parameters()) names[state_key(item.value())] = item.key();
+std::map<OptimizerStateKey, std::string> parameter_names(const TransformerModel& model) {
+  std::map<OptimizerStateKey, std::string> names;
+  for (const auto& item : model.named_parameters())
+    names[optimizer_state_key(item.value())] = item.key();
   return names;
 }
 
@@ -116,7 +106,7 @@ void write_optimizer(H5File& file, const TransformerModel& model,
     file.set_attr_int(group, "amsgrad", options.amsgrad() ? 1 : 0);
     std::vector<std::string> members;
     for (const auto& p : groups[g].params()) {
-      const auto it = names.find(state_key(p));
+      const auto it = names.find(optimizer_state_key(p));
       TORCH_CHECK(it != names.end(), "checkpoint: an optimizer parameter is not a model parameter");
       members.push_back(it->second);
     }
@@ -147,6 +137,9 @@ void write_meta(H5File& file, const TransformerModel& model, const CheckpointMet
   file.set_attr_string("/meta", "winnow_version", WINNOW_VERSION);
   file.set_attr_string("/meta", "model_kind", model.kind());
   file.set_attr_string("/meta", "config", meta.config_ini);
+  if (!meta.removed_layers.empty())
+    file.set_attr_tensor("/meta", "removed_layers",
+                         torch::tensor(meta.removed_layers, torch::kInt64));
 
   file.create_group("schedule");
   file.set_attr_double("/schedule", "peak_lr", meta.lr_schedule.peak_lr);
@@ -215,6 +208,9 @@ CheckpointMeta read_meta(const H5File& file) {
     meta.lr_schedule.warmup_steps = file.attr_int("/schedule", "warmup_steps");
     meta.lr_schedule.total_steps = file.attr_int("/schedule", "total_steps");
     meta.lr_schedule.min_lr_ratio = file.attr_double("/schedule", "min_lr_ratio");
+    if (file.has_attr("/meta", "removed_layers"))
+      for (double layer : file.attr_doubles("/meta", "removed_layers"))
+        meta.removed_layers.push_back(static_cast<int64_t>(layer));
   } catch (const c10::Error& e) {
     TORCH_CHECK(false, "checkpoint '", file.path(), "': damaged metadata: ", e.msg());
   }
@@ -278,7 +274,18 @@ CheckpointMeta read_checkpoint(const std::string& path, TransformerModel& model,
               model.kind());
 
   // Model tensors: names, shapes and dtypes against the model, then checksums.
-  check_stored_model_fits(file, model, "checkpoint");
+  try {
+    check_stored_model_fits(file, model, "checkpoint");
+  } catch (const c10::Error& e) {
+    if (meta.removed_layers.empty()) throw;
+    std::ostringstream removed;
+    for (size_t i = 0; i < meta.removed_layers.size(); ++i)
+      removed << (i ? "," : "") << meta.removed_layers[i];
+    TORCH_CHECK(false, e.msg(), "\n(the checkpoint holds the model without blocks ", removed.str(),
+                ", removed when the co-scheduler's heal phase began: `winnow train --resume` "
+                "removes them before loading; the run's model.h5 holds the smaller model with "
+                "its configuration)");
+  }
   const auto wanted = model_tensors(model);
   int64_t verified = 0;
   std::vector<torch::Tensor> values;
@@ -307,7 +314,7 @@ CheckpointMeta read_checkpoint(const std::string& path, TransformerModel& model,
     for (size_t g = 0; g < groups.size(); ++g) {
       const std::string group = "/optimizer/groups/" + std::to_string(g);
       std::vector<std::string> members;
-      for (const auto& p : groups[g].params()) members.push_back(names.at(state_key(p)));
+      for (const auto& p : groups[g].params()) members.push_back(names.at(optimizer_state_key(p)));
       const auto stored_members = file.attr_strings(group, "parameters");
       TORCH_CHECK(stored_members == members, "checkpoint '", path, "': optimizer group ", g,
                   " holds different parameters than the configured model's group (",
@@ -379,7 +386,7 @@ CheckpointMeta read_checkpoint(const std::string& path, TransformerModel& model,
       state->exp_avg(s.exp_avg.to(options));
       state->exp_avg_sq(s.exp_avg_sq.to(options));
       if (s.max_exp_avg_sq.defined()) state->max_exp_avg_sq(s.max_exp_avg_sq.to(options));
-      optimizer->state()[state_key(s.parameter)] = std::move(state);
+      optimizer->state()[optimizer_state_key(s.parameter)] = std::move(state);
     }
   }
   return meta;

@@ -34,6 +34,10 @@ struct CheckpointMeta {
   std::string config_ini;      // the effective configuration (loadable with --config)
   std::string token_schedule;  // the token-reduction schedule, described (a function of step)
   LrSchedule lr_schedule;
+  // The blocks of the configured model (config_ini's model.depth) that this one no longer has,
+  // ascending: removed when the co-scheduler's heal phase began (/meta removed_layers; absent =
+  // none). A resume builds the configured model, removes them, then loads.
+  std::vector<int64_t> removed_layers;
   // /compression: the state of compression components across steps (planner controller state,
   // token-evolution EMAs), by name. Written by write_checkpoint, filled by read_checkpoint (not by
   // read_checkpoint_meta).

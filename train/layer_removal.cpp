@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "compression/token_evolution_monitor.h"
+#include "train/optimizer.h"
 #include "train/plan_hooks.h"
 
 namespace winnow::train {
@@ -45,6 +46,33 @@ std::map<std::string, torch::Tensor> named_tensors(const torch::nn::Module& mode
 
 }  // namespace
 
+int64_t parameter_count(const TransformerModel& model) {
+  int64_t count = 0;
+  for (const auto& p : model.parameters()) count += p.numel();
+  return count;
+}
+
+std::vector<int64_t> kept_layers(int64_t depth, const std::vector<int64_t>& removed) {
+  for (int64_t layer : removed)
+    TORCH_CHECK(layer >= 0 && layer < depth, "layer removal: block ", layer,
+                " is outside the model's 0..", depth - 1);
+  std::vector<int64_t> kept;
+  for (int64_t l = 0; l < depth; ++l)
+    if (std::find(removed.begin(), removed.end(), l) == removed.end()) kept.push_back(l);
+  TORCH_CHECK(!kept.empty(), "layer removal: removing every one of the ", depth,
+              " blocks leaves no model");
+  return kept;
+}
+
+std::string kept_block_source(const std::string& name, const std::vector<int64_t>& kept) {
+  std::string head, tail;
+  int64_t layer = 0;
+  if (!split_layer(name, head, layer, tail)) return name;
+  TORCH_CHECK(layer < static_cast<int64_t>(kept.size()), "layer removal: tensor '", name,
+              "' names a layer beyond the ", kept.size(), " kept blocks");
+  return head + std::to_string(kept[static_cast<size_t>(layer)]) + tail;
+}
+
 void copy_kept_blocks(const TransformerModel& source, TransformerModel& target,
                       const std::vector<int64_t>& kept) {
   TORCH_CHECK(std::is_sorted(kept.begin(), kept.end()) &&
@@ -60,13 +88,7 @@ void copy_kept_blocks(const TransformerModel& source, TransformerModel& target,
   std::vector<std::string> missing, misshaped;
   torch::NoGradGuard no_grad;
   for (const auto& [name, tensor] : to) {
-    std::string head, tail, source_name = name;
-    int64_t layer = 0;
-    if (split_layer(name, head, layer, tail)) {
-      TORCH_CHECK(layer < static_cast<int64_t>(kept.size()), "copy_kept_blocks: target tensor '",
-                  name, "' names a layer beyond the ", kept.size(), " kept blocks");
-      source_name = head + std::to_string(kept[static_cast<size_t>(layer)]) + tail;
-    }
+    const std::string source_name = kept_block_source(name, kept);
     const auto it = from.find(source_name);
     if (it == from.end()) {
       missing.push_back(name + " <- " + source_name);
@@ -82,6 +104,23 @@ void copy_kept_blocks(const TransformerModel& source, TransformerModel& target,
     for (const auto& m : missing) message << "\n  no source for " << m;
     for (const auto& m : misshaped) message << "\n  shapes differ: " << m;
     TORCH_CHECK(false, message.str());
+  }
+}
+
+void carry_optimizer_state(const TransformerModel& source, const torch::optim::AdamW& from,
+                           const TransformerModel& target, torch::optim::AdamW& to,
+                           const std::vector<int64_t>& kept) {
+  const auto sources = source.named_parameters();
+  for (const auto& item : target.named_parameters()) {
+    const std::string source_name = kept_block_source(item.key(), kept);
+    const torch::Tensor* source_parameter = sources.find(source_name);
+    TORCH_CHECK(source_parameter != nullptr, "carry_optimizer_state: parameter '", item.key(),
+                "' has no source '", source_name, "'");
+    const auto it = from.state().find(optimizer_state_key(*source_parameter));
+    if (it == from.state().end()) continue;  // never updated (or frozen): no state
+    const auto& state = static_cast<const torch::optim::AdamWParamState&>(*it->second);
+    to.state()[optimizer_state_key(item.value())] =
+        std::make_unique<torch::optim::AdamWParamState>(state);
   }
 }
 

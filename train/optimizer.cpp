@@ -23,6 +23,26 @@ void OptimizerOptions::validate() const {
               ": only with train.freeze=backbone (there is nothing frozen to unfreeze)");
 }
 
+OptimizerStateKey optimizer_state_key(const torch::Tensor& parameter) {
+#if TORCH_VERSION_MAJOR >= 2
+  return parameter.unsafeGetTensorImpl();
+#else
+  return c10::guts::to_string(parameter.unsafeGetTensorImpl());
+#endif
+}
+
+int64_t optimizer_state_bytes(const torch::optim::AdamW& optimizer) {
+  int64_t bytes = 0;
+  const auto size = [](const torch::Tensor& t) {
+    return t.defined() ? static_cast<int64_t>(t.numel() * t.element_size()) : int64_t{0};
+  };
+  for (const auto& item : optimizer.state()) {
+    const auto& state = static_cast<const torch::optim::AdamWParamState&>(*item.second);
+    bytes += size(state.exp_avg()) + size(state.exp_avg_sq()) + size(state.max_exp_avg_sq());
+  }
+  return bytes;
+}
+
 bool is_threshold_parameter(const std::string& name) {
   const std::string suffix = ".threshold";
   return TransformerModel::is_compression_parameter(name) && name.size() > suffix.size() &&

@@ -69,6 +69,18 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(const TransformerModel& model,
 // The learning-rate multiplier of each group of make_adamw(model, options), in order.
 std::vector<double> group_lr_scales(const TransformerModel& model, const OptimizerOptions& options);
 
+// The key of a parameter's entry in an optimizer's state() (LibTorch keys it by the tensor's
+// implementation: a pointer from 2.0 on, its text before).
+#if TORCH_VERSION_MAJOR >= 2
+using OptimizerStateKey = void*;
+#else
+using OptimizerStateKey = std::string;
+#endif
+OptimizerStateKey optimizer_state_key(const torch::Tensor& parameter);
+
+// Bytes of AdamW's per-parameter state (moments; the step counts are not counted).
+int64_t optimizer_state_bytes(const torch::optim::AdamW& optimizer);
+
 // Sets every group's learning rate: `lr` (the schedule's value for this step) times the group's
 // multiplier (none given: 1 for every group).
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr,

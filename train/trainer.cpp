@@ -34,6 +34,20 @@ std::pair<int64_t, int64_t> rank_share(int64_t total, int rank, int world) {
   return {total * rank / world, total * (rank + 1) / world};
 }
 
+// Gradients are synchronised for what trains; frozen parameters have none.
+std::vector<torch::Tensor> trainable_parameters(const TransformerModel& model) {
+  std::vector<torch::Tensor> trainable;
+  for (const auto& p : model.parameters())
+    if (p.requires_grad()) trainable.push_back(p);
+  return trainable;
+}
+
+std::string joined(const std::vector<int64_t>& values) {
+  std::ostringstream out;
+  for (size_t i = 0; i < values.size(); ++i) out << (i ? "," : "") << values[i];
+  return out.str();
+}
+
 // Keeps the lines of a metrics log up to `step` (steps after it will be trained again). A last
 // line cut short (the disk filled while it was written) is dropped too.
 void truncate_metrics_after(const std::string& path, int64_t step) {
@@ -92,6 +106,8 @@ Trainer::Trainer(std::shared_ptr<TransformerModel> model, std::shared_ptr<data::
   schedule_.total_steps = options_.steps;
   schedule_.min_lr_ratio = options_.min_lr_ratio;
   schedule_.validate();
+  configured_depth_ = model_->depth();
+  kept_layers_ = train::kept_layers(configured_depth_, {});
   set_backbone_frozen(optimizer_options_.backbone_frozen_at(0));
   rebuild_grad_sync();
 
@@ -116,10 +132,7 @@ void Trainer::set_backbone_frozen(bool frozen) {
       if (state) optimizer->state()[key] = std::move(state);
   optimizer_ = std::move(optimizer);
   lr_scales_ = group_lr_scales(*model_, optimizer_options_);
-  // Gradients are synchronised for what trains; frozen parameters have none.
-  parameters_.clear();
-  for (const auto& p : model_->parameters())
-    if (p.requires_grad()) parameters_.push_back(p);
+  parameters_ = trainable_parameters(*model_);
 }
 
 void Trainer::rebuild_grad_sync() {
@@ -141,6 +154,70 @@ void Trainer::unfreeze_if_due(int64_t step) {
     std::cout << "step " << step << ": backbone unfrozen (train.unfreeze_at), "
               << parameters_.size() << " parameter tensors train, backbone at "
               << optimizer_options_.backbone_lr_scale << "x the learning rate" << std::endl;
+}
+
+std::vector<int64_t> Trainer::removed_layers() const {
+  std::vector<int64_t> removed;
+  for (int64_t l = 0; l < configured_depth_; ++l)
+    if (!std::binary_search(kept_layers_.begin(), kept_layers_.end(), l)) removed.push_back(l);
+  return removed;
+}
+
+void Trainer::remove_layers(const std::vector<int64_t>& layers) {
+  TORCH_CHECK(model_factory_, "trainer: the planner removes blocks ", joined(layers),
+              " but the trainer has no model factory to build the smaller model "
+              "(Trainer::set_model_factory)");
+  TORCH_CHECK(planner_, "trainer: removing layers needs the planner that pruned them");
+  const std::vector<int64_t> kept = train::kept_layers(model_->depth(), layers);
+  auto planner = planner_->without_layers(kept);
+  auto smaller = model_factory_(static_cast<int64_t>(kept.size()));
+  TORCH_CHECK(smaller && smaller->depth() == static_cast<int64_t>(kept.size()),
+              "trainer: the model factory built a model of depth ", smaller ? smaller->depth() : 0,
+              ", expected ", kept.size());
+  smaller->attach_compression(planner->parameters());
+  copy_kept_blocks(*model_, *smaller, kept);
+  set_backbone_trainable(*smaller, !backbone_frozen_);
+  auto optimizer = make_adamw(*smaller, optimizer_options_);
+  carry_optimizer_state(*model_, *optimizer_, *smaller, *optimizer, kept);
+  std::vector<int64_t> kept_of_configured;
+  for (int64_t j : kept) kept_of_configured.push_back(kept_layers_[static_cast<size_t>(j)]);
+
+  model_ = std::move(smaller);
+  optimizer_ = std::move(optimizer);
+  planner_ = std::move(planner);
+  if (monitor_) monitor_ = monitor_->without_layers(kept);
+  kept_layers_ = std::move(kept_of_configured);
+  lr_scales_ = group_lr_scales(*model_, optimizer_options_);
+  parameters_ = trainable_parameters(*model_);
+  rebuild_grad_sync();
+}
+
+void Trainer::remove_layers_if_due(int64_t step) {
+  if (!planner_) return;
+  const std::vector<int64_t> layers = planner_->layers_to_remove(step);
+  if (layers.empty()) return;
+  std::vector<int64_t> removed;  // in the configured model's numbering
+  for (int64_t l : layers) removed.push_back(kept_layers_[static_cast<size_t>(l)]);
+  const int64_t depth_before = model_->depth();
+  const int64_t parameters_before = parameter_count(*model_);
+  const int64_t optimizer_bytes_before = optimizer_state_bytes(*optimizer_);
+  remove_layers(layers);
+  JsonLine line;
+  line.add("event", "remove_layers")
+      .add("step", step)
+      .add("removed", removed)
+      .add("kept", kept_layers_)
+      .add("parameters_before", parameters_before)
+      .add("parameters_after", parameter_count(*model_))
+      .add("optimizer_bytes_before", optimizer_bytes_before)
+      .add("optimizer_bytes_after", optimizer_state_bytes(*optimizer_));
+  log(line);
+  if (comm_->is_root() && options_.progress)
+    std::cout << "step " << step << ": heal: removed blocks " << joined(removed)
+              << " (capacity 0) from the model and the optimizer, " << depth_before << " -> "
+              << model_->depth() << " blocks, parameters " << parameters_before << " -> "
+              << parameter_count(*model_) << ", optimizer state " << optimizer_bytes_before
+              << " -> " << optimizer_state_bytes(*optimizer_) << " bytes" << std::endl;
 }
 
 std::map<std::string, torch::Tensor> Trainer::compression_state() const {
@@ -171,6 +248,7 @@ void Trainer::load_compression_state(const std::map<std::string, torch::Tensor>&
 
 StepResult Trainer::train_step(const data::Batch& batch, int64_t step) {
   unfreeze_if_due(step);
+  remove_layers_if_due(step);
   const auto start = Clock::now();
   StepResult result;
   model_->train();
@@ -360,7 +438,16 @@ CheckpointMeta Trainer::resume(const std::string& file_or_dir) {
   CheckpointMeta meta;
   const ResumeChoice choice = resolve_resume(file_or_dir, [&](const std::string& path) {
     // A checkpoint saved after train.unfreeze_at holds the backbone's optimizer state.
-    set_backbone_frozen(optimizer_options_.backbone_frozen_at(read_checkpoint_meta(path).step));
+    const CheckpointMeta saved = read_checkpoint_meta(path);
+    set_backbone_frozen(optimizer_options_.backbone_frozen_at(saved.step));
+    // A checkpoint written in the heal phase holds the model without its removed blocks.
+    if (saved.removed_layers != removed_layers()) {
+      TORCH_CHECK(kept_layers_.size() == static_cast<size_t>(configured_depth_),
+                  "--resume: checkpoint '", path, "' removed blocks '",
+                  joined(saved.removed_layers), "', but this run already removed '",
+                  joined(removed_layers()), "'");
+      remove_layers(saved.removed_layers);
+    }
     meta = read_checkpoint(path, *model_, optimizer_.get());
   });
   rebuild_grad_sync();
@@ -433,6 +520,7 @@ std::string Trainer::save_checkpoint(int64_t completed_steps, const std::string&
   meta.token_schedule = options.token_schedule;
   meta.lr_schedule = schedule_;
   meta.compression = compression_state();
+  meta.removed_layers = removed_layers();
   // Replicas are identical, so rank 0 writes alone; the others wait for its verdict, so a failed
   // save (disk full) ends every rank with the same error instead of leaving them in the next
   // collective.

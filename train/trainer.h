@@ -24,6 +24,7 @@
 #include "train/evaluate.h"
 #include "train/flops_regularizer.h"
 #include "train/inference_speed.h"
+#include "train/layer_removal.h"
 #include "train/lr_schedule.h"
 #include "train/metrics.h"
 #include "train/model.h"
@@ -129,6 +130,10 @@ class Trainer {
   void set_flops_regularizer(std::shared_ptr<FlopsRegularizer> regularizer) {
     flops_regularizer_ = std::move(regularizer);
   }
+  // Builds the smaller model when the planner removes layers (the co-scheduler's heal phase,
+  // coschedule.heal_remove), and on resuming a checkpoint written after that. Without it such a
+  // removal throws.
+  void set_model_factory(ModelFactory factory) { model_factory_ = std::move(factory); }
   // The state of every compression component across steps, by name (saved under /compression).
   std::map<std::string, torch::Tensor> compression_state() const;
   void load_compression_state(const std::map<std::string, torch::Tensor>& state);
@@ -157,8 +162,16 @@ class Trainer {
   // (the training set without one), as train.inference_batch / train.inference_rounds say.
   InferenceSpeed measure_inference();
 
+  // The model, optimizer, planner and monitor being trained: after a layer removal, the smaller
+  // ones that replaced those the trainer was built with.
   TransformerModel& model() { return *model_; }
   torch::optim::AdamW& optimizer() { return *optimizer_; }
+  const std::shared_ptr<compression::Planner>& planner() const { return planner_; }
+  const std::shared_ptr<compression::TokenEvolutionMonitor>& monitor() const { return monitor_; }
+  // The blocks of the model the trainer was built with that were removed (ascending; empty =
+  // none), and those that remain.
+  std::vector<int64_t> removed_layers() const;
+  const std::vector<int64_t>& kept_layers() const { return kept_layers_; }
   const TrainerOptions& options() const { return options_; }
 
  private:
@@ -190,6 +203,12 @@ class Trainer {
   void rebuild_grad_sync();
   // At train.unfreeze_at: unfreezes the backbone (collective) and logs it.
   void unfreeze_if_due(int64_t step);
+  // Replaces the model by the one without the blocks `layers` (of the current model), with the
+  // weights and optimizer state of what remains, the planner and monitor for the kept layers,
+  // and the gradient sync over the new parameters. Collective (every rank removes the same).
+  void remove_layers(const std::vector<int64_t>& layers);
+  // Before step `step`: removes the layers the planner is done with (collective), and logs it.
+  void remove_layers_if_due(int64_t step);
 
   std::shared_ptr<TransformerModel> model_;
   std::shared_ptr<data::Dataset> train_data_, eval_data_;
@@ -208,6 +227,9 @@ class Trainer {
   std::shared_ptr<FlopsRegularizer> flops_regularizer_;
   std::vector<double> lr_scales_;  // per optimizer group
   bool backbone_frozen_ = false;
+  ModelFactory model_factory_;
+  int64_t configured_depth_ = 0;      // the depth of the model the trainer was built with
+  std::vector<int64_t> kept_layers_;  // which of its blocks model_ holds, ascending
   std::function<int()> pending_signal_;
   int64_t start_step_ = 0;
   double checkpoint_seconds_ = 0.0;

@@ -579,6 +579,21 @@ TEST(CoScheduler, TimeCostFollowsTheTokenCountsOfDropMode) {
   EXPECT_EQ(planner.block_cost({0, 0, 0}), 0.0);
 }
 
+TEST(CoScheduler, TheSmallerPlannerOfTheHealPhaseKeepsTheKeptLayersTimes) {
+  auto config = joint_config();
+  config.cost = "time";
+  CoScheduler planner(config, vit_shape(3));
+  planner.set_timing(linear_table(planner, {1, 2, 3}));
+  const auto smaller = std::dynamic_pointer_cast<CoScheduler>(planner.without_layers({0, 2}));
+  ASSERT_NE(smaller, nullptr);
+  ASSERT_EQ(smaller->timing().depth(), 2);
+  for (int64_t n : planner.timing().token_counts()) {
+    EXPECT_EQ(smaller->timing().attention(0, n), planner.timing().attention(0, n));
+    EXPECT_EQ(smaller->timing().mlp(1, n), planner.timing().mlp(2, n));
+  }
+  EXPECT_EQ(smaller->block_cost({4, 4}), planner.block_cost({4, 0, 4}));
+}
+
 TEST(CoScheduler, TheTimingTableRoundTripsThroughState) {
   auto config = joint_config();
   config.cost = "time";

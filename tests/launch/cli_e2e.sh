@@ -108,6 +108,31 @@ cs_acc=$(sed -n 's/.*"eval_accuracy":\([0-9.]*\).*/\1/p' "$work/cosched/summary.
 cs_eval=$(sed -n 's/.*accuracy *\([0-9.]*\)%.*/\1/p' "$work/cosched_eval.log")
 awk -v a="$cs_acc" -v b="$cs_eval" 'BEGIN { d = a * 100 - b; exit !(d < 1e-3 && d > -1e-3) }' ||
   fail "eval of the co-scheduled model gives $cs_eval%, the run ended at $cs_acc: the structure was not rebuilt"
+# The heal phase removes the pruned blocks: layer_only to half the block FLOPs, then 4 heal steps.
+# The removal is logged, the checkpoint lists the removed blocks and resumes, model.h5 is the
+# smaller model and eval of it gives the run's final accuracy.
+heal_args=(--data.synthetic images --data.synthetic_samples 256 --model.dim 32 --model.depth 4
+  --model.heads 2 --model.patch 7 --train.global_batch 8 --optim.warmup_steps 1 --train.log_every 1
+  --coschedule.mode layer_only --coschedule.target 0.5 --coschedule.warmup_steps 2
+  --coschedule.interval 2 --coschedule.probe_every 0 --coschedule.protected 0
+  --coschedule.heal_steps 4 --train.run_dir "$work/healed")
+"$winnow" train "${heal_args[@]}" --train.steps 10 --train.stop_at 8 > "$work/healed.log" 2>&1 ||
+  { cat "$work/healed.log"; fail "co-scheduled training with a heal phase"; }
+grep -q '"event":"remove_layers","step":6' "$work/healed/metrics.jsonl" ||
+  fail "no removal at the heal start (step 6): $(cat "$work/healed/metrics.jsonl")"
+grep -q "heal: removed blocks" "$work/healed.log" || fail "the removal is not in the progress output"
+h5dump -a /meta/removed_layers "$work/healed/checkpoints/step-00000008.h5" > /dev/null ||
+  fail "the heal-phase checkpoint does not list the removed blocks"
+"$winnow" train --resume "$work/healed" --train.stop_at 0 > "$work/healed_resume.log" 2>&1 ||
+  { cat "$work/healed_resume.log"; fail "resuming the healed run"; }
+h5dump -a /meta/config "$work/healed/model.h5" | grep -q "depth = 2" ||
+  fail "model.h5 of the healed run is not the 2-block model"
+"$winnow" eval --weights "$work/healed/model.h5" > "$work/healed_eval.log" 2>&1 ||
+  { cat "$work/healed_eval.log"; fail "eval of the healed model"; }
+heal_acc=$(sed -n 's/.*"eval_accuracy":\([0-9.]*\).*/\1/p' "$work/healed/summary.json")
+heal_eval=$(sed -n 's/.*accuracy *\([0-9.]*\)%.*/\1/p' "$work/healed_eval.log")
+awk -v a="$heal_acc" -v b="$heal_eval" 'BEGIN { d = a * 100 - b; exit !(d < 1e-3 && d > -1e-3) }' ||
+  fail "eval of the healed model gives $heal_eval%, the run ended at $heal_acc"
 # prune: a block removed physically, the smaller model evaluates; ShortGPT measures on calibration data.
 "$winnow" prune "$work/cosched/model.h5" --out "$work/cosched/small.h5" --layers 3 > "$work/prune.log" 2>&1 ||
   { cat "$work/prune.log"; fail "prune --layers"; }

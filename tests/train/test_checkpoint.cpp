@@ -99,7 +99,7 @@ const torch::optim::AdamWParamState& state_of(torch::optim::AdamW& optimizer,
       *optimizer.state().at(p.unsafeGetTensorImpl()));
 #else
   return static_cast<const torch::optim::AdamWParamState&>(
-      *optimizer.state().at(c10::guts::to_string(p.unsafeGetTensorImpl())));
+      *optimizer.state().at(optimizer_state_key(p)));
 #endif
 }
 
@@ -107,7 +107,7 @@ bool has_state(torch::optim::AdamW& optimizer, const torch::Tensor& p) {
 #if TORCH_VERSION_MAJOR >= 2
   return optimizer.state().count(p.unsafeGetTensorImpl()) > 0;
 #else
-  return optimizer.state().count(c10::guts::to_string(p.unsafeGetTensorImpl())) > 0;
+  return optimizer.state().count(optimizer_state_key(p)) > 0;
 #endif
 }
 

@@ -294,8 +294,7 @@ TEST(PlanExecution, BackboneUnfreezesAtTheConfiguredStep) {
   EXPECT_TRUE(backbone.requires_grad());
   EXPECT_FALSE(torch::equal(backbone, frozen));
   const auto step_count = [&](const torch::Tensor& p) {
-    const auto& state =
-        trainer.optimizer().state().at(c10::guts::to_string(p.unsafeGetTensorImpl()));
+    const auto& state = trainer.optimizer().state().at(optimizer_state_key(p));
     return static_cast<const torch::optim::AdamWParamState&>(*state).step();
   };
   EXPECT_EQ(step_count(backbone), 2);

@@ -16,6 +16,7 @@
 #include "tests/train/tiny_models.h"
 #include "train/block_timing.h"
 #include "train/gpt.h"
+#include "train/layer_removal.h"
 #include "train/trainer.h"
 #include "train/vit.h"
 
@@ -37,7 +38,8 @@ std::unique_ptr<Trainer> train_steps(
     const std::shared_ptr<compression::TokenEvolutionMonitor>& monitor = nullptr,
     int64_t accumulation = 1, const OptimizerOptions* optimizer = nullptr,
     const std::shared_ptr<Distillation>& distillation = nullptr,
-    const std::shared_ptr<FlopsRegularizer>& flops = nullptr) {
+    const std::shared_ptr<FlopsRegularizer>& flops = nullptr,
+    const ModelFactory& model_factory = nullptr) {
   TrainerOptions t;
   t.steps = steps;
   t.global_batch = global_batch;
@@ -52,6 +54,7 @@ std::unique_ptr<Trainer> train_steps(
   trainer->set_monitor(monitor);
   trainer->set_distillation(distillation);
   trainer->set_flops_regularizer(flops);
+  trainer->set_model_factory(model_factory);
   data::LoaderOptions lo;
   lo.global_batch_size = global_batch;
   lo.rank = comm->rank();
@@ -297,6 +300,49 @@ TEST(RankInvariance, TheTimingTableIsTheSameOnEveryRank) {
     EXPECT_TRUE(torch::equal(highest, seconds));
     EXPECT_TRUE(torch::equal(-negated_lowest, seconds));
   }
+}
+
+// The heal phase removes the pruned blocks (1 and 3 of 4) at step 3 on every rank alike: the
+// smaller model trained on R ranks matches the one process's.
+TEST(RankInvariance, HealRemovalMatchesOneProcess) {
+  compression::CoSchedulerConfig config;
+  config.mode = "joint";
+  config.budget.warmup_steps = 3;  // the configured structure up to the heal start
+  config.budget.heal_steps = 3;
+  config.budget.total_steps = 6;
+  config.allocator.grid = 2;
+  config.allocator.min_protected_level = 1;
+  config.allocator.protected_layers = {0};
+  config.capacities = {1.0, 0.0, 0.5, 0.0};
+  compression::ModelShape shape{4, 16, 4, 4};
+  shape.mlp_hidden = 64;
+  shape.tokens = 17;
+  shape.protected_tokens = 1;
+  const ModelFactory factory = [](int64_t depth) {
+    auto options = tiny_vit_options();
+    options.depth = depth;
+    auto model = std::make_shared<VisionTransformerImpl>(options);
+    model->to(torch::kFloat64);
+    return model;
+  };
+  auto train_on = [&](const std::shared_ptr<dist::Communicator>& comm) {
+    torch::manual_seed(11);
+    auto model = factory(4);
+    return train_steps(model, tiny_images(), comm, 20, 6,
+                       std::make_shared<compression::CoScheduler>(config, shape),
+                       std::make_shared<compression::TokenEvolutionMonitor>(4), 1, nullptr, nullptr,
+                       nullptr, factory);
+  };
+  const auto distributed = train_on(world_ptr());
+  const auto single = train_on(dist::make_communicator("local"));
+  ASSERT_EQ(distributed->model().depth(), 2);
+  EXPECT_EQ(distributed->removed_layers(), (std::vector<int64_t>{1, 3}));
+  torch::manual_seed(11);
+  auto initial = factory(4);
+  auto initial_kept = factory(2);
+  copy_kept_blocks(*initial, *initial_kept, {0, 2});
+  expect_same_parameters(distributed->model(), single->model(), *initial_kept);
+  EXPECT_EQ(distributed->optimizer().state().size(), distributed->model().parameters().size());
 }
 
 namespace {
@@ -588,10 +634,6 @@ class VitWithUnusedParameter : public VisionTransformerImpl {
   }
   torch::Tensor unused;
 };
-
-std::string optimizer_state_key(const torch::Tensor& parameter) {
-  return c10::guts::to_string(parameter.unsafeGetTensorImpl());  // how LibTorch keys the state
-}
 
 }  // namespace
 
