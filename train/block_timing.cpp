@@ -43,12 +43,6 @@ std::vector<BlockImpl*> blocks_of(TransformerModel& model) {
   return blocks;
 }
 
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const size_t mid = values.size() / 2;
-  return values.size() % 2 == 1 ? values[mid] : 0.5 * (values[mid - 1] + values[mid]);
-}
-
 }  // namespace
 
 compression::LayerTimingTable measure_block_times(TransformerModel& model,
@@ -96,8 +90,11 @@ compression::LayerTimingTable measure_block_times(TransformerModel& model,
         for (auto& parameter : block.parameters()) parameter.mutable_grad() = torch::Tensor();
         input.mutable_grad() = torch::Tensor();
       }
-      table[0][l][p] = median(attention);
-      table[1][l][p] = median(mlp);
+      // The fastest call: interference (another process, a descheduled OpenMP thread) only
+      // ever adds time, and on a shared 2-core machine it hits most calls, so a median
+      // measures the interference (docs/results.md, "Cost model").
+      table[0][l][p] = *std::min_element(attention.begin(), attention.end());
+      table[1][l][p] = *std::min_element(mlp.begin(), mlp.end());
     }
   }
   model.train(was_training);

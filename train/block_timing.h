@@ -16,7 +16,7 @@ struct BlockTimingOptions {
   int64_t batch = 1;                  // samples per rank and micro-batch
   std::vector<int64_t> token_counts;  // ascending, >= 1
   int64_t warmup = 2;                 // untimed calls before the timed ones (caches, allocator)
-  int64_t repeats = 5;                // timed calls; the median is kept (robust to a preemption)
+  int64_t repeats = 5;                // timed calls; the fastest is kept (interference only adds)
 };
 
 // Collective: every rank times every block of `model` (its `blocks` module list, as the ViT and
