@@ -36,7 +36,7 @@ mpirun --allow-run-as-root --oversubscribe --bind-to none -np "$ranks" -x OMP_NU
   "$winnow" train --config launch/configs/demo.ini --train.run_dir "$runs/coscheduled" \
   --coschedule.mode joint --coschedule.target 0.4 --coschedule.warmup_steps 35 \
   --coschedule.ramp_steps 140 --coschedule.interval 35 --coschedule.probe_every 40 \
-  --coschedule.protected 0 "$@"
+  --coschedule.statistics_every 1 --coschedule.protected 0 "$@"
 
 echo "== 5/5 evaluate the saved weights"
 for variant in dense pooled coscheduled; do "$winnow" eval --weights "$runs/$variant/model.h5"; done
