@@ -102,12 +102,18 @@ last_cost=$(grep '"event":"capacity"' "$work/cosched/metrics.jsonl" | tail -1 | 
 awk -v c="$last_cost" 'BEGIN { exit !(c <= 0.5 + 1e-9) }' || fail "the last decision's cost $last_cost is above the 0.5 budget"
 # model.h5 stores the structure reached; eval rebuilds it and gives the run's final accuracy.
 h5dump -a /meta/config "$work/cosched/model.h5" | grep -q "capacities = [0-9]" || fail "model.h5 does not store the final capacities"
-"$winnow" eval --weights "$work/cosched/model.h5" > "$work/cosched_eval.log" 2>&1 ||
-  { cat "$work/cosched_eval.log"; fail "eval of the co-scheduled model"; }
-cs_acc=$(sed -n 's/.*"eval_accuracy":\([0-9.]*\).*/\1/p' "$work/cosched/summary.json")
-cs_eval=$(sed -n 's/.*accuracy *\([0-9.]*\)%.*/\1/p' "$work/cosched_eval.log")
-awk -v a="$cs_acc" -v b="$cs_eval" 'BEGIN { d = a * 100 - b; exit !(d < 1e-3 && d > -1e-3) }' ||
-  fail "eval of the co-scheduled model gives $cs_eval%, the run ended at $cs_acc: the structure was not rebuilt"
+# `winnow eval` of RUN/model.h5 gives the accuracy the run ended at (summary.json).
+eval_matches_run() {
+  local run=$1 what=$2
+  "$winnow" eval --weights "$run/model.h5" > "$run-eval.log" 2>&1 ||
+    { cat "$run-eval.log"; fail "eval of the $what model"; }
+  local ended evaluated
+  ended=$(sed -n 's/.*"eval_accuracy":\([0-9.]*\).*/\1/p' "$run/summary.json")
+  evaluated=$(sed -n 's/.*accuracy *\([0-9.]*\)%.*/\1/p' "$run-eval.log")
+  awk -v a="$ended" -v b="$evaluated" 'BEGIN { d = a * 100 - b; exit !(d < 1e-3 && d > -1e-3) }' ||
+    fail "eval of the $what model gives $evaluated%, the run ended at $ended: the structure was not rebuilt"
+}
+eval_matches_run "$work/cosched" "co-scheduled"
 # The heal phase removes the pruned blocks: layer_only to half the block FLOPs, then 4 heal steps.
 # The removal is logged, the checkpoint lists the removed blocks and resumes, model.h5 is the
 # smaller model and eval of it gives the run's final accuracy.
@@ -127,12 +133,7 @@ h5dump -a /meta/removed_layers "$work/healed/checkpoints/step-00000008.h5" > /de
   { cat "$work/healed_resume.log"; fail "resuming the healed run"; }
 h5dump -a /meta/config "$work/healed/model.h5" | grep -q "depth = 2" ||
   fail "model.h5 of the healed run is not the 2-block model"
-"$winnow" eval --weights "$work/healed/model.h5" > "$work/healed_eval.log" 2>&1 ||
-  { cat "$work/healed_eval.log"; fail "eval of the healed model"; }
-heal_acc=$(sed -n 's/.*"eval_accuracy":\([0-9.]*\).*/\1/p' "$work/healed/summary.json")
-heal_eval=$(sed -n 's/.*accuracy *\([0-9.]*\)%.*/\1/p' "$work/healed_eval.log")
-awk -v a="$heal_acc" -v b="$heal_eval" 'BEGIN { d = a * 100 - b; exit !(d < 1e-3 && d > -1e-3) }' ||
-  fail "eval of the healed model gives $heal_eval%, the run ended at $heal_acc"
+eval_matches_run "$work/healed" "healed"
 # prune: a block removed physically, the smaller model evaluates; ShortGPT measures on calibration data.
 "$winnow" prune "$work/cosched/model.h5" --out "$work/cosched/small.h5" --layers 3 > "$work/prune.log" 2>&1 ||
   { cat "$work/prune.log"; fail "prune --layers"; }
