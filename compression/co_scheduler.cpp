@@ -381,6 +381,7 @@ std::vector<PlannerDecision> CoScheduler::observe(int64_t step,
     d.reason = reasons[l];
     d.budget = budget;
     d.cost = cost;
+    d.cost_model = config_.cost;
     decisions.push_back(d);
   }
   return decisions;

@@ -42,8 +42,9 @@ struct PlannerDecision {
   double from = 1.0;  // capacity before and after (1 dense, 0 the layer pruned)
   double to = 1.0;
   std::string reason;   // why (budget, slack, swap, forced, open_loop)
-  double budget = 1.0;  // the FLOPs fraction it met
-  double cost = 1.0;    // the FLOPs fraction of the plan after the decision
+  double budget = 1.0;  // the fraction of the dense cost it met
+  double cost = 1.0;    // the fraction of the dense cost the plan has after the decision
+  std::string cost_model = "flops";  // what budget and cost are fractions of: flops | time
 };
 
 class Planner {

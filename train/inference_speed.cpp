@@ -114,6 +114,8 @@ InferenceSpeed measure_inference_speed(TransformerModel& model, const data::Data
                                      ? options.planner->plan(options.step, /*training=*/false)
                                      : compression::Plan{};
   const int64_t depth = model.depth();
+  TransformerModel& dense_model = options.dense_model ? *options.dense_model : model;
+  dense_model.eval();
 
   // One forward pass of this rank's slice; returns the slowest rank's seconds.
   auto pass = [&](bool with_plan, std::vector<BlockMeasurement>* measurements) {
@@ -132,14 +134,15 @@ InferenceSpeed measure_inference_speed(TransformerModel& model, const data::Data
                                             token_ids_of(samples.inputs));
         if (hooks->any()) context.hook_for = [&hooks](int64_t layer) { return (*hooks)(layer); };
       }
-      output = model.forward(samples.inputs, context);
+      output = with_plan ? model.forward(samples.inputs, context)
+                         : dense_model.forward(samples.inputs, context);
     }
     auto seconds = torch::tensor({seconds_since(start)}, torch::kFloat64);
     comm.all_reduce(seconds, dist::ReduceOp::kMax);
     return std::make_pair(seconds.item<double>(), std::move(output));
   };
 
-  LayerSums plan_sums(depth), dense_sums(depth);
+  LayerSums plan_sums(depth), dense_sums(dense_model.depth());
   auto contender = [&](bool with_plan, LayerSums& sums) {
     return [&, with_plan](bool timed) {
       auto [seconds, output] = pass(with_plan, timed ? &sums.measurements : nullptr);
@@ -152,6 +155,7 @@ InferenceSpeed measure_inference_speed(TransformerModel& model, const data::Data
 
   result.batch = batch;
   result.rounds = options.rounds;
+  result.dense_depth = dense_model.depth();
   result.plan = throughput_of(seconds[0], static_cast<double>(batch));
   result.dense = throughput_of(seconds[1], static_cast<double>(batch));
   std::vector<double> ratios;
@@ -193,11 +197,15 @@ std::string inference_speed_line(const InferenceSpeed& speed, const TaskUnits& u
     std::snprintf(text, sizeof text, "%.2f", value);
     return std::string(text);
   };
+  // A deeper reference (the configured model of a run that removed blocks) is named.
+  const bool deeper = speed.dense_depth > static_cast<int64_t>(speed.plan_layers.tokens.size());
+  const std::string reference =
+      deeper ? "dense with " + std::to_string(speed.dense_depth) + " blocks" : "dense";
   std::ostringstream line;
   line << "inference: " << rate(speed.plan.median) << " " << units.throughput_unit << " (median of "
        << speed.rounds << " rounds of " << speed.batch << " samples, range " << rate(speed.plan.min)
-       << "-" << rate(speed.plan.max) << ") vs dense " << rate(speed.dense.median) << " "
-       << units.throughput_unit << " (range " << rate(speed.dense.min) << "-"
+       << "-" << rate(speed.plan.max) << ") vs " << reference << " " << rate(speed.dense.median)
+       << " " << units.throughput_unit << " (range " << rate(speed.dense.min) << "-"
        << rate(speed.dense.max) << "): " << ratio(speed.speedup) << "x";
   if (std::isfinite(flops_ratio)) line << " (FLOPs " << ratio(flops_ratio) << "x)";
   return line.str();

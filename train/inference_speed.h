@@ -23,6 +23,10 @@ struct InferenceSpeedOptions {
   int64_t step = 0;  // the training step whose evaluation plan runs (keyed choices)
   // The evaluation plan comes from this planner (plan(step, training = false)); null = dense.
   const compression::Planner* planner = nullptr;
+  // The dense reference; null = the measured model itself run without its plan. A run whose
+  // planner removed blocks passes a model of the configured depth, so the speedup is the one
+  // against the model the user configured (only its speed matters: the weights can be fresh).
+  TransformerModel* dense_model = nullptr;
 
   void validate() const;
 };
@@ -57,6 +61,7 @@ struct InferenceSpeed {
   // [layers × positions] row-major, from one untimed pass of the plan: the fraction of samples in
   // which original position p entered layer l's attention (1 everywhere when dense).
   std::vector<double> kept_position_fraction;
+  int64_t dense_depth = 0;                   // blocks of the dense reference
   int64_t positions = 0;                     // the model's dense token count
   std::pair<int64_t, int64_t> patch_grid{};  // image models: positions 1.. on this grid
 
@@ -71,7 +76,8 @@ std::vector<std::vector<double>> time_alternating(
     const std::vector<std::function<double(bool timed)>>& passes, int64_t rounds);
 
 // Collective. Times forward passes (no gradient, eval mode) of the first `batch` samples of
-// `dataset` under the evaluation plan and dense, alternating (time_alternating). Each rank runs
+// `dataset` under the evaluation plan and dense (options.dense_model, or the model without its
+// plan), alternating (time_alternating). Each rank runs
 // its contiguous slice of the batch; every pass starts on all ranks together (a barrier before
 // it) and counts the slowest rank's time (a max after it), so samples/s is the job's. Per-layer
 // attention times are the blocks' own (BlockMeasurement), summed over ranks per sample. Leaves
@@ -81,7 +87,8 @@ InferenceSpeed measure_inference_speed(TransformerModel& model, const data::Data
                                        const InferenceSpeedOptions& options);
 
 // The line `winnow eval` prints, e.g. "inference: 1234 img/s (median of 5 rounds of 64 samples,
-// range 1200-1250) vs dense 800 img/s (range 790-810): 1.54x (FLOPs 1.67x)", in the model's
+// range 1200-1250) vs dense 800 img/s (range 790-810): 1.54x (FLOPs 1.67x)" ("vs dense with 8
+// blocks" when the reference is deeper than the measured model), in the model's
 // throughput unit (images or tokens per second); `flops_ratio` is the dense over the planned
 // forward FLOPs (the part in parentheses is left out when it is NaN: no evaluation).
 std::string inference_speed_line(const InferenceSpeed& speed, const TaskUnits& units,

@@ -59,7 +59,8 @@ JsonLine capacity_metrics_line(int64_t step, const compression::PlannerDecision&
       .add("to", d.to)
       .add("reason", d.reason)
       .add("budget", d.budget)
-      .add("cost", d.cost);
+      .add("cost", d.cost)
+      .add("cost_model", d.cost_model);
   return line;
 }
 
@@ -69,7 +70,8 @@ std::string capacity_progress_line(int64_t step, const std::vector<double>& capa
   text.precision(3);
   text << "step " << step + 1 << ": capacities";
   for (double k : capacities) text << " " << k;
-  text << " (budget " << decision.budget << ", cost " << decision.cost << ")";
+  text << " (" << decision.cost_model << " budget " << decision.budget << ", cost " << decision.cost
+       << ")";
   return text.str();
 }
 
@@ -110,6 +112,7 @@ void add_inference_fields(JsonLine& line, const InferenceSpeed& speed) {
       .add("dense_inference_samples_per_second_min", speed.dense.min)
       .add("dense_inference_samples_per_second_max", speed.dense.max)
       .add("inference_speedup", speed.speedup)
+      .add("dense_inference_blocks", speed.dense_depth)
       .add("inference_batch", speed.batch)
       .add("inference_rounds", speed.rounds);
   for (const auto& [prefix, layers] :

@@ -174,6 +174,8 @@ void Trainer::remove_layers(const std::vector<int64_t>& layers) {
   TORCH_CHECK(smaller && smaller->depth() == static_cast<int64_t>(kept.size()),
               "trainer: the model factory built a model of depth ", smaller ? smaller->depth() : 0,
               ", expected ", kept.size());
+  if (configured_dense_flops_ == 0.0)
+    configured_dense_flops_ = model_->dense_forward_flops_per_sample();  // model_ is configured
   smaller->attach_compression(planner->parameters());
   copy_kept_blocks(*model_, *smaller, kept);
   set_backbone_trainable(*smaller, !backbone_frozen_);
@@ -416,6 +418,8 @@ EvalResult Trainer::evaluate() {
   eval_options.planner = planner_.get();
   eval_options.flops_ratio = flops_regularizer_ != nullptr;
   auto result = evaluate_model(*model_, *eval_data_, *comm_, eval_options);
+  // After heal removal the ratios are against the model the user configured, not the smaller one.
+  if (configured_dense_flops_ > 0) result.dense_forward_flops_per_sample = configured_dense_flops_;
   model_->train();
   return result;
 }
@@ -428,6 +432,13 @@ InferenceSpeed Trainer::measure_inference() {
   inference.rounds = options_.inference_rounds;
   inference.seed = options_.seed;
   inference.planner = planner_.get();
+  // After heal removal the reference is a dense model of the configured depth (fresh weights:
+  // only its speed is measured).
+  std::shared_ptr<TransformerModel> configured;
+  if (model_->depth() < configured_depth_) {
+    configured = model_factory_(configured_depth_);
+    inference.dense_model = configured.get();
+  }
   auto result = measure_inference_speed(*model_, *data, *comm_, inference);
   model_->train();
   return result;

@@ -230,6 +230,9 @@ class Trainer {
   ModelFactory model_factory_;
   int64_t configured_depth_ = 0;      // the depth of the model the trainer was built with
   std::vector<int64_t> kept_layers_;  // which of its blocks model_ holds, ascending
+  // Dense forward FLOPs per sample of the configured model, kept when blocks are removed: the
+  // reference of the FLOPs ratios evaluations report (0 while no block was removed).
+  double configured_dense_flops_ = 0.0;
   std::function<int()> pending_signal_;
   int64_t start_step_ = 0;
   double checkpoint_seconds_ = 0.0;

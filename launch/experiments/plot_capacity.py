@@ -51,7 +51,8 @@ def main():
         budget.step([d["step"] for d in decisions], [d["budget"] for d in decisions], where="post",
                     color="white", linewidth=1.0, label="budget ρ")
         budget.set_ylim(0, 1.05)
-        budget.set_ylabel("budget ρ at the decisions")
+        models = sorted({d.get("cost_model", "flops") for d in decisions})
+        budget.set_ylabel(f"budget ρ at the decisions ({' / '.join(models)})")
     ax.set_title(args.title or args.metrics)
     fig.tight_layout()
     fig.savefig(args.svg)

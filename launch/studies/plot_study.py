@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Plots a study report (report.csv of `winnow study report`), one point per group with error
 bars over seeds: final eval quality against training FLOPs, training seconds and measured
-inference throughput; and, from the report_layers.csv and report_positions.csv beside it, the
+inference throughput (groups named FAMILY-rBUDGET, a budget sweep, drawn as one line per family); and, from the report_layers.csv and report_positions.csv beside it, the
 per-layer kept-token fraction (groups x layers) and the kept-position fraction of each layer (on
 the patch grid for images, layers x positions for sequences). PNG and SVG. Called by
 `winnow study report` when matplotlib is installed (python3-matplotlib).
@@ -13,6 +13,7 @@ usage: plot_study.py REPORT_CSV OUT_PREFIX
 import csv
 import math
 import os
+import re
 import sys
 
 import matplotlib
@@ -36,6 +37,21 @@ def save(fig, prefix, suffix, written):
     written.append(f"{prefix}_{suffix}.png/.svg")
 
 
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">"]
+
+
+def family_of(group):
+    """Budget sweeps are named FAMILY-rBUDGET (joint-r0.5): one line per family, one point per
+    budget. Other groups are their own family (a single point)."""
+    match = re.fullmatch(r"(.+)-r([0-9.]+)", group)
+    return match.group(1) if match else group
+
+
+def budget_of(group):
+    match = re.fullmatch(r"(.+)-r([0-9.]+)", group)
+    return match.group(2) if match else ""
+
+
 def quality_plots(rows, prefix, written):
     metric = rows[0]["metric"]
     scale = 100.0 if metric == "eval_accuracy" else 1.0
@@ -49,11 +65,22 @@ def quality_plots(rows, prefix, written):
         if not points:
             continue
         fig, ax = plt.subplots(figsize=(8, 5))
+        families = {}
         for r in points:
-            ax.errorbar(float(r[axis + "_mean"]), scale * float(r["metric_mean"]),
-                        xerr=float(r[axis + "_std"]), yerr=scale * float(r["metric_std"]),
-                        marker="o", capsize=3, linestyle="none",
-                        label=f"{r['group']} (n={r['seeds']})")
+            families.setdefault(family_of(r["group"]), []).append(r)
+        colors = plt.get_cmap("tab10" if len(families) <= 10 else "tab20")
+        for i, (family, members) in enumerate(families.items()):
+            members.sort(key=lambda r: float(r[axis + "_mean"]))
+            seeds = "/".join(sorted({r["seeds"] for r in members}))
+            budgets = [budget_of(r["group"]) for r in members if budget_of(r["group"])]
+            name = family + (f" (ρ* {', '.join(sorted(budgets, reverse=True))})" if budgets else "")
+            ax.errorbar([float(r[axis + "_mean"]) for r in members],
+                        [scale * float(r["metric_mean"]) for r in members],
+                        xerr=[float(r[axis + "_std"]) for r in members],
+                        yerr=[scale * float(r["metric_std"]) for r in members],
+                        marker=MARKERS[i % len(MARKERS)], color=colors(i % colors.N), capsize=3,
+                        linestyle="-" if len(members) > 1 else "none", linewidth=1.0,
+                        label=f"{name}, n={seeds}")
         if suffix == "inference":
             # The dense model measured in the same processes, as a band per group's mean.
             dense = [float(r["dense_inference_samples_per_second_mean"]) for r in points]

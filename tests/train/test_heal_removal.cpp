@@ -72,9 +72,10 @@ TrainerOptions heal_options(int64_t steps) {
   return t;
 }
 
-std::unique_ptr<Trainer> trainer_for(const HealRun& run, const TrainerOptions& options) {
+std::unique_ptr<Trainer> trainer_for(const HealRun& run, const TrainerOptions& options,
+                                     std::shared_ptr<data::Dataset> eval = nullptr) {
   auto trainer =
-      std::make_unique<Trainer>(run.model, tiny::images(256), nullptr,
+      std::make_unique<Trainer>(run.model, tiny::images(256), std::move(eval),
                                 dist::make_communicator("local"), options, OptimizerOptions{});
   trainer->set_planner(run.planner);
   trainer->set_monitor(run.monitor);
@@ -197,6 +198,37 @@ TEST(HealRemoval, SmallerModelTrainsExactlyAsTheGatedOne) {
   std::ifstream log(temp + "removed/metrics.jsonl");
   const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
   EXPECT_NE(text.find("\"event\":\"remove_layers\",\"step\":3,\"removed\":[1,3]"),
+            std::string::npos);
+}
+
+// A healed run reports its FLOPs ratio and its inference speedup against the model the user
+// configured (4 blocks), not against the smaller model it became: the same FLOPs ratio as the
+// gated twin, and a dense reference of 4 blocks (the ratio is 4 blocks' FLOPs over 1 + 0.5 of a
+// block's plus the embedding and head, so well above 1; the smaller model against itself is 1).
+TEST(HealRemoval, ReportsAgainstTheConfiguredModel) {
+  const int64_t steps = 4, heal = 2;
+  const auto train = [&](bool remove) {
+    torch::manual_seed(5);
+    auto run = heal_run(steps, heal, remove);
+    auto options = heal_options(steps);
+    options.inference_rounds = 1;
+    options.inference_batch = 8;
+    options.run_dir = fresh_dir(remove ? "report_removed" : "report_gated");
+    fs::create_directories(options.run_dir);
+    return trainer_for(run, options, tiny::images(32, 1))->run();
+  };
+  const TrainSummary gated = train(false), removed = train(true);
+  ASSERT_GT(removed.eval.samples, 0);
+  EXPECT_GT(removed.eval.flops_speedup(), 1.5);
+  EXPECT_DOUBLE_EQ(removed.eval.flops_speedup(), gated.eval.flops_speedup());
+  ASSERT_TRUE(removed.inference.measured());
+  EXPECT_EQ(removed.inference.dense_depth, 4);
+  EXPECT_EQ(removed.inference.plan_layers.tokens.size(), 2u);
+  EXPECT_EQ(removed.inference.dense_layers.tokens.size(), 4u);
+  EXPECT_EQ(gated.inference.dense_depth, 4);
+  const std::string line = inference_speed_line(removed.inference, TaskUnits{}, 2.0);
+  EXPECT_NE(line.find("vs dense with 4 blocks"), std::string::npos) << line;
+  EXPECT_EQ(inference_speed_line(gated.inference, TaskUnits{}, 2.0).find("with 4 blocks"),
             std::string::npos);
 }
 
