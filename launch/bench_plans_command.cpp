@@ -12,6 +12,7 @@
 #include "launch/bench_options.h"
 #include "launch/commands.h"
 #include "launch/config.h"
+#include "launch/coschedule_overhead.h"
 #include "launch/interleaved_steps.h"
 #include "launch/run_setup.h"
 #include "launch/system_info.h"
@@ -56,7 +57,9 @@ int bench_plans_command(const Args& args) {
           "after every step), and with static skip\n"
           "lists that remove bench.skip of the layers, in rotating order (one step each per\n"
           "round). Prints each variant's median step time and range, the overheads, and the\n"
-          "gates' measured speedup against their FLOPs speedup.\n"
+          "gates' measured speedup against their FLOPs speedup; then the co-scheduler's work by\n"
+          "components (statistics, their reduction, one allocator decision), each timed beside a\n"
+          "dense step of the same round, as shares of that step at the defaults.\n"
           "Example: winnow bench-plans --config launch/configs/bench-vit.ini",
           "bench-plans"))
     return 0;
@@ -132,6 +135,25 @@ int bench_plans_command(const Args& args) {
   }
   time_interleaved(timed, *comm, bench.warmup, bench.timed, /*step=*/bench.warmup);
 
+  // The co-scheduler's work by components, each beside a dense step of the same round: its own
+  // planner (joint, the default target, a decision after every step) and monitor.
+  RunConfig deciding = config;
+  deciding.coschedule.planner.mode = "joint";
+  deciding.coschedule.planner.budget.warmup_steps = 1;
+  deciding.coschedule.planner.interval = 1;
+  deciding.coschedule.planner.statistics_every = 1;
+  auto scratch = train::make_model(data.model);
+  auto deciding_parts = make_compression(deciding, data.model, *scratch);
+  CoscheduleOverheadOptions parts;
+  parts.batch = (config.train.global_batch + comm->world_size() - 1) / comm->world_size();
+  parts.tokens = variants[0].model->dense_tokens();
+  parts.width = config.model.dim;
+  parts.protected_tokens = data.model.kind == "vit" ? 1 : 0;  // the CLS token
+  parts.rounds = bench.timed;
+  parts.step = bench.warmup + bench.timed;
+  const auto components = time_coschedule_overhead(variants[0], *deciding_parts.planner,
+                                                   *deciding_parts.monitor, *comm, parts);
+
   if (comm->is_root()) {
     const double dense_time = median_of(variants[0].seconds);
     const double dense_flops = variants[0].training_flops;
@@ -179,7 +201,32 @@ int bench_plans_command(const Args& args) {
               << "): " << std::showpos << 100.0 * measured << "% measured + "
               << 100.0 * (planner.probe_every > 0 ? probes : 0.0)
               << "% probes (analytic) = " << 100.0 * (measured + probes) << "% of a dense step"
-              << std::noshowpos << "\n"
+              << std::noshowpos << "\n";
+    // By components: each a share of the dense step of its own round; median and range.
+    std::cout << std::fixed << std::setprecision(1) << "  by components, each beside a dense step ("
+              << 1000.0 * median_of(components.step) << " ms, median of " << components.step.size()
+              << " rounds), as a share of that step, median (range):\n";
+    double total = 0.0;
+    auto row = [&](const std::string& what, const std::vector<double>& part, int64_t every) {
+      std::vector<double> shares;
+      for (size_t r = 0; r < part.size(); ++r)
+        shares.push_back(100.0 * part[r] / components.step[r] / static_cast<double>(every));
+      total += median_of(shares);
+      std::cout << "    " << std::left << std::setw(34) << what << std::right
+                << std::setprecision(3) << std::setw(9) << 1000.0 * median_of(part) << " ms, every "
+                << std::setw(3) << every << " steps: " << median_of(shares) << "% ("
+                << min_of(shares) << " - " << max_of(shares) << ")\n";
+    };
+    const int64_t every_s = std::max<int64_t>(planner.statistics_every, 1);
+    row("statistics of " + std::to_string(depth) + " blocks", components.statistics, every_s);
+    row("their all-reduce and EMA update", components.update, every_s);
+    row("one allocator decision", components.decision, std::max<int64_t>(planner.interval, 1));
+    const double probe_share = 100.0 * (planner.probe_every > 0 ? probes : 0.0);
+    total += probe_share;
+    std::cout << "    " << std::left << std::setw(34) << "probes (analytic)" << std::right
+              << std::setprecision(3) << probe_share << "%\n"
+              << "    " << std::left << std::setw(34) << "total at the defaults" << std::right
+              << total << "%\n"
               << std::flush;
   }
   return 0;
