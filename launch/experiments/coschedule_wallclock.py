@@ -10,7 +10,8 @@ whose accuracy-vs-time plot mixes cells run up to half an hour apart, on a machi
 drifts by a third over that time (the same dense model's inference rate, measured in every cell).
 
   /usr/bin/python3 launch/experiments/coschedule_wallclock.py [--winnow build/launch/winnow]
-      [--rounds 3] [--budget 0.5] [--out runs/coschedule-wallclock]
+      [--config launch/configs/coschedule-gpt.ini] [--rounds 3] [--budget 0.5]
+      [--out runs/coschedule-wallclock] [-- more `winnow train` options for every run]
 """
 
 import argparse
@@ -40,6 +41,8 @@ def main():
     parser.add_argument("--budget", default="0.5")
     parser.add_argument("--seed", default="0")
     parser.add_argument("--out", default="runs/coschedule-wallclock")
+    parser.add_argument("train_options", nargs="*",
+                        help="after --: options given to every `winnow train` run")
     args = parser.parse_args()
     if args.rounds < 1:
         sys.exit("coschedule_wallclock: --rounds must be >= 1")
@@ -55,7 +58,7 @@ def main():
             os.makedirs(run_dir, exist_ok=True)
             command = [args.winnow, "train", "--config", args.config, "--train.run_dir", run_dir,
                        "--checkpoint.dir=none", "--train.inference_rounds", "0",
-                       "--train.seed", args.seed] + runs[name]
+                       "--train.seed", args.seed] + args.train_options + runs[name]
             with open(os.path.join(run_dir, "train.log"), "w") as log:
                 subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=True)
             with open(os.path.join(run_dir, "summary.json")) as f:

@@ -37,11 +37,7 @@ TEST(CoscheduleOverhead, EveryRoundTimesEachComponentBesideAStepAndTheAllocatorD
   config.statistics_every = 1;
   config.allocator.grid = 4;
   config.allocator.protected_layers = {0};
-  compression::ModelShape shape{4, 32, 4, 4};  // small_vit(4): 16 patches + CLS, width 32
-  shape.mlp_hidden = 128;
-  shape.tokens = 17;
-  shape.protected_tokens = 1;
-  compression::CoScheduler planner(config, shape);
+  compression::CoScheduler planner(config, train::tiny::small_vit_shape(4));
   compression::TokenEvolutionMonitor monitor(4);
 
   CoscheduleOverheadOptions options;

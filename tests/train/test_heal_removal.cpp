@@ -51,14 +51,10 @@ compression::CoSchedulerConfig heal_config(int64_t steps, int64_t heal_steps, bo
   return c;
 }
 HealRun heal_run(int64_t steps, int64_t heal_steps, bool remove) {
-  compression::ModelShape shape{4, 32, 4, 4};
-  shape.mlp_hidden = 128;
-  shape.tokens = 17;
-  shape.protected_tokens = 1;
   HealRun run;
   run.model = tiny::small_vit(4);
-  run.planner =
-      std::make_shared<compression::CoScheduler>(heal_config(steps, heal_steps, remove), shape);
+  run.planner = std::make_shared<compression::CoScheduler>(heal_config(steps, heal_steps, remove),
+                                                           tiny::small_vit_shape(4));
   run.model->attach_compression(run.planner->parameters());
   run.monitor = std::make_shared<compression::TokenEvolutionMonitor>(4);
   return run;

@@ -60,6 +60,15 @@ inline TrainerOptions quick_options(int64_t steps, int64_t global_batch, int64_t
   return t;
 }
 
+// The planners' view of small_vit(depth, 32): 16 patches on a 4x4 grid + CLS, MLP 4x the width.
+inline compression::ModelShape small_vit_shape(int64_t depth) {
+  compression::ModelShape shape{depth, 32, 4, 4};
+  shape.mlp_hidden = 128;
+  shape.tokens = 17;
+  shape.protected_tokens = 1;
+  return shape;
+}
+
 // Prunes layer 1 of small_vit(depth, 32) (16 patches on a 4x4 grid + CLS) to `keep` of the
 // patches, at random.
 inline std::shared_ptr<compression::StaticPlanner> random_prune_at_layer_one(int64_t depth,
