@@ -18,7 +18,8 @@ BudgetSchedule::BudgetSchedule(const BudgetScheduleConfig& config, const std::st
     : config_(config) {
   const auto& c = config;
   TORCH_CHECK(c.target > 0.0 && c.target <= 1.0, prefix,
-              ".target: expected a fraction of the dense FLOPs in (0, 1], got ", c.target);
+              ".target: expected a fraction of the dense cost (FLOPs or time) in (0, 1], got ",
+              c.target);
   TORCH_CHECK(c.warmup_steps >= 0, prefix, ".warmup_steps: expected >= 0, got ", c.warmup_steps);
   TORCH_CHECK(c.ramp_steps >= 0, prefix, ".ramp_steps: expected >= 0, got ", c.ramp_steps);
   TORCH_CHECK(c.heal_steps >= 0, prefix, ".heal_steps: expected >= 0, got ", c.heal_steps);
@@ -69,7 +70,7 @@ int64_t BudgetSchedule::first_step_at_or_below(double rho) const {
 std::string BudgetSchedule::describe() const {
   const auto& c = config_;
   std::ostringstream out;
-  out << "budget " << c.target << " of the dense FLOPs";
+  out << "budget " << c.target << " of the dense cost";
   if (c.warmup_steps > 0) out << ", dense warmup " << c.warmup_steps << " steps";
   if (c.ramp == "exponential")
     out << ", exponential ramp γ=" << c.gamma;

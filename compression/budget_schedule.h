@@ -2,7 +2,7 @@
 // step may spend — dense warmup (statistics only), a ramp to the target (cosine, linear,
 // exponential or step), a hold, and an optional heal phase at the end in which the structure is
 // frozen. Formulas: ../shared/research/co_compression.md §7.4 (cosine: EViT's keep-rate ramp
-// applied to the FLOPs fraction; exponential: PLD's θ(t)).
+// applied to the cost fraction; exponential: PLD's θ(t)).
 #pragma once
 
 #include <cstdint>
