@@ -146,9 +146,7 @@ int bench_plans_command(const Args& args) {
   auto deciding_parts = make_compression(deciding, data.model, *scratch);
   CoscheduleOverheadOptions parts;
   parts.batch = (config.train.global_batch + comm->world_size() - 1) / comm->world_size();
-  parts.tokens = variants[0].model->dense_tokens();
-  parts.width = config.model.dim;
-  parts.protected_tokens = data.model.kind == "vit" ? 1 : 0;  // the CLS token
+  parts.shape = model_shape(data.model);
   parts.rounds = bench.timed;
   parts.step = bench.warmup + bench.timed;
   const auto components = time_coschedule_overhead(variants[0], *deciding_parts.planner,

@@ -35,7 +35,7 @@ CoscheduleOverheadRounds time_coschedule_overhead(TimedVariant& dense,
   // A fixed input pair, as a block sees it: y = x + a per-token update growing from 0 to the size
   // of x over the tokens, so the statistics' δ histogram spreads over its bins. A pattern, not
   // random numbers: no generator is drawn from. No gradient (the statistics take none).
-  const int64_t b = options.batch, n = options.tokens, c = options.width;
+  const int64_t b = options.batch, n = options.shape.tokens, c = options.shape.width;
   const auto index = torch::arange(b * n * c, torch::kFloat32).reshape({b, n, c});  // [B, N, C]
   const auto x = torch::sin(index * 0.37f);
   const auto scale = torch::linspace(0.0, 1.0, n).pow(4).reshape({1, n, 1});  // [1, N, 1]
@@ -49,7 +49,7 @@ CoscheduleOverheadRounds time_coschedule_overhead(TimedVariant& dense,
     torch::NoGradGuard no_grad;  // from here to the round's end: the dense step has run
     const double statistics = timed(comm, [&] {
       for (int64_t l = 0; l < monitor.depth(); ++l)
-        monitor.observe(l, x, y, keep, options.protected_tokens);
+        monitor.observe(l, x, y, keep, options.shape.protected_tokens);
     });
     const double update = timed(comm, [&] {
       auto sums = monitor.step_sums().clone();  // [L, kEvolutionFields]

@@ -25,18 +25,17 @@ struct CoscheduleOverheadRounds {
 };
 
 struct CoscheduleOverheadOptions {
-  int64_t batch = 1;   // samples per rank (the per-rank micro-batch)
-  int64_t tokens = 1;  // tokens entering each block (dense)
-  int64_t width = 1;   // the model's width C
-  int64_t protected_tokens = 0;
-  int64_t rounds = 10;  // timed rounds, after one untimed round
-  int64_t step = 0;     // the optimizer step of the first round's decision (past the warmup)
+  int64_t batch = 1;              // samples per rank (the per-rank micro-batch)
+  compression::ModelShape shape;  // its tokens (dense), width and protected tokens are used
+  int64_t rounds = 10;            // timed rounds, after one untimed round
+  int64_t step = 0;  // the optimizer step of the first round's decision (past the warmup)
 };
 
 // Collective. Per round: one training step of `dense`, then on `monitor` (of the model's depth)
-// every block's statistics on a fixed input pair (x and a perturbed copy: every δ bin is used),
-// the all-reduce and update, then planner.observe(step) — which must decide at every step
-// (coschedule.interval = 1). The planner and monitor are the bench's own, not the dense variant's.
+// every block's statistics on a fixed [batch, shape.tokens, shape.width] input pair (x and a
+// perturbed copy: every δ bin is used), the all-reduce and update, then planner.observe(step) —
+// which must decide at every step (coschedule.interval = 1). The planner and monitor are the
+// bench's own, not the dense variant's.
 CoscheduleOverheadRounds time_coschedule_overhead(TimedVariant& dense,
                                                   compression::Planner& planner,
                                                   compression::TokenEvolutionMonitor& monitor,

@@ -107,8 +107,7 @@ RunData open_run_data(const RunConfig& config) {
   return run;
 }
 
-std::shared_ptr<compression::Planner> make_planner(const RunConfig& config,
-                                                   const train::ModelSpec& spec) {
+compression::ModelShape model_shape(const train::ModelSpec& spec) {
   const bool vit = spec.kind == "vit";
   compression::ModelShape shape;
   shape.depth = spec.depth;
@@ -119,6 +118,12 @@ std::shared_ptr<compression::Planner> make_planner(const RunConfig& config,
   shape.protected_tokens = vit ? 1 : 0;  // the CLS token
   shape.tokens = vit ? shape.grid_height * shape.grid_width + 1 : spec.context;
   shape.vocab = vit ? 0 : spec.vocab_size;
+  return shape;
+}
+
+std::shared_ptr<compression::Planner> make_planner(const RunConfig& config,
+                                                   const train::ModelSpec& spec) {
+  const compression::ModelShape shape = model_shape(spec);
   const std::string planner = config.coschedule.planner.mode != "none" ? "coschedule" : "static";
   try {
     return planner_registry().create(planner, config, shape);

@@ -33,6 +33,10 @@ struct RunData {
 // with each other and with model.kind (images need vit, tokens need gpt).
 RunData open_run_data(const RunConfig& config);
 
+// What planners know of the model of `spec`: depth, width, patch grid, MLP width, tokens (the CLS
+// token of a ViT protected), vocabulary.
+compression::ModelShape model_shape(const train::ModelSpec& spec);
+
 // The planner for `spec` from planner_registry() (launch/planner_registry.h): "coschedule" when
 // coschedule.mode is set, else "static" (learned components' parameters are created, not attached
 // to a model).

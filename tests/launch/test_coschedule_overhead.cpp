@@ -42,9 +42,7 @@ TEST(CoscheduleOverhead, EveryRoundTimesEachComponentBesideAStepAndTheAllocatorD
 
   CoscheduleOverheadOptions options;
   options.batch = 16;
-  options.tokens = 17;
-  options.width = 32;
-  options.protected_tokens = 1;
+  options.shape = train::tiny::small_vit_shape(4);
   options.rounds = 3;
   options.step = 10;
   const auto rounds = time_coschedule_overhead(dense, planner, monitor, *comm, options);

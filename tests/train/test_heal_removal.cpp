@@ -96,6 +96,25 @@ std::string fresh_dir(const std::string& name) {
   return dir;
 }
 
+// One twin of a `steps`-step run that heals its last `heal` steps: removing the pruned blocks
+// or keeping them gated, trained from seed 5 with `options` into the fresh directory
+// `prefix` + "removed" or "gated".
+struct TrainedTwin {
+  std::unique_ptr<Trainer> trainer;
+  TrainSummary summary;
+};
+TrainedTwin train_twin(int64_t steps, int64_t heal, bool remove, const std::string& prefix,
+                       TrainerOptions options, std::shared_ptr<data::Dataset> eval = nullptr) {
+  torch::manual_seed(5);
+  auto run = heal_run(steps, heal, remove);
+  options.run_dir = fresh_dir(prefix + (remove ? "removed" : "gated"));
+  fs::create_directories(options.run_dir);
+  TrainedTwin twin;
+  twin.trainer = trainer_for(run, options, std::move(eval));
+  twin.summary = twin.trainer->run();
+  return twin;
+}
+
 // The step lines of a run's metrics log without their timings.
 std::vector<std::string> step_lines(const std::string& dir) {
   std::ifstream in(dir + "/metrics.jsonl");
@@ -146,18 +165,8 @@ TEST(LayerRemoval, CarriedOptimizerStateIsTheKeptParametersMoments) {
 // optimizer holds exactly its parameters.
 TEST(HealRemoval, SmallerModelTrainsExactlyAsTheGatedOne) {
   const int64_t steps = 6, heal = 3;
-  const auto train = [&](bool remove) {
-    torch::manual_seed(5);
-    auto run = heal_run(steps, heal, remove);
-    auto options = heal_options(steps);
-    options.run_dir = fresh_dir(remove ? "removed" : "gated");
-    fs::create_directories(options.run_dir);
-    auto trainer = trainer_for(run, options);
-    trainer->run();
-    return trainer;
-  };
-  auto gated = train(false);
-  auto removed = train(true);
+  auto gated = train_twin(steps, heal, /*remove=*/false, "", heal_options(steps)).trainer;
+  auto removed = train_twin(steps, heal, /*remove=*/true, "", heal_options(steps)).trainer;
   EXPECT_EQ(gated->model().depth(), 4);
   ASSERT_EQ(removed->model().depth(), 2);
   EXPECT_EQ(removed->removed_layers(), (std::vector<int64_t>{1, 3}));
@@ -203,17 +212,12 @@ TEST(HealRemoval, SmallerModelTrainsExactlyAsTheGatedOne) {
 // block's plus the embedding and head, so well above 1; the smaller model against itself is 1).
 TEST(HealRemoval, ReportsAgainstTheConfiguredModel) {
   const int64_t steps = 4, heal = 2;
-  const auto train = [&](bool remove) {
-    torch::manual_seed(5);
-    auto run = heal_run(steps, heal, remove);
-    auto options = heal_options(steps);
-    options.inference_rounds = 1;
-    options.inference_batch = 8;
-    options.run_dir = fresh_dir(remove ? "report_removed" : "report_gated");
-    fs::create_directories(options.run_dir);
-    return trainer_for(run, options, tiny::images(32, 1))->run();
-  };
-  const TrainSummary gated = train(false), removed = train(true);
+  TrainerOptions options = heal_options(steps);
+  options.inference_rounds = 1;
+  options.inference_batch = 8;
+  const auto eval = tiny::images(32, 1);
+  const TrainSummary gated = train_twin(steps, heal, false, "report_", options, eval).summary;
+  const TrainSummary removed = train_twin(steps, heal, true, "report_", options, eval).summary;
   ASSERT_GT(removed.eval.samples, 0);
   EXPECT_GT(removed.eval.flops_speedup(), 1.5);
   EXPECT_DOUBLE_EQ(removed.eval.flops_speedup(), gated.eval.flops_speedup());
